@@ -1,0 +1,1 @@
+"""Turn files into chunks and commit them to an index: parse, chunk, embed, store."""

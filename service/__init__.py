@@ -1,0 +1,1 @@
+"""The HTTP service, CLI entry point, generators and answering logic."""
