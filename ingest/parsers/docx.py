@@ -1,0 +1,82 @@
+"""DOCX parser: headings from paragraph styles, paragraphs and tables in body order."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import docx
+from docx.table import Table
+from docx.text.paragraph import Paragraph
+
+from indexes.errors import ParseError
+
+from .base import DocumentBuilder, ParsedDocument
+from .markdown import HeadingPath
+
+_HEADING_STYLE = re.compile(r"heading\s*([1-9])$", re.IGNORECASE)
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _style_name(paragraph: Paragraph) -> str:
+    try:
+        style = paragraph.style
+        return (style.name or "") if style is not None else ""
+    except (KeyError, AttributeError, ValueError):
+        return ""  # a paragraph pointing at a missing style is just a paragraph
+
+
+def _table_rows(table: Table) -> list[str]:
+    rows = []
+    for row in table.rows:
+        cells, seen = [], set()
+        for cell in row.cells:
+            if id(cell._tc) in seen:  # merged cells repeat the same <w:tc>; keep it once
+                continue
+            seen.add(id(cell._tc))
+            if text := _squash(cell.text):
+                cells.append(text)
+        rows.append(" | ".join(cells))
+    return rows
+
+
+class DocxParser:
+    """Word documents (.docx): one section per paragraph and per table row."""
+
+    suffixes = (".docx",)
+
+    def parse(self, data: bytes, name: str) -> ParsedDocument:
+        """Open the package and walk the body's children in order."""
+        try:
+            document = docx.Document(io.BytesIO(data))
+        except Exception as e:
+            raise ParseError(f"invalid DOCX: {e}") from e
+        builder = DocumentBuilder()
+        headings = HeadingPath()
+        title = _squash(document.core_properties.title or "") or None
+        for child in document.element.body.iterchildren():
+            if child.tag.endswith("}p"):
+                title = self._paragraph(Paragraph(child, document), builder, headings, title)
+            elif child.tag.endswith("}tbl"):
+                for row in _table_rows(Table(child, document)):
+                    builder.add(row, heading_path=headings.path)
+        return builder.build(title=title or headings.first)
+
+    @staticmethod
+    def _paragraph(
+        paragraph: Paragraph, builder: DocumentBuilder, headings: HeadingPath, title: str | None
+    ) -> str | None:
+        """Add one paragraph, or enter a heading; return the (maybe newly found) title."""
+        text = _squash(paragraph.text)
+        style = _style_name(paragraph)
+        level = _HEADING_STYLE.match(style)
+        if text and level:
+            headings.enter(int(level.group(1)), text)
+        elif text and style.lower() == "title":
+            title = title or text
+        else:
+            builder.add(text, heading_path=headings.path)
+        return title
