@@ -12,12 +12,13 @@ from pypdf.errors import DependencyError
 from indexes.errors import ParseError
 
 from .base import DocumentBuilder, ParsedDocument
-from .text import split_paragraphs
 
 # pypdf logs every repaired xref and odd object; for ingestion those are noise, not news.
 logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 _MAX_OUTLINE_ENTRIES = 5000
+# Fonts without a proper ToUnicode map leak control codes (even NULs) into extracted text.
+_CONTROL_TO_SPACE = {code: " " for code in range(32) if chr(code) not in "\t\n\r"}
 
 OutlineEntry = tuple[tuple[str, ...], str]  # (heading path, normalised title)
 
@@ -58,6 +59,11 @@ def _outline_by_page(reader: PdfReader) -> dict[int, list[OutlineEntry]]:
     return by_page
 
 
+def _is_heading_line(line: str, title: str) -> bool:
+    # Short slack for section numbers ("1.2 Metric spaces") and page numbers in running heads.
+    return len(line) <= len(title) + 12 and title in line
+
+
 def _title(item: object) -> str:
     return " ".join(str(getattr(item, "title", "") or "").split())
 
@@ -88,19 +94,36 @@ class PdfParser:
         path: tuple[str, ...] = ()
         for index in range(page_count):
             text = self._page_text(reader, index, builder)
-            pending, found = outline.get(index, []), 0
-            for paragraph in split_paragraphs(text or ""):
-                # An outline entry takes effect at the paragraph that shows its title.
-                while found < len(pending) and pending[found][1] in _norm(paragraph):
-                    path = pending[found][0]
-                    found += 1
-                builder.add(paragraph, page=index + 1, heading_path=path)
-            if found < len(pending):
-                path = pending[-1][0]  # titles not found in the text start from the next page
+            path = self._add_page(builder, text or "", index + 1, outline.get(index, []), path)
         if not builder.sections:
             raise ParseError("no extractable text on any page; scanned?")
         title = self._metadata_title(reader) or self._first_outline_title(outline)
         return builder.build(title=title, pages=page_count)
+
+    @staticmethod
+    def _add_page(
+        builder: DocumentBuilder, text: str, page: int, pending: list[OutlineEntry], path: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        """Add a page's paragraphs, starting a new section where the next outline title begins a line."""
+        block: list[str] = []
+        found = 0
+
+        def flush() -> None:
+            builder.add("\n".join(block), page=page, heading_path=path)
+            block.clear()
+
+        for line in text.split("\n"):
+            if found < len(pending) and _is_heading_line(_norm(line), pending[found][1]):
+                flush()
+                path = pending[found][0]
+                found += 1
+            if line.strip():
+                block.append(line.rstrip())
+            else:
+                flush()
+        flush()
+        # Titles never seen in the text (drawn as images, split across lines) apply from the next page.
+        return pending[-1][0] if found < len(pending) else path
 
     @staticmethod
     def _decrypt(reader: PdfReader) -> None:
@@ -120,7 +143,7 @@ class PdfParser:
         except Exception as e:  # RecursionError included: one bad page must not sink the file
             builder.warnings.append(f"page {index + 1} could not be read: {str(e)[:200]}")
             return None
-        text = (text or "").replace("\r\n", "\n").replace("\r", "\n")
+        text = (text or "").replace("\r\n", "\n").replace("\r", "\n").translate(_CONTROL_TO_SPACE)
         if not text.strip():
             builder.warnings.append(f"page {index + 1} has no extractable text; scanned?")
         return text
