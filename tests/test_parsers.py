@@ -1,0 +1,316 @@
+"""Parsers: our own samples, real-world PDFs from shared/pdfs, and hostile input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from pathlib import Path
+
+import docx
+import pytest
+
+from indexes.errors import ParseError, UnsupportedMediaType
+from ingest.parsers import SUPPORTED_SUFFIXES, ParsedDocument, parse_bytes, parser_for
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+SHARED_PDFS = Path(__file__).resolve().parents[2] / "shared" / "pdfs"
+SAMPLE_NAMES = ["handbook.md", "politica-de-ferias.md", "faq.html", "atlas-report.pdf", "onboarding.docx"]
+
+
+def parse_sample(name: str) -> ParsedDocument:
+    return parse_bytes((SAMPLES / name).read_bytes(), name)
+
+
+def section_with(doc: ParsedDocument, fact: str):
+    matches = [s for s in doc.sections if fact in s.text]
+    assert matches, f"{fact!r} not found in any section"
+    return matches[0]
+
+
+def assert_offsets_exact(doc: ParsedDocument) -> None:
+    for section in doc.sections:
+        assert doc.text[section.start : section.end] == section.text
+    starts = [s.start for s in doc.sections]
+    assert starts == sorted(starts)
+
+
+# --- our samples -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SAMPLE_NAMES)
+def test_every_sample_parses_with_exact_offsets(name):
+    doc = parse_sample(name)
+    assert doc.text.strip() and doc.sections
+    assert_offsets_exact(doc)
+
+
+def test_samples_folder_stays_small():
+    assert sum(p.stat().st_size for p in SAMPLES.iterdir() if p.is_file()) < 200_000
+
+
+def test_pdf_pages_are_numbered_from_one():
+    doc = parse_sample("atlas-report.pdf")
+    assert doc.pages == 4
+    assert [s.page for s in doc.sections][0] == 1
+    assert section_with(doc, "64 GPUs for 9 days").page == 2
+    assert section_with(doc, "Policy lookup").page == 3
+    assert section_with(doc, "Project Meridian").page == 4
+
+
+def test_pdf_title_comes_from_metadata_and_outline_gives_heading_paths():
+    doc = parse_sample("atlas-report.pdf")
+    assert doc.title == "Project Atlas: Final Report"
+    assert section_with(doc, "Helsinki data centre").heading_path == ("Training", "Infrastructure")
+    assert section_with(doc, "64 GPUs").heading_path == ("Training",)
+
+
+def test_pdf_table_cells_are_extracted():
+    text = parse_sample("atlas-report.pdf").text
+    assert "Internal QA" in text and "84.2" in text
+
+
+def test_markdown_heading_paths_follow_levels():
+    doc = parse_sample("handbook.md")
+    assert section_with(doc, "12 nodes").heading_path == (
+        "Northwind Engineering Handbook", "Shipping software", "Environments")
+    assert section_with(doc, "one week").heading_path[-1] == "On-call rotation"
+
+
+def test_markdown_setext_heading_closes_deeper_levels():
+    doc = parse_sample("handbook.md")
+    assert section_with(doc, "Prometheus").heading_path == ("Northwind Engineering Handbook", "Observability")
+
+
+def test_markdown_front_matter_is_stripped_and_gives_the_title():
+    doc = parse_sample("handbook.md")
+    assert doc.title == "Northwind Engineering Handbook"
+    assert "owner: platform-team" not in doc.text
+
+
+def test_markdown_headings_inside_code_fences_are_text():
+    doc = parse_sample("handbook.md")
+    code = section_with(doc, "shipwright deploy checkout-api")
+    assert "# Deploying" in code.text
+    assert section_with(doc, "feature flag in Lighthouse").heading_path[-1] == "Feature flags"
+
+
+def test_markdown_title_falls_back_to_first_heading():
+    doc = parse_bytes("Intro text\n\n## Second\n\nBody\n".encode(), "a.md")
+    assert doc.title == "Second"
+    assert parse_bytes(b"no headings here", "b.md").title is None
+
+
+def test_portuguese_markdown_keeps_accents():
+    doc = parse_sample("politica-de-ferias.md")
+    assert doc.title == "Política de Férias da Northwind"
+    assert "30 dias de férias" in section_with(doc, "30 dias").text
+    assert section_with(doc, "aviso prévio de 15 dias").heading_path[-1] == "Solicitação"
+    assert section_with(doc, "5 dias úteis").heading_path[-1] == "Aprovação"
+
+
+def test_html_drops_page_chrome_scripts_and_styles():
+    doc = parse_sample("faq.html")
+    for marker in ["analytics-script", "hidden-style-marker", "navigation link", "header banner",
+                   "footer-marker", "sidebar marker", "noscript-marker"]:
+        assert marker not in doc.text
+
+
+def test_html_heading_paths_and_title():
+    doc = parse_sample("faq.html")
+    assert doc.title == "Northwind Cloud Storage — Frequently Asked Questions"
+    assert section_with(doc, "45 minutes").heading_path == (
+        "Frequently Asked Questions", "Accounts", "How do I reset my password?")
+    assert section_with(doc, "never sell").heading_path[-2:] == ("Security", "Where is my data stored?")
+
+
+def test_html_table_rows_join_cells_with_pipes():
+    doc = parse_sample("faq.html")
+    assert any(s.text == "Plus | 200 GB | 3 euros" for s in doc.sections)
+
+
+def test_html_charset_from_meta_tag():
+    html = '<html><head><meta charset="iso-8859-1"></head><body><p>Pedido de férias</p></body></html>'
+    doc = parse_bytes(html.encode("latin-1"), "page.htm")
+    assert doc.text == "Pedido de férias"
+
+
+def test_html_without_main_uses_body_and_first_h1_as_title():
+    doc = parse_bytes(b"<body><h1>Guide</h1><div>Loose <b>inline</b> text</div></body>", "g.html")
+    assert doc.title == "Guide"
+    assert doc.sections[0].text == "Loose inline text"
+    assert doc.sections[0].heading_path == ("Guide",)
+
+
+def test_docx_headings_paragraphs_and_tables_in_body_order():
+    doc = parse_sample("onboarding.docx")
+    assert doc.title == "Welcome to Northwind"
+    assert section_with(doc, "two-factor").heading_path == ("Your first day", "Accounts")
+    texts = [s.text for s in doc.sections]
+    row = texts.index("1 | Shadow an on-call shift | Buddy")
+    assert texts[row - 2] == "Week | Task | Owner"
+    assert "gym allowance" in texts[row + 2]
+    assert section_with(doc, "Shadow an on-call").heading_path == ("Your first two weeks",)
+
+
+def test_docx_without_title_property_uses_first_heading():
+    document = docx.Document()
+    document.add_heading("Release notes", level=1)
+    document.add_paragraph("Version 2 adds exports.")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    doc = parse_bytes(buffer.getvalue(), "notes.DOCX")
+    assert doc.title == "Release notes"
+    assert doc.sections[0].heading_path == ("Release notes",)
+
+
+# --- plain text and encodings -------------------------------------------------------------
+
+
+def test_text_paragraphs_split_on_blank_lines():
+    doc = parse_bytes(b"\xef\xbb\xbfFirst line\nstill first\n\n  \n\nSecond", "notes.txt")
+    assert [s.text for s in doc.sections] == ["First line\nstill first", "Second"]
+    assert doc.sections[0].page is None
+
+
+def test_latin1_text_decodes_correctly():
+    text = ("Política de férias: a solicitação deve ser feita com aviso prévio de 15 dias, "
+            "e a aprovação é dada pelo gestor. São 30 dias de férias por ano.\n")
+    doc = parse_bytes(text.encode("latin-1"), "ferias.txt")
+    assert "férias" in doc.text and "solicitação" in doc.text and "aprovação" in doc.text
+
+
+def test_utf16_text_with_bom_decodes():
+    doc = parse_bytes("Ünïcödé notes\n".encode("utf-16"), "u.txt")
+    assert doc.text == "Ünïcödé notes"
+
+
+# --- registry and hostile input -------------------------------------------------------------
+
+
+def test_parser_lookup_is_case_insensitive():
+    assert parser_for("REPORT.PDF") is parser_for("x.pdf") is not None
+    assert {".pdf", ".md", ".html", ".htm", ".docx", ".txt"} <= SUPPORTED_SUFFIXES
+    assert parser_for("archive.zip") is None
+
+
+def test_unknown_suffix_is_unsupported_media_type():
+    with pytest.raises(UnsupportedMediaType, match="unsupported file type: .exe"):
+        parse_bytes(b"MZ", "setup.exe")
+
+
+@pytest.mark.parametrize("name", ["a.txt", "a.pdf", "a.docx", "a.html", "a.md"])
+def test_zero_bytes_is_an_empty_file(name):
+    with pytest.raises(ParseError, match="^empty file$"):
+        parse_bytes(b"", name)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("name", ["junk.txt", "junk.pdf", "junk.docx", "junk.html", "junk.md"])
+def test_random_bytes_raise_parse_error_only(name, seed):
+    data = random.Random(seed).randbytes(4096)
+    with pytest.raises(ParseError):
+        parse_bytes(data, name)
+
+
+@pytest.mark.parametrize("name", ["zip.docx", "zip.pdf"])
+def test_truncated_files_raise_parse_error(name):
+    data = (SAMPLES / "onboarding.docx").read_bytes()[:2000] if name.endswith("docx") else \
+        (SAMPLES / "atlas-report.pdf").read_bytes()[:1500]
+    with pytest.raises(ParseError):
+        parse_bytes(data, name)
+
+
+def test_invalid_docx_names_the_format():
+    with pytest.raises(ParseError, match="^invalid DOCX: "):
+        parse_bytes(b"PK\x03\x04 not really a zip", "x.docx")
+
+
+@pytest.mark.parametrize("data,name", [(b"   \n\n  ", "blank.txt"), (b"<html><body><script>x()</script></body></html>", "s.html"),
+                                       (b"# Only a heading\n", "h.md")])
+def test_documents_without_text_are_rejected(data, name):
+    with pytest.raises(ParseError, match="no extractable text"):
+        parse_bytes(data, name)
+
+
+def test_deeply_nested_html_does_not_overflow():
+    html = b"<div>" * 20000 + b"deep text" + b"</div>" * 20000
+    assert "deep text" in parse_bytes(html, "deep.html").text
+
+
+def test_pathological_markdown_is_linear():
+    data = b"#" * 100_000 + b" " * 100_000 + b"x\n" + (b"- " * 50_000 + b"\n") + b"`" * 100_000
+    parse_bytes(data, "big.md")  # pytest-timeout guards against regex blow-ups
+
+
+# --- real-world PDFs (../shared/pdfs) --------------------------------------------------------
+
+# What each file in MANIFEST.tsv yields, checked by hand: text to find, or the ParseError reason.
+EXPECTED_PDFS: dict[str, tuple[str, str]] = {
+    "jsvine_pdfplumber/password-example.pdf": ("error", "encrypted: password required"),
+    "jsvine_pdfplumber/nics-background-checks-2015-11.pdf": ("text", "Handgun"),
+    "jsvine_pdfplumber/scotus-transcript-p1.pdf": ("text", "SUPREME COURT"),
+    "jsvine_pdfplumber/empty.pdf": ("error", "empty file"),
+    "jsvine_pdfplumber/malformed-from-issue-932.pdf": ("text", "2021"),
+    "py-pdf_sample-files/libreoffice-writer-password.pdf": ("error", "encrypted: password required"),
+    "py-pdf_sample-files/minimal-document.pdf": ("text", "Lorem ipsum"),
+    "py-pdf_sample-files/pdflatex-forms.pdf": ("text", "Name"),
+    "py-pdf_sample-files/habibi.pdf": ("text", "habibi"),
+    "py-pdf_sample-files/google-doc-document.pdf": ("text", "Example document"),
+    "py-pdf_sample-files/GeoTopo-komprimiert.pdf": ("text", "Topologie"),
+    "py-pdf_sample-files/pdflatex-outline.pdf": ("text", "Foo"),
+    "py-pdf_sample-files/multicolumn.pdf": ("text", "Two-Column Document"),
+    "ocrmypdf_OCRmyPDF/skew.pdf": ("error", "no extractable text on any page; scanned?"),
+    "ocrmypdf_OCRmyPDF/invalid.pdf": ("error", "invalid PDF: "),
+    "mozilla_pdf.js/helloworld-bad.pdf": ("text", "Hello, world!"),
+    "mozilla_pdf.js/compressed.tracemonkey-pldi-09.pdf": ("text", "Trace-based Just-in-Time"),
+    "mozilla_pdf.js/scan-bad.pdf": ("text", "pdf.js"),
+    "camelot-dev_camelot/budget.pdf": ("text", "Budget"),
+    "pdfminer_pdfminer.six/zen_of_python_corrupted.pdf": ("text", "Beautiful is better than ugly"),
+    "pdfminer_pdfminer.six/rc4-40.pdf": ("error", "encrypted: password required"),
+}
+
+
+def manifest_rows() -> list[dict[str, str]]:
+    if not (SHARED_PDFS / "MANIFEST.tsv").exists():
+        return []
+    with open(SHARED_PDFS / "MANIFEST.tsv", newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def test_shared_pdf_expectations_cover_the_manifest():
+    rows = manifest_rows()
+    if not rows:
+        pytest.skip(f"{SHARED_PDFS} is missing")
+    assert {row["local_path"] for row in rows} == set(EXPECTED_PDFS)
+
+
+def test_shared_pdf_expectations_agree_with_the_manifest_notes():
+    for row in manifest_rows():
+        kind, detail = EXPECTED_PDFS.get(row["local_path"], ("missing", ""))
+        special = row["special"].upper()
+        if "ENCRYPTED" in special:
+            assert detail == "encrypted: password required", row["local_path"]
+        elif "ZERO-BYTE" in special:
+            assert detail == "empty file"
+        elif special.startswith("SCANNED"):
+            assert detail.startswith("no extractable text")
+        elif special.startswith("INVALID"):
+            assert kind == "error"
+
+
+@pytest.mark.parametrize("row", manifest_rows() or [None], ids=lambda r: r["local_path"] if r else "missing")
+def test_shared_pdf_parses_or_fails_with_the_expected_reason(row):
+    if row is None:
+        pytest.skip(f"{SHARED_PDFS} is missing")
+    path = SHARED_PDFS / row["local_path"]
+    kind, detail = EXPECTED_PDFS[row["local_path"]]
+    if kind == "error":
+        with pytest.raises(ParseError) as raised:
+            parse_bytes(path.read_bytes(), path.name)
+        assert raised.value.detail.startswith(detail)
+        return
+    doc = parse_bytes(path.read_bytes(), path.name)
+    assert detail in doc.text
+    assert all(s.page is not None and 1 <= s.page <= doc.pages for s in doc.sections)
+    assert_offsets_exact(doc)
