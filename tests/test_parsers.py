@@ -215,8 +215,8 @@ def test_random_bytes_raise_parse_error_only(name, seed):
 
 @pytest.mark.parametrize("name", ["zip.docx", "zip.pdf"])
 def test_truncated_files_raise_parse_error(name):
-    data = (SAMPLES / "onboarding.docx").read_bytes()[:2000] if name.endswith("docx") else \
-        (SAMPLES / "atlas-report.pdf").read_bytes()[:1500]
+    source = "onboarding.docx" if name.endswith("docx") else "atlas-report.pdf"
+    data = (SAMPLES / source).read_bytes()[:1500]
     with pytest.raises(ParseError):
         parse_bytes(data, name)
 
@@ -226,8 +226,11 @@ def test_invalid_docx_names_the_format():
         parse_bytes(b"PK\x03\x04 not really a zip", "x.docx")
 
 
-@pytest.mark.parametrize("data,name", [(b"   \n\n  ", "blank.txt"), (b"<html><body><script>x()</script></body></html>", "s.html"),
-                                       (b"# Only a heading\n", "h.md")])
+@pytest.mark.parametrize("data,name", [
+    (b"   \n\n  ", "blank.txt"),
+    (b"<html><body><script>x()</script></body></html>", "s.html"),
+    (b"# Only a heading\n", "h.md"),
+])
 def test_documents_without_text_are_rejected(data, name):
     with pytest.raises(ParseError, match="no extractable text"):
         parse_bytes(data, name)
