@@ -150,10 +150,10 @@ class Catalog:
         self._write_lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.transaction() as db:
-                db.executescript(SCHEMA)
-                db.execute(
-                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            with self._write_lock:  # executescript commits on its own, so the script holds its transaction
+                self.db.executescript(
+                    f"BEGIN IMMEDIATE; {SCHEMA}"
+                    f" INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
                 )
         except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError) as exc:
             raise StorageError(f"cannot open catalog {self.path}: {exc}") from exc

@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PIP     := $(VENV)/bin/pip
+DOCQA   := $(VENV)/bin/docqa
+HOST    ?= 127.0.0.1
+PORT    ?= 8000
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export DOCQA_DATA_DIR ?= data
+
+.PHONY: install demo serve test test-fast bench clean
+
+# torch comes in through constraints.txt as the CPU build; an unpinned torch pulls a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -c constraints.txt -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(DOCQA) ingest samples --collection default || true
+	$(DOCQA) search "How many nodes does the staging cluster have?" --collection default -k 3
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	$(PY) benchmarks/ingest.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

@@ -1,0 +1,279 @@
+"""The batch CLI: ingest, status, remove, reindex, search, check (typer + rich)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from indexes.embedders import DEFAULT_MODEL, EmbedderSpec
+from indexes.errors import DocQAError, NotFound
+from indexes.search import MODES, Searcher
+from indexes.store import IndexStore
+from ingest.pipeline import FileResult, IngestPipeline, ProgressSink
+
+app = typer.Typer(help="docqa: retrieval-augmented question answering over your documents.", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+DEFAULT_COLLECTION = "default"
+CollectionOpt = typer.Option(DEFAULT_COLLECTION, "--collection", "-c", help="Collection name.")
+JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts.")
+
+
+class _State:
+    """Options given before the command, read once here at the edge."""
+
+    data_dir: Path = Path("data")
+    spec: EmbedderSpec = EmbedderSpec()
+
+    @classmethod
+    def store(cls) -> IndexStore:
+        return IndexStore(cls.data_dir, cls.spec)
+
+
+@app.callback()
+def main_options(
+    data_dir: Path = typer.Option(Path("data"), "--data-dir", envvar="DOCQA_DATA_DIR", help="Where the index lives."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", envvar="DOCQA_EMBEDDER__MODEL", help="sentence-transformers model name or path."),
+    precision: str = typer.Option("fp32", "--precision", envvar="DOCQA_EMBEDDER__PRECISION", help="fp32 or bf16."),
+    device: str = typer.Option("cpu", "--device", envvar="DOCQA_EMBEDDER__DEVICE", help="cpu or cuda."),
+    batch_size: int = typer.Option(64, "--batch-size", envvar="DOCQA_EMBEDDER__BATCH_SIZE", help="Embedding batch size."),
+) -> None:
+    """Global options (each also read from its DOCQA_* environment variable)."""
+    _State.data_dir = data_dir
+    _State.spec = EmbedderSpec(model=model, precision=precision, device=device, batch_size=batch_size)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print an error and exit non-zero."""
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def _metadata(pairs: list[str]) -> dict[str, Any]:
+    metadata = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"--metadata takes key=value, got {pair!r}")
+        metadata[key] = value
+    return metadata
+
+
+class RichProgress(ProgressSink):
+    """Files and chunks bars, with chunks/s, drawn on stderr."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.files = progress.add_task("files", total=None, rate="")
+        self.chunks = progress.add_task("chunks", total=None, rate="")
+
+    def start(self, files: int) -> None:
+        self.progress.update(self.files, total=files)
+
+    def file_done(self, result: FileResult) -> None:
+        if result.status != "removed":
+            self.progress.advance(self.files)
+        if result.status == "failed":
+            self.progress.console.print(f"[red]failed[/red] {result.source}: {result.reason}")
+
+    def chunks_embedded(self, count: int) -> None:
+        self.progress.advance(self.chunks, count)
+        task = self.progress.tasks[self.chunks]
+        if task.elapsed:
+            self.progress.update(self.chunks, rate=f"{task.completed / task.elapsed:.1f} chunks/s")
+
+
+def _progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description:>6}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("[dim]{task.fields[rate]}"), TimeElapsedColumn(),
+        console=err, transient=False,
+    )
+
+
+@app.command()
+def ingest(
+    paths: list[Path] = typer.Argument(..., exists=True, help="Files or folders to ingest."),
+    collection: str = CollectionOpt,
+    sync: bool = typer.Option(False, "--sync", help="Remove documents whose files are gone."),
+    glob: list[str] = typer.Option([], "--glob", help="Only files matching this pattern (repeatable)."),
+    metadata: list[str] = typer.Option([], "--metadata", help="key=value stored with each document (repeatable)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Parser processes (0 = in-process)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Ingest files: unchanged ones are skipped, changed ones replaced; exits 1 if any file failed."""
+    try:
+        store = _State.store()
+        target = store.ensure_collection(collection)
+        pipeline = IngestPipeline(store, target, workers=workers)
+        with _progress_bar() as bar:
+            sink = RichProgress(bar)
+            report = pipeline.ingest_paths(paths, globs=glob, metadata=_metadata(metadata), sync=sync, progress=sink)
+    except DocQAError as exc:
+        fail(exc.detail)
+    if as_json:
+        out.print_json(json.dumps(report.as_dict()))
+    else:
+        _print_report(report.as_dict())
+    raise typer.Exit(1 if report.failures else 0)
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    counts = report["counts"]
+    out.print(
+        f"[bold]{report['collection']}[/bold]: "
+        + ", ".join(f"{n} {status}" for status, n in counts.items())
+        + f" — {report['chunks']} chunks in {report['seconds']:.1f} s"
+    )
+    failures = [r for r in report["results"] if r["status"] == "failed"]
+    if failures:
+        table = Table("failed file", "reason", title="Failures")
+        for r in failures:
+            table.add_row(r["source"], r["reason"])
+        out.print(table)
+
+
+@app.command()
+def status(collection: Optional[str] = typer.Option(None, "--collection", "-c"), as_json: bool = JsonOpt) -> None:
+    """Collections with their document, chunk and failure counts, and the failures' reasons."""
+    store = _State.store()
+    try:
+        collections = [store.catalog.get_collection(collection)] if collection else store.catalog.list_collections()
+    except NotFound as exc:
+        fail(exc.detail)
+    rows = []
+    for c in collections:
+        failures = store.catalog.list_documents(c.id, status="failed")
+        rows.append({
+            "collection": c.name, **store.catalog.counts(c.id), "embedder": c.embedder,
+            "failures": [{"source": d.source, "error": d.error} for d in failures],
+        })
+    if as_json:
+        out.print_json(json.dumps({"collections": rows}))
+        return
+    table = Table("collection", "documents", "chunks", "failed", "model")
+    for r in rows:
+        table.add_row(r["collection"], str(r["documents"]), str(r["chunks"]), str(r["failed"]), r["embedder"]["model"])
+    out.print(table)
+    for r in rows:
+        for f in r["failures"]:
+            out.print(f"[red]failed[/red] {r['collection']}: {f['source']}: {f['error']}")
+
+
+@app.command()
+def remove(
+    documents: list[str] = typer.Argument(None, help="Document ids or sources to remove."),
+    collection: str = CollectionOpt,
+    all_: bool = typer.Option(False, "--all", help="Delete the whole collection."),
+) -> None:
+    """Remove documents (by id or source) or, with --all, a whole collection."""
+    store = _State.store()
+    try:
+        target = store.catalog.get_collection(collection)
+        if all_:
+            store.delete_collection(collection)
+            out.print(f"deleted collection {collection}")
+            return
+        if not documents:
+            fail("name documents to remove, or pass --all")
+        for ref in documents:
+            doc = store.catalog.find_document(target.id, ref) or store.catalog.find_document(target.id, str(Path(ref).resolve()))
+            if doc is None and ref.isdigit():
+                doc = store.catalog.get_document(int(ref), target.id)
+            if doc is None:
+                raise NotFound(f"document {ref!r} not found in {collection!r}")
+            store.catalog.delete_document(doc.id)
+            out.print(f"removed {doc.source} ({doc.chunk_count} chunks)")
+        store.save_vectors(target)
+    except DocQAError as exc:
+        fail(exc.detail)
+
+
+@app.command()
+def reindex(collection: str = CollectionOpt) -> None:
+    """Rebuild the FTS rows and vectors of a collection from the catalog, without re-parsing or re-embedding."""
+    store = _State.store()
+    try:
+        target = store.catalog.get_collection(collection)
+    except NotFound as exc:
+        fail(exc.detail)
+    store.repair(target)
+    out.print(f"reindexed {collection}: {store.vectors(target).ntotal} vectors")
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="What to look for."),
+    collection: str = CollectionOpt,
+    mode: str = typer.Option("hybrid", "--mode", help="dense, lexical or hybrid."),
+    k: int = typer.Option(5, "-k", "--top-k", help="How many passages."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Print the best-matching passages with document, page and score."""
+    if mode not in MODES:
+        fail(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    store = _State.store()
+    try:
+        target = store.catalog.get_collection(collection)
+        hits = Searcher(store).search(target, query, mode=mode, k=k)
+    except DocQAError as exc:
+        fail(exc.detail)
+    if as_json:
+        out.print_json(json.dumps({"query": query, "mode": mode, "hits": [_hit_dict(h) for h in hits]}))
+        return
+    for rank, h in enumerate(hits, 1):
+        page = f" p.{h.page_start}" if h.page_start else ""
+        out.print(f"[bold]{rank}.[/bold] {h.title}{page} [dim]({h.score:.4f})[/dim] [dim]{h.source}[/dim]")
+        out.print(f"   {h.text[:400]}", highlight=False)
+
+
+def _hit_dict(hit: Any) -> dict[str, Any]:
+    return {
+        "chunk_id": hit.chunk_id, "document_id": hit.document_id, "title": hit.title, "source": hit.source,
+        "page": hit.page_start, "page_end": hit.page_end, "heading_path": list(hit.heading_path),
+        "score": hit.score, "scores": hit.scores, "text": hit.text,
+    }
+
+
+@app.command()
+def check(
+    collection: Optional[str] = typer.Option(None, "--collection", "-c"),
+    repair: bool = typer.Option(False, "--repair", help="Rebuild what is derived (FTS rows, vectors)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Verify that catalog, FTS rows and vectors agree exactly; exit 1 on any mismatch (like git fsck)."""
+    store = _State.store()
+    try:
+        targets = [store.catalog.get_collection(collection)] if collection else store.catalog.list_collections()
+    except NotFound as exc:
+        fail(exc.detail)
+    reports = []
+    for target in targets:
+        report = store.check(target)
+        if not report.ok and repair:
+            store.repair(target)
+            report = store.check(target)
+        reports.append(report)
+    ok = all(r.ok for r in reports)
+    if as_json:
+        out.print_json(json.dumps({"ok": ok, "collections": [{**vars(r), "ok": r.ok} for r in reports]}))
+    else:
+        for r in reports:
+            state = "[green]ok[/green]" if r.ok else "[red]MISMATCH[/red]"
+            out.print(f"{r.collection}: {state} — {r.chunks} chunks, {r.fts_rows} FTS rows, {r.vectors} vectors")
+            for name in ("missing_vectors", "orphan_vectors", "missing_fts", "orphan_fts", "bad_dimensions"):
+                if getattr(r, name):
+                    out.print(f"  {name}: {getattr(r, name)[:20]}")
+            if r.vector_file_problem:
+                out.print(f"  {r.vector_file_problem}")
+    raise typer.Exit(0 if ok else 1)
+
+

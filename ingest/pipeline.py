@@ -1,0 +1,330 @@
+"""discover → hash → parse → chunk → embed → commit, one document per transaction; returns a Report.
+
+Parsing may run in a process pool (it is the CPU-bound part for PDFs); embedding is batched across
+documents for throughput; each document is committed on its own, so a crash or Ctrl-C loses at most
+the documents not yet committed, and running the same command again finishes the job.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import fnmatch
+import hashlib
+import multiprocessing
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from indexes.catalog import Collection, DocumentFields
+from indexes.errors import DocQAError, LimitExceeded, ParseError
+from indexes.store import IndexStore
+from indexes.types import ChunkInput
+from ingest.chunking import ChunkingOptions, chunk_document
+from ingest.parsers import SUPPORTED_SUFFIXES, ParsedDocument, parse_bytes
+
+STATUSES = ("ingested", "unchanged", "replaced", "removed", "failed")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file to ingest: where its bytes are, and the name it is known by in the catalog."""
+
+    path: Path
+    source: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FileResult:
+    """What happened to one file."""
+
+    source: str
+    status: str
+    reason: str | None = None
+    chunks: int = 0
+    document_id: int | None = None
+
+
+@dataclass
+class IngestReport:
+    """A run's outcome: one result per file, and the totals."""
+
+    collection: str
+    results: list[FileResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        """How many files ended in each status."""
+        return {s: sum(r.status == s for r in self.results) for s in STATUSES}
+
+    @property
+    def failures(self) -> list[FileResult]:
+        """The files that failed, with their reasons."""
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def chunks(self) -> int:
+        """Chunks written in this run."""
+        return sum(r.chunks for r in self.results if r.status in ("ingested", "replaced"))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form, for `--json` and the jobs API."""
+        return {
+            "collection": self.collection,
+            "counts": self.counts(),
+            "chunks": self.chunks,
+            "seconds": round(self.seconds, 3),
+            "results": [asdict(r) for r in self.results],
+        }
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """Per-file limits: bad input gets a clear error instead of eating the machine."""
+
+    max_file_bytes: int = 256 * 1024 * 1024
+    max_text_chars: int = 20_000_000
+    max_chunks: int = 50_000
+    max_pages: int = 5_000
+
+
+class ProgressSink:
+    """Receives progress; the CLI draws bars from it, the jobs API counts. Methods default to no-ops."""
+
+    def start(self, files: int) -> None: ...
+
+    def file_done(self, result: FileResult) -> None: ...
+
+    def chunks_embedded(self, count: int) -> None: ...
+
+
+def discover(paths: Sequence[Path], globs: Sequence[str] = ()) -> list[Path]:
+    """Supported files under the given paths (files are taken as given), sorted, without duplicates."""
+    found: dict[Path, None] = {}
+    for root in paths:
+        root = Path(root)
+        if root.is_file():
+            found[root.resolve()] = None
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                if name.startswith(".") or path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                    continue
+                if globs and not any(fnmatch.fnmatch(name, g) or fnmatch.fnmatch(str(path), g) for g in globs):
+                    continue
+                found[path.resolve()] = None
+    return sorted(found)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _parse_file(path: str, name: str, limits: IngestLimits) -> ParsedDocument:
+    """Read and parse one file (runs in a worker process)."""
+    size = os.path.getsize(path)
+    if size > limits.max_file_bytes:
+        raise LimitExceeded(f"file too large: {size} bytes (limit {limits.max_file_bytes})")
+    with open(path, "rb") as fh:
+        document = parse_bytes(fh.read(), name)
+    if document.pages and document.pages > limits.max_pages:
+        raise LimitExceeded(f"too many pages: {document.pages} (limit {limits.max_pages})")
+    if len(document.text) > limits.max_text_chars:
+        raise LimitExceeded(f"too much text: {len(document.text)} characters (limit {limits.max_text_chars})")
+    return document
+
+
+@dataclass
+class _Pending:
+    """A parsed, chunked document waiting for its embeddings."""
+
+    file: SourceFile
+    fields: DocumentFields
+    chunks: list[ChunkInput]
+    replacing: bool
+
+
+class IngestPipeline:
+    """Ingests files into one collection of an IndexStore."""
+
+    def __init__(
+        self,
+        store: IndexStore,
+        collection: Collection,
+        *,
+        chunking: ChunkingOptions | None = None,
+        limits: IngestLimits | None = None,
+        workers: int | None = None,
+        embed_batch: int = 256,
+        parse_timeout: float = 300.0,
+    ) -> None:
+        self.store = store
+        self.collection = collection
+        self.embedder = store.embedder(collection)
+        self.chunking = chunking or ChunkingOptions(max_tokens=self.embedder.identity.max_tokens)
+        if self.chunking.max_tokens > self.embedder.identity.max_tokens:
+            raise ValueError(
+                f"chunk max_tokens {self.chunking.max_tokens} exceeds the embedder's window"
+                f" {self.embedder.identity.max_tokens}"
+            )
+        self.limits = limits or IngestLimits()
+        self.workers = workers
+        self.embed_batch = embed_batch
+        self.parse_timeout = parse_timeout
+
+    # -- public -----------------------------------------------------------------------------------
+
+    def ingest_paths(
+        self, paths: Sequence[Path], *, globs: Sequence[str] = (), metadata: dict[str, Any] | None = None,
+        sync: bool = False, progress: ProgressSink | None = None,
+    ) -> IngestReport:
+        """Ingest every supported file under `paths`; with `sync`, remove documents whose files are gone."""
+        files = [SourceFile(p, str(p), dict(metadata or {})) for p in discover(paths, globs)]
+        report = self.ingest(files, progress=progress)
+        if sync:
+            roots = [str(Path(p).resolve()) for p in paths]
+            report.results += self._prune(roots, {f.source for f in files}, progress)
+        return report
+
+    def ingest(self, files: Sequence[SourceFile], progress: ProgressSink | None = None) -> IngestReport:
+        """Ingest the given files; a failure is recorded and the batch goes on."""
+        progress = progress or ProgressSink()
+        report = IngestReport(self.collection.name)
+        started = time.perf_counter()
+        progress.start(len(files))
+        pending: list[_Pending] = []
+        try:
+            for item in self._parsed(files, report, progress):
+                pending.append(item)
+                if sum(len(p.chunks) for p in pending) >= self.embed_batch:
+                    self._commit(pending, report, progress)
+                    pending = []
+            self._commit(pending, report, progress)
+        finally:
+            self.store.save_vectors(self.collection)
+            report.seconds = time.perf_counter() - started
+        return report
+
+    # -- stages -----------------------------------------------------------------------------------
+
+    def _parsed(self, files: Sequence[SourceFile], report: IngestReport, progress: ProgressSink) -> Iterator[_Pending]:
+        """Hash each file, skip unchanged ones, parse and chunk the rest (in order)."""
+        todo: list[tuple[SourceFile, DocumentFields, bool]] = []
+        for file in files:
+            try:
+                stat = file.path.stat()
+                digest = sha256_file(file.path)
+            except OSError as exc:
+                self._fail(file, DocumentFields(file.source, "", 0), f"cannot read file: {exc.strerror}", report, progress)
+                continue
+            fields = DocumentFields(file.source, digest, stat.st_size, stat.st_mtime, metadata=file.metadata)
+            known = self.store.catalog.find_document(self.collection.id, file.source)
+            if known and known.status == "ok" and known.sha256 == digest and known.metadata == file.metadata:
+                result = FileResult(file.source, "unchanged", chunks=known.chunk_count, document_id=known.id)
+                report.results.append(result)
+                progress.file_done(result)
+                continue
+            todo.append((file, fields, known is not None and known.status == "ok"))
+        for (file, fields, replacing), outcome in zip(todo, self._parse_all(todo)):
+            if isinstance(outcome, BaseException):
+                self._fail(file, fields, _reason(outcome), report, progress)
+                continue
+            try:
+                yield self._chunked(file, fields, outcome, replacing)
+            except DocQAError as exc:
+                self._fail(file, fields, exc.detail, report, progress)
+
+    def _parse_all(self, todo: Sequence[tuple[SourceFile, DocumentFields, bool]]) -> Iterable[ParsedDocument | BaseException]:
+        """Parse files in order, in a process pool when there are several."""
+        workers = self.workers if self.workers is not None else (min(4, os.cpu_count() or 1) if len(todo) > 3 else 0)
+        args = [(str(f.path), f.path.name, self.limits) for f, _, _ in todo]
+        if workers <= 0:
+            for a in args:
+                yield _capture(_parse_file, *a)
+            return
+        context = multiprocessing.get_context("spawn")  # never fork a process that holds torch threads
+        window = workers * 4  # parse ahead of embedding, but don't hold the whole corpus in memory
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = [pool.submit(_parse_file, *a) for a in args[:window]]
+            for i in range(len(args)):
+                if i + window < len(args):
+                    futures.append(pool.submit(_parse_file, *args[i + window]))
+                try:
+                    yield futures[i].result(timeout=self.parse_timeout)
+                except cf.TimeoutError:
+                    yield ParseError(f"parsing took longer than {self.parse_timeout:.0f} s")
+                except Exception as exc:  # noqa: BLE001 - a worker's failure is that file's failure
+                    yield exc
+                futures[i] = None  # type: ignore[call-overload]  # let the parsed document be freed
+
+    def _chunked(self, file: SourceFile, fields: DocumentFields, document: ParsedDocument, replacing: bool) -> _Pending:
+        title = document.title or file.path.stem
+        chunks = chunk_document(document, self.embedder.count_tokens, self.chunking, title=title)
+        if not chunks:
+            raise ParseError("no text to index after chunking")
+        if len(chunks) > self.limits.max_chunks:
+            raise LimitExceeded(f"too many chunks: {len(chunks)} (limit {self.limits.max_chunks})")
+        fields = DocumentFields(
+            fields.source, fields.sha256, fields.size, fields.mtime, title=title, metadata=fields.metadata,
+            pages=document.pages, warnings=tuple(document.warnings), text=document.text,
+        )
+        return _Pending(file, fields, chunks, replacing)
+
+    def _commit(self, pending: list[_Pending], report: IngestReport, progress: ProgressSink) -> None:
+        """Embed a batch of documents together, then commit each in its own transaction."""
+        if not pending:
+            return
+        texts = [c.embed_text for p in pending for c in p.chunks]
+        vectors = self.embedder.embed_documents(texts)
+        progress.chunks_embedded(len(texts))
+        offset = 0
+        for item in pending:
+            n = len(item.chunks)
+            document_id, _ = self.store.put_document(self.collection, item.fields, item.chunks, vectors[offset : offset + n])
+            offset += n
+            result = FileResult(item.file.source, "replaced" if item.replacing else "ingested", chunks=n, document_id=document_id)
+            report.results.append(result)
+            progress.file_done(result)
+
+    def _fail(self, file: SourceFile, fields: DocumentFields, reason: str, report: IngestReport, progress: ProgressSink) -> None:
+        document_id = self.store.catalog.record_failure(self.collection.id, fields, reason)
+        result = FileResult(file.source, "failed", reason=reason, document_id=document_id)
+        report.results.append(result)
+        progress.file_done(result)
+
+    def _prune(self, roots: Sequence[str], present: set[str], progress: ProgressSink) -> list[FileResult]:
+        """Remove documents under the walked roots whose files are gone."""
+        removed = []
+        for doc in self.store.catalog.list_documents(self.collection.id):
+            under = any(doc.source == r or doc.source.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+            if under and doc.source not in present:
+                self.store.catalog.delete_document(doc.id)
+                result = FileResult(doc.source, "removed", chunks=doc.chunk_count, document_id=doc.id)
+                removed.append(result)
+                progress.file_done(result)
+        if removed:
+            self.store.save_vectors(self.collection)
+        return removed
+
+
+def _capture(fn: Callable[..., ParsedDocument], *args: Any) -> ParsedDocument | BaseException:
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - recorded as that file's failure
+        return exc
+
+
+def _reason(exc: BaseException) -> str:
+    """A one-line reason for a failure, without a traceback."""
+    if isinstance(exc, DocQAError):
+        return exc.detail
+    return f"{type(exc).__name__}: {exc}"

