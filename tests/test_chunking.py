@@ -30,6 +30,12 @@ def count(tokenizer):
     return token_counter_for(tokenizer)
 
 
+@pytest.fixture(scope="module")
+def reference_count(tokenizer):
+    """Counts through the transformers call path, independent of token_counter_for's fast path."""
+    return lambda texts: [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True, verbose=False)["input_ids"]]
+
+
 def sentences(n: int, seed: int = 0, length: tuple[int, int] = (6, 20)) -> str:
     rng = random.Random(seed)
     return " ".join(
@@ -52,19 +58,28 @@ def assert_within_window(chunks, count, window=WINDOW):
     assert max(counts) <= window, [(n, c.heading_path) for n, c in zip(counts, chunks) if n > window]
 
 
-def test_no_chunk_exceeds_the_window_even_for_giant_sentences_and_words(count):
+def test_token_counter_matches_the_tokenizer_without_truncation(count, reference_count):
+    texts = ["", "Olá, coração!", sentences(100), base64.b64encode(random.Random(1).randbytes(900)).decode()]
+    assert count(texts) == reference_count(texts)
+    assert max(count(texts)) > 512  # tokenizer.json truncates at 128 unless the counter turns that off
+
+
+def test_no_chunk_exceeds_the_window_even_for_giant_sentences_and_words(count, reference_count):
     doc = long_document()
     chunks = chunk_document(doc, count, ChunkingOptions(max_tokens=WINDOW))
-    assert_within_window(chunks, count)
+    assert_within_window(chunks, reference_count)
+    giant = [c for c in chunks if c.heading_path == ("One giant sentence",)]
+    assert len(giant) > 1 and all(set(c.text.split()) <= set(WORDS) for c in giant)  # cut between words
     blob = [c for c in chunks if c.heading_path == ("Blob",)]
     assert len(blob) > 1
     assert "".join(c.text for c in blob).replace(" ", "") == doc.sections[3].text.replace(" ", "")
 
 
-def test_no_chunk_exceeds_the_window_with_a_prompt_and_overlap(tokenizer):
+def test_no_chunk_exceeds_the_window_with_a_prompt_and_overlap(tokenizer, reference_count):
     count = token_counter_for(tokenizer, prompt="passage: ")
     chunks = chunk_document(long_document(), count, ChunkingOptions(WINDOW, target_tokens=128, overlap_tokens=32))
-    assert_within_window(chunks, count)
+    counts = reference_count(["passage: " + c.embed_text for c in chunks])
+    assert max(counts) <= WINDOW
 
 
 def test_chunk_text_is_the_exact_stripped_slice_of_the_document(count):
