@@ -137,7 +137,7 @@ def chunk_document(
     runs = _make_runs(doc.text, sections, title, count_tokens, options, overhead)
     _refine(doc.text, runs, count_tokens, overhead)
     chunks = [(run, group) for run in runs for group in _pack(doc.text, run, options.overlap_tokens)]
-    return _verify(doc.text, chunks, count_tokens, options.max_tokens)
+    return _drop_nested(_verify(doc.text, chunks, count_tokens, options.max_tokens))
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:
@@ -330,6 +330,17 @@ def _halve(text: str, run: _Run, group: list[_Span]) -> list[tuple[_Run, list[_S
     cut = space if space > start else mid
     halves = [_strip(text, start, cut), _strip(text, cut, end)]
     return [(run, [_Span(a, b, span.cost // 2, span.section, _CHARS)]) for a, b in halves if a < b]
+
+
+def _drop_nested(chunks: list[ChunkInput]) -> list[ChunkInput]:
+    """Remove chunks lying wholly inside a neighbour (halving a chunk can leave a half inside the next one's overlap)."""
+    kept: list[ChunkInput] = []
+    for chunk in chunks:
+        while kept and chunk.start <= kept[-1].start and kept[-1].end <= chunk.end:
+            kept.pop()
+        if not (kept and kept[-1].start <= chunk.start and chunk.end <= kept[-1].end):
+            kept.append(chunk)
+    return kept
 
 
 def _chunk_input(text: str, run: _Run, group: list[_Span]) -> ChunkInput:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ingest.chunking import ChunkingOptions, chunk_document, token_counter_for
@@ -77,17 +77,30 @@ def check_invariants(doc: ParsedDocument, chunks, count, opts: ChunkingOptions) 
         assert all(covered[i] or doc.text[i].isspace() for i in range(s.start, s.end))
 
 
+def one_section(text: str, path=(), title=None) -> ParsedDocument:
+    builder = DocumentBuilder()
+    builder.add(text, heading_path=path)
+    return builder.build(title=title)
+
+
+# Regressions hypothesis found: a lone long "sentence" must split at words; halving a chunk must not leave a half
+# nested inside the next chunk's overlap.
+NESTED = one_section("the the the the the the. pump pump the", ("Intro", "Intro"), "Manual")
+WORDY = one_section("x" * 40 + " the" * 15)
+
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FAST
 @given(doc=documents(), opts=options())
+@example(doc=WORDY, opts=ChunkingOptions(16, 16, 1, heading_context=False))
 def test_word_counter_invariants(doc, opts):
     check_invariants(doc, chunk_document(doc, count_words, opts), count_words, opts)
 
 
 @FAST
 @given(doc=documents(), opts=options())
+@example(doc=NESTED, opts=ChunkingOptions(16, 16, 4))
 def test_char_counter_invariants(doc, opts):
     check_invariants(doc, chunk_document(doc, count_chars, opts), count_chars, opts)
 
