@@ -101,7 +101,11 @@ def token_counter_for(tokenizer: Any, prompt: str = "") -> TokenCounter:
 
 
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
-    """Split text[start:end] into stripped sentence spans; periods after abbreviations, initials or before lower case don't split."""
+    """Split text[start:end] into stripped sentence spans at . ! ? … and line breaks.
+
+    A period after a known abbreviation (e.g., Dr., Sra.) or an initial, or before a lower-case word, does not split;
+    decimals never do, since a sentence end needs whitespace after it.
+    """
     end = len(text) if end is None else end
     spans, begin = [], start
     for match in _SENTENCE_END.finditer(text, start, end):
@@ -296,7 +300,7 @@ def _word_tail(text: str, span: _Span, room: int) -> list[_Span]:
 def _verify(
     text: str, chunks: list[tuple[_Run, list[_Span]]], count_tokens: TokenCounter, max_tokens: int
 ) -> list[ChunkInput]:
-    """Count every final embed_text in one call; halve the few that overflow (sums of parts are estimates) and recount."""
+    """Count every final embed_text in one call; halve those that overflow (sums of parts are estimates), recount."""
     items: list[tuple[_Run, list[_Span], ChunkInput | None]] = [(run, group, None) for run, group in chunks]
     for _ in range(_MAX_VERIFY_ROUNDS):
         todo = [i for i, item in enumerate(items) if item[2] is None]
@@ -333,7 +337,7 @@ def _halve(text: str, run: _Run, group: list[_Span]) -> list[tuple[_Run, list[_S
 
 
 def _drop_nested(chunks: list[ChunkInput]) -> list[ChunkInput]:
-    """Remove chunks lying wholly inside a neighbour (halving a chunk can leave a half inside the next one's overlap)."""
+    """Remove chunks wholly inside a neighbour (halving can leave a half inside the next chunk's overlap)."""
     kept: list[ChunkInput] = []
     for chunk in chunks:
         while kept and chunk.start <= kept[-1].start and kept[-1].end <= chunk.end:
