@@ -10,23 +10,25 @@ FTS_TOKENIZER = "unicode61 remove_diacritics 2"
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
+def fold(text: str) -> str:
+    """Lower-case and strip diacritics, as the FTS5 tokenizer does."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 # Function words in English and Portuguese: they carry no evidence and slow OR queries down.
 STOP_WORDS = frozenset(
-    """a an and are as at be been but by can could did do does for from had has have how i if in into is it
+    fold(w)
+    for w in """a an and are as at be been but by can could did do does for from had has have how i if in into is it
     its of on or our she should so than that the their them then there these they this those to was we were
     what when where which who whom whose why will with would you your about after all also any because before
-    between both each few more most other over same some such through under until up very while
+    between both each few more most other over same some such through under until up very while many much
+    quanto quanta quantos quantas
     o os as um uma uns umas de do da dos das em no na nos nas por pelo pela pelos pelas para com sem e ou
     que se ao aos à às é ser foi são está estão como qual quais quando onde quem mais mas seu sua seus suas
     ele ela eles elas isso isto esse essa este esta há ter tem têm já também muito pode deve
     """.split()
 )
-
-
-def fold(text: str) -> str:
-    """Lower-case and strip diacritics, as the FTS5 tokenizer does."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def query_terms(question: str) -> list[str]:

@@ -1,0 +1,221 @@
+"""retrieve → build context → generate → verify citations → Answer. Never imports fastapi."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+from indexes.catalog import Collection
+from indexes.errors import GeneratorUnavailable, InvalidInput
+from indexes.lexical import query_terms
+from indexes.search import Searcher, SearchFilters
+from indexes.store import IndexStore
+from indexes.types import Hit
+from service.citations import VerifiedAnswer, verify
+from service.evidence import EvidenceScorer, lexical_overlap, passage_sentences
+from service.generators.base import NOT_IN_DOCUMENTS, Passage
+from service.generators.registry import GeneratorRegistry
+from service.settings import AbstentionConfig, RetrievalConfig
+
+SUPPORT_THRESHOLD = 0.5  # a claim whose best cited sentence scores below this is flagged unsupported
+
+
+@dataclass
+class Answer:
+    """A finished answer: text with [n] markers, the passages it was given, and how it was checked."""
+
+    question: str
+    text: str
+    passages: list[Passage]
+    abstained: bool
+    reason: str | None
+    timings: dict[str, float]
+    verified: VerifiedAnswer | None = None
+    generator: str = "extractive"
+    evidence: float = 0.0
+
+    @property
+    def cited(self) -> list[int]:
+        """Numbers of the passages the final text cites, in order of first use."""
+        if self.verified is None:
+            return []
+        return list(dict.fromkeys(n for c in self.verified.claims for n in c.cited))
+
+
+@dataclass
+class AnswerEvent:
+    """One step of a streamed answer: `citations` (the passages), `token` (text), `done` (the Answer)."""
+
+    kind: str
+    data: Any = None
+
+
+@dataclass
+class AskRequest:
+    """What the caller wants answered, already validated for shape."""
+
+    question: str
+    collection: Collection
+    top_k: int | None = None
+    filters: SearchFilters = field(default_factory=SearchFilters)
+    generator: str | None = None
+    mode: str | None = None
+
+
+def merge_hits(hits: Sequence[Hit], document_text: Any, budget_chars: int) -> list[Passage]:
+    """Merge adjacent or overlapping chunks of one document, best first, within a character budget."""
+    groups: list[list[Hit]] = []
+    for hit in hits:
+        for group in groups:
+            if group[0].document_id == hit.document_id and any(_touch(hit, h) for h in group):
+                group.append(hit)
+                break
+        else:
+            groups.append([hit])
+    passages: list[Passage] = []
+    used = 0
+    for group in groups:
+        group.sort(key=lambda h: h.start)
+        text = _group_text(group, document_text)
+        if passages and used + len(text) > budget_chars:
+            continue
+        used += len(text)
+        first = group[0]
+        passages.append(
+            Passage(
+                n=len(passages) + 1, text=text, title=first.title, source=first.source, page=first.page_start,
+                heading_path=first.heading_path, document_id=first.document_id,
+                chunk_ids=tuple(h.chunk_id for h in group), score=max(h.score for h in group),
+            )
+        )
+    return passages
+
+
+def _touch(a: Hit, b: Hit) -> bool:
+    """Neighbouring or overlapping chunks on the same page (a citation names one page)."""
+    same_page = (a.page_start, a.page_end) == (b.page_start, b.page_end)
+    return same_page and (abs(a.ordinal - b.ordinal) <= 1 or (a.start < b.end and b.start < a.end))
+
+
+def _group_text(group: list[Hit], document_text: Any) -> str:
+    if len(group) == 1:
+        return group[0].text
+    full = document_text(group[0].document_id)
+    start, end = group[0].start, max(h.end for h in group)
+    return full[start:end] if full else "\n".join(h.text for h in group)
+
+
+class Answerer:
+    """Answers questions over an IndexStore with the configured retrieval, generators and abstention."""
+
+    def __init__(
+        self, store: IndexStore, generators: GeneratorRegistry, retrieval: RetrievalConfig,
+        abstention: AbstentionConfig, max_question_chars: int = 2000, max_top_k: int = 50,
+    ) -> None:
+        self.store = store
+        self.searcher = Searcher(store, rrf_k=retrieval.rrf_k, fusion=retrieval.fusion, candidates=retrieval.candidates)
+        self.generators = generators
+        self.retrieval = retrieval
+        self.abstention = abstention
+        self.max_question_chars = max_question_chars
+        self.max_top_k = max_top_k
+        self._scorers: dict[int, EvidenceScorer] = {}
+
+    def scorer(self, collection: Collection) -> EvidenceScorer:
+        """An evidence scorer using the collection's own embedder."""
+        if collection.id not in self._scorers:
+            self._scorers[collection.id] = EvidenceScorer(self.store.embedder(collection))
+        return self._scorers[collection.id]
+
+    def validate(self, request: AskRequest) -> None:
+        """Reject empty or oversized questions and out-of-range top_k."""
+        if not request.question.strip():
+            raise InvalidInput("question must not be empty")
+        if len(request.question) > self.max_question_chars:
+            raise InvalidInput(f"question is {len(request.question)} characters; the limit is {self.max_question_chars}")
+        if request.top_k is not None and not 0 < request.top_k <= self.max_top_k:
+            raise InvalidInput(f"top_k must be between 1 and {self.max_top_k}, got {request.top_k}")
+
+    def retrieve(self, request: AskRequest) -> list[Hit]:
+        """The hits for a question, as configured."""
+        return self.searcher.search(
+            request.collection, request.question, mode=request.mode or self.retrieval.mode,
+            k=request.top_k or self.retrieval.top_k, filters=request.filters,
+        )
+
+    def stream(self, request: AskRequest) -> Iterator[AnswerEvent]:
+        """citations, then tokens, then done. Closing the iterator stops the generator."""
+        self.validate(request)
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        hits = self.retrieve(request)
+        passages = merge_hits(hits, self.store.catalog.document_text, self.retrieval.context_chars)
+        timings["retrieval_ms"] = _ms(started)
+        scorer = self.scorer(request.collection)
+        generator = self.generators.get(request.generator, scorer)
+        mark = time.perf_counter()
+        ranked = scorer.rank(request.question, passage_sentences(passages))
+        evidence = ranked[0].score if ranked else 0.0
+        timings["evidence_ms"] = _ms(mark)
+        yield AnswerEvent("citations", passages)
+        reason = self._abstain_reason(request.question, passages, evidence)
+        if reason:
+            timings["total_ms"] = _ms(started)
+            yield AnswerEvent("done", Answer(request.question, "", passages, True, reason, timings, None, generator.name, evidence))
+            return
+        mark = time.perf_counter()
+        pieces: list[str] = []
+        tokens = generator.generate(request.question, passages)
+        try:
+            for piece in tokens:
+                pieces.append(piece)
+                yield AnswerEvent("token", piece)
+        except GeneratorUnavailable:
+            raise
+        except Exception as exc:  # a backend bug still reads as the generator failing, never a bare 500
+            raise GeneratorUnavailable(f"generator {generator.name!r} failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            close = getattr(tokens, "close", None)
+            if close:
+                close()
+        timings["generation_ms"] = _ms(mark)
+        yield AnswerEvent("done", self._finish(request, "".join(pieces).strip(), passages, timings, started, generator.name, evidence))
+
+    def _finish(
+        self, request: AskRequest, text: str, passages: list[Passage], timings: dict[str, float], started: float,
+        generator: str, evidence: float,
+    ) -> Answer:
+        if not text or NOT_IN_DOCUMENTS.rstrip(".") in text:
+            timings["total_ms"] = _ms(started)
+            return Answer(request.question, "", passages, True, "the generator found no answer in the passages", timings, None, generator, evidence)
+        mark = time.perf_counter()
+        verified = verify(text, passages, self.scorer(request.collection), SUPPORT_THRESHOLD)
+        timings["verification_ms"] = _ms(mark)
+        timings["total_ms"] = _ms(started)
+        return Answer(request.question, verified.text, passages, False, None, timings, verified, generator, evidence)
+
+    def ask(self, request: AskRequest) -> Answer:
+        """The whole answer at once."""
+        answer = None
+        for event in self.stream(request):
+            if event.kind == "done":
+                answer = event.data
+        assert answer is not None
+        return answer
+
+    def _abstain_reason(self, question: str, passages: Sequence[Passage], evidence: float) -> str | None:
+        """Why to abstain, or None: no passages, or the best sentence's evidence is below the calibrated floor."""
+        if not passages:
+            return "no passage in the collection matches the question"
+        if not self.abstention.enabled or evidence >= self.abstention.min_support:
+            return None
+        joined = " ".join(p.text for p in passages)
+        missing = [t for t in query_terms(question) if lexical_overlap(t, joined) == 0]
+        if missing:
+            return f"no passage mentions {', '.join(repr(t) for t in missing[:5])}"
+        return f"the closest passages do not answer the question (evidence {evidence:.2f} < {self.abstention.min_support:.2f})"
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 2)

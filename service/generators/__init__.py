@@ -1,0 +1,1 @@
+"""Generator backends: extractive (offline default), openai-compatible, llama.cpp, Bedrock."""

@@ -1,0 +1,104 @@
+"""Amazon Bedrock's Converse API through boto3's `bedrock-runtime` client."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+from indexes.errors import GeneratorUnavailable
+from service.generators.base import Passage
+from service.generators.prompt import SYSTEM_PROMPT, build_messages
+
+if TYPE_CHECKING:
+    from service.settings import BedrockConfig
+
+INSTALL_HINT = "boto3 is not installed: pip install 'docqa[bedrock]'"
+
+
+class BedrockGenerator:
+    """Answers with `converse` (one piece), or with `converse_stream` (many pieces) when `stream=True`."""
+
+    name = "bedrock"
+
+    def __init__(
+        self,
+        model_id: str,
+        region: str | None = None,
+        max_tokens: int = 512,
+        temperature: float = 0.1,
+        client: Any = None,
+        stream: bool = False,
+    ) -> None:
+        if not model_id:
+            raise ValueError(f"model_id must be a Bedrock model id, got {model_id!r}")
+        if max_tokens <= 0:
+            raise ValueError(f"max_tokens must be > 0, got {max_tokens}")
+        if client is None and importlib.util.find_spec("boto3") is None:
+            raise ImportError(INSTALL_HINT)
+        self.model_id = model_id
+        self.region = region
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.stream = stream
+        self._client = client
+
+    @classmethod
+    def from_config(cls, cfg: BedrockConfig) -> BedrockGenerator:
+        """Build from a `BedrockConfig` settings section."""
+        return cls(cfg.model_id, cfg.region, cfg.max_tokens, cfg.temperature)
+
+    def generate(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
+        """Yield the answer: whole from `converse`, or piece by piece from `converse_stream`."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            if self.stream:
+                yield from self._converse_stream(self._request(question, passages))
+            else:
+                yield self._converse(self._request(question, passages))
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code, message = error.get("Code", "Unknown"), error.get("Message", str(exc))
+            raise GeneratorUnavailable(f"bedrock {self.model_id}: {code}: {message}") from exc
+        except BotoCoreError as exc:
+            raise GeneratorUnavailable(f"bedrock {self.model_id}: {exc}") from exc
+
+    def _request(self, question: str, passages: Sequence[Passage]) -> dict[str, Any]:
+        """Converse arguments: our system prompt, and passages plus question as the one user turn."""
+        user = build_messages(question, passages)[-1]["content"]
+        return {
+            "modelId": self.model_id,
+            "messages": [{"role": "user", "content": [{"text": user}]}],
+            "system": [{"text": SYSTEM_PROMPT}],
+            "inferenceConfig": {"maxTokens": self.max_tokens, "temperature": self.temperature},
+        }
+
+    def _converse(self, request: dict[str, Any]) -> str:
+        response = self._bedrock().converse(**request)
+        try:
+            blocks = response["output"]["message"]["content"]
+        except (KeyError, TypeError):
+            raise GeneratorUnavailable(f"bedrock {self.model_id}: response without output.message.content") from None
+        return "".join(block.get("text", "") for block in blocks)
+
+    def _converse_stream(self, request: dict[str, Any]) -> Iterator[str]:
+        stream = self._bedrock().converse_stream(**request)["stream"]
+        try:
+            for event in stream:  # botocore raises EventStreamError (a ClientError) for exception events
+                text = event.get("contentBlockDelta", {}).get("delta", {}).get("text")
+                if text:
+                    yield text
+        finally:
+            stream.close()  # closing the HTTP body stops Bedrock generating
+
+    def _bedrock(self) -> Any:
+        """The injected client, or a `bedrock-runtime` client made on first use."""
+        if self._client is None:
+            try:
+                import boto3
+                from botocore.config import Config
+            except ImportError as exc:
+                raise ImportError(INSTALL_HINT) from exc
+            config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10, read_timeout=120)
+            self._client = boto3.client("bedrock-runtime", region_name=self.region, config=config)
+        return self._client

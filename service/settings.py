@@ -1,0 +1,125 @@
+"""Service settings: pydantic-settings, `DOCQA_*` environment variables and `.env`, read once at the edge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from indexes.embedders import DEFAULT_MODEL, EmbedderSpec
+
+
+class EmbedderConfig(BaseModel):
+    """Which model embeds new collections (existing ones keep the model that built them)."""
+
+    backend: str = "sentence-transformers"
+    model: str = DEFAULT_MODEL
+    device: str = "cpu"
+    precision: str = Field("fp32", pattern="^(fp32|bf16)$")
+    batch_size: int = Field(64, gt=0)
+
+    def spec(self) -> EmbedderSpec:
+        """The plain spec the indexes package builds embedders from."""
+        return EmbedderSpec(self.backend, self.model, self.device, self.precision, self.batch_size)
+
+
+class OpenAIConfig(BaseModel):
+    """Any OpenAI-compatible chat-completions server: vLLM, Ollama, llama.cpp server, LM Studio, OpenAI."""
+
+    base_url: str = "http://127.0.0.1:11434/v1"
+    model: str = "llama3.2"
+    api_key: SecretStr | None = None
+    timeout: float = Field(60.0, gt=0)
+    retries: int = Field(2, ge=0, le=10)
+    temperature: float = 0.1
+    max_tokens: int = Field(512, gt=0)
+
+
+class LlamaCppConfig(BaseModel):
+    """A local GGUF model run in-process by llama-cpp-python."""
+
+    model_path: Path | None = None
+    n_ctx: int = Field(4096, gt=0)
+    n_threads: int | None = None
+    max_tokens: int = Field(512, gt=0)
+    temperature: float = 0.1
+
+
+class BedrockConfig(BaseModel):
+    """Amazon Bedrock's Converse API."""
+
+    model_id: str = "anthropic.claude-3-haiku-20240307-v1:0"
+    region: str | None = None
+    max_tokens: int = Field(512, gt=0)
+    temperature: float = 0.1
+
+
+class GeneratorConfig(BaseModel):
+    """The default generator and which ones a request may pick."""
+
+    backend: str = "extractive"
+    enabled: list[str] = ["extractive"]
+    openai: OpenAIConfig = OpenAIConfig()
+    llamacpp: LlamaCppConfig = LlamaCppConfig()
+    bedrock: BedrockConfig = BedrockConfig()
+
+
+class RetrievalConfig(BaseModel):
+    """How passages are found and how much of them reaches the generator."""
+
+    mode: str = Field("hybrid", pattern="^(dense|lexical|hybrid)$")
+    top_k: int = Field(5, gt=0)
+    candidates: int = Field(50, gt=0)
+    fusion: str = "rrf"
+    rrf_k: int = Field(60, gt=0)
+    context_chars: int = Field(6000, gt=0)
+
+
+class AbstentionConfig(BaseModel):
+    """When evidence is too weak, say so. See docs/quality.md for how `min_support` was calibrated."""
+
+    enabled: bool = True
+    min_support: float = 0.5
+
+
+class LimitsConfig(BaseModel):
+    """Bounds that keep bad input from hurting the service."""
+
+    max_upload_bytes: int = Field(100 * 1024 * 1024, gt=0)
+    max_request_bytes: int = Field(1024 * 1024, gt=0)
+    max_question_chars: int = Field(2000, gt=0)
+    max_top_k: int = Field(50, gt=0)
+    max_files_per_upload: int = Field(100, gt=0)
+    max_concurrent_jobs: int = Field(1, gt=0)
+    max_pages: int = Field(5000, gt=0)
+    max_text_chars: int = Field(20_000_000, gt=0)
+    max_chunks: int = Field(50_000, gt=0)
+    max_concurrent_requests: int = Field(64, gt=0)
+
+
+class AuthConfig(BaseModel):
+    """API keys: off for the local demo, on with DOCQA_AUTH__ENABLED=true."""
+
+    enabled: bool = False
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="DOCQA_", env_nested_delimiter="__", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("data")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, gt=0, lt=65536)
+    workers: int = Field(1, gt=0)
+    default_collection: str = "default"
+    server_paths: list[Path] = []
+    log_level: str = "info"
+    log_json: bool = True
+    embedder: EmbedderConfig = EmbedderConfig()
+    generator: GeneratorConfig = GeneratorConfig()
+    retrieval: RetrievalConfig = RetrievalConfig()
+    abstention: AbstentionConfig = AbstentionConfig()
+    limits: LimitsConfig = LimitsConfig()
+    auth: AuthConfig = AuthConfig()
