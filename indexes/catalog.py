@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS documents (
     UNIQUE (collection_id, source)
 );
 CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a chunk id cited once must not name other text later
     document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
     collection_id INTEGER NOT NULL,
     ordinal INTEGER NOT NULL,
