@@ -74,7 +74,10 @@ class IndexStore:
             backend=identity["backend"], model=identity["model"], precision=identity.get("precision", "fp32"),
             device=self.default_spec.device, batch_size=self.default_spec.batch_size,
         )
-        return self.embedder_for_spec(spec)
+        embedder = self.embedder_for_spec(spec)
+        # Same name is not same model (a path re-pointed, a new revision): compare what was recorded.
+        self.check_embedder(collection, embedder.identity)
+        return embedder
 
     def ensure_collection(self, name: str, embedder: Embedder | None = None, description: str = "") -> Collection:
         """Open a collection, creating it if needed; EmbedderMismatch if it was built by another embedder."""
