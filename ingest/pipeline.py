@@ -188,6 +188,7 @@ class IngestPipeline:
         sync: bool = False, progress: ProgressSink | None = None,
     ) -> IngestReport:
         """Ingest every supported file under `paths`; with `sync`, remove documents whose files are gone."""
+        progress = progress or ProgressSink()
         files = [SourceFile(p, str(p), dict(metadata or {})) for p in discover(paths, globs)]
         report = self.ingest(files, progress=progress)
         if sync:
