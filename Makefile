@@ -20,9 +20,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed
 
+# Ingest the bundled samples (unchanged files are skipped on later runs), then serve the API and chat page.
 demo: install
-	$(DOCQA) ingest samples --collection default || true
-	$(DOCQA) search "How many nodes does the staging cluster have?" --collection default -k 3
+	$(DOCQA) ingest samples --collection default
+	@echo "docqa: chat page and API on http://$(HOST):$(PORT)/ (OpenAPI docs at /docs)"
+	$(DOCQA) serve --host $(HOST) --port $(PORT)
+
+serve: install
+	$(DOCQA) serve --host $(HOST) --port $(PORT)
 
 test: install
 	$(PY) -m pytest

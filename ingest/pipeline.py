@@ -193,7 +193,7 @@ class IngestPipeline:
         report = self.ingest(files, progress=progress)
         if sync:
             roots = [str(Path(p).resolve()) for p in paths]
-            report.results += self._prune(roots, {f.source for f in files}, progress)
+            report.results += self.prune(roots, {f.source for f in files}, progress)
         return report
 
     def ingest(self, files: Sequence[SourceFile], progress: ProgressSink | None = None) -> IngestReport:
@@ -302,7 +302,7 @@ class IngestPipeline:
         report.results.append(result)
         progress.file_done(result)
 
-    def _prune(self, roots: Sequence[str], present: set[str], progress: ProgressSink) -> list[FileResult]:
+    def prune(self, roots: Sequence[str], present: set[str], progress: ProgressSink) -> list[FileResult]:
         """Remove documents under the walked roots whose files are gone."""
         removed = []
         for doc in self.store.catalog.list_documents(self.collection.id):

@@ -137,6 +137,11 @@ class Answerer:
         if request.top_k is not None and not 0 < request.top_k <= self.max_top_k:
             raise InvalidInput(f"top_k must be between 1 and {self.max_top_k}, got {request.top_k}")
 
+    def check(self, request: AskRequest) -> None:
+        """Everything that can be refused before an answer starts: input limits and the generator's name."""
+        self.validate(request)
+        self.generators.get(request.generator, self.scorer(request.collection))
+
     def retrieve(self, request: AskRequest) -> list[Hit]:
         """The hits for a question, as configured."""
         return self.searcher.search(

@@ -1,0 +1,79 @@
+"""create_app(settings): the FastAPI application — lifespan, middleware, routers, the one error handler."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator
+
+from fastapi import FastAPI
+
+from indexes.store import IndexStore
+from service.answer import Answerer
+from service.context import ServiceContext
+from service.generators.registry import GeneratorRegistry
+from service.jobs import JobRunner
+from service.metrics import Metrics
+from service.middleware import BodyLimitMiddleware, ConcurrencyLimitMiddleware, RequestContextMiddleware
+from service.problems import install_problem_handlers
+from service.routes import ask, collections, health, jobs
+from service.settings import Settings
+
+log = logging.getLogger("docqa.service")
+STATIC_DIR = Path(__file__).parent / "static"
+
+DESCRIPTION = """Ask questions over your documents and get answers that cite the passages they come from
+(document, page, passage) — or an honest "not in the documents"."""
+
+
+def build_context(settings: Settings) -> ServiceContext:
+    """Open the data directory and build the shared services (fails fast on an unusable data dir)."""
+    store = IndexStore(settings.data_dir, settings.embedder.spec())
+    limits = settings.limits
+    answerer = Answerer(store, GeneratorRegistry(settings.generator), settings.retrieval, settings.abstention,
+                        limits.max_question_chars, limits.max_top_k)
+    metrics = Metrics()
+    metrics.watch_index(lambda: {c.name: store.catalog.counts(c.id) for c in store.catalog.list_collections()})
+    return ServiceContext(settings, store, answerer, JobRunner(store.catalog, limits.max_concurrent_jobs), metrics)
+
+
+def _warm_up(ctx: ServiceContext) -> None:
+    """Load the embedding model (and the default collection's vectors) so the first question is fast."""
+    try:
+        ctx.store.embedder_for_spec(ctx.settings.embedder.spec()).identity
+        for collection in ctx.store.catalog.list_collections():
+            ctx.store.vectors(collection)
+            ctx.store.embedder(collection).identity
+        ctx.ready.set()
+        log.info("ready", extra={"data_dir": str(ctx.settings.data_dir)})
+    except Exception as exc:  # noqa: BLE001 - reported by /readyz
+        ctx.startup_error = f"{type(exc).__name__}: {exc}"
+        log.exception("start-up failed")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The application, built from settings read once at the edge."""
+    settings = settings or Settings()
+    ctx = build_context(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(target=_warm_up, args=(ctx,), name="docqa-warm-up", daemon=True).start()
+        yield
+        ctx.jobs.shutdown()
+        for collection in ctx.store.catalog.list_collections():
+            ctx.store.save_vectors(collection)
+
+    app = FastAPI(title="docqa", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.docqa = ctx
+    install_problem_handlers(app)
+    for router in (ask.router, collections.router, jobs.router, health.router):
+        app.include_router(router)
+    # Outermost first at run time: request id + logging, then load shedding, then body limits.
+    app.add_middleware(BodyLimitMiddleware, default_limit=settings.limits.max_request_bytes,
+                       upload_limit=settings.limits.max_upload_bytes * settings.limits.max_files_per_upload)
+    app.add_middleware(ConcurrencyLimitMiddleware, limit=settings.limits.max_concurrent_requests, metrics=ctx.metrics)
+    app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics)
+    return app

@@ -1,0 +1,45 @@
+"""What the routes share: the opened store, the answerer, the job runner, metrics and settings."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from indexes.catalog import Collection
+from indexes.store import IndexStore
+from service.answer import Answerer
+from service.auth import ANONYMOUS_ADMIN, Principal
+from service.jobs import JobRunner
+from service.metrics import Metrics
+from service.settings import Settings
+
+
+@dataclass
+class ServiceContext:
+    """Everything a request may need, built once by create_app."""
+
+    settings: Settings
+    store: IndexStore
+    answerer: Answerer
+    jobs: JobRunner
+    metrics: Metrics
+    ready: threading.Event = field(default_factory=threading.Event)
+    startup_error: str | None = None
+
+    def collection(self, name: str, principal: Principal) -> Collection:
+        """A collection the caller may read; 404 otherwise."""
+        principal.require_read(name)
+        return self.store.catalog.get_collection(name)
+
+
+def get_context(request: Request) -> ServiceContext:
+    """FastAPI dependency: the app's ServiceContext."""
+    return request.app.state.docqa
+
+
+def get_principal(request: Request) -> Principal:
+    """FastAPI dependency: who is calling (an all-access admin while auth is off)."""
+    authenticate = getattr(request.app.state, "authenticate", None)
+    return authenticate(request) if authenticate else ANONYMOUS_ADMIN

@@ -1,0 +1,129 @@
+"""ASGI middleware: request ids and access logs, body-size limits, and a concurrency limit that sheds load."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any, Awaitable, Callable
+
+from starlette.exceptions import HTTPException
+
+from service.logs import request_id_var
+from service.metrics import Metrics
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger("docqa.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_UNLIMITED = ("/healthz", "/readyz", "/metrics")
+
+
+async def _send_problem(send: Send, status: int, title: str, detail: str, headers: list[tuple[bytes, bytes]] = []) -> None:
+    body = json.dumps({"type": f"https://docqa.dev/problems/{title.lower().replace(' ', '-')}", "title": title,
+                       "status": status, "detail": detail, "request_id": request_id_var.get()}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestContextMiddleware:
+    """Accepts X-Request-ID (or makes one), echoes it, logs each request as a JSON line, counts it."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(route, scope["method"]).observe(elapsed)
+            log.info("request", extra={"method": scope["method"], "path": scope["path"], "route": route,
+                                       "status": status, "ms": round(elapsed * 1000, 2)})
+            request_id_var.reset(token)
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies over the limit with 413: early by Content-Length, else while reading."""
+
+    def __init__(self, app: ASGIApp, default_limit: int, upload_limit: int) -> None:
+        self.app = app
+        self.default_limit = default_limit
+        self.upload_limit = upload_limit
+
+    def limit_for(self, scope: Scope) -> int:
+        """Uploads get the upload limit; everything else the request limit."""
+        return self.upload_limit if scope["path"].endswith("/documents") else self.default_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            await _send_problem(send, 413, "Payload too large", f"request body is {int(length)} bytes; the limit is {limit}")
+            return
+        seen = 0
+
+        async def counting_receive() -> dict[str, Any]:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    # FastAPI turns other errors raised while reading a body into 400; this one passes through.
+                    raise HTTPException(413, f"request body exceeds the limit of {limit} bytes")
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+class ConcurrencyLimitMiddleware:
+    """Beyond `limit` requests in flight, answer 503 with Retry-After instead of queueing without bound."""
+
+    def __init__(self, app: ASGIApp, limit: int, metrics: Metrics) -> None:
+        self.app = app
+        self.limit = limit
+        self.metrics = metrics
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in _UNLIMITED or scope["path"].startswith(("/static", "/assets")):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            self.metrics.rejected.inc()
+            await _send_problem(send, 503, "Service overloaded", f"more than {self.limit} requests in flight; retry shortly",
+                                [(b"retry-after", b"1")])
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1

@@ -1,0 +1,43 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from service.context import ServiceContext, get_context
+from service.schemas import Health
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=Health, summary="The process is alive")
+def healthz() -> Health:
+    """Always ok while the process answers."""
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz", response_model=Health, summary="The index is open and the model loaded",
+    responses={503: {"model": Health, "description": "Still loading, or start-up failed"}},
+)
+def readyz(response: Response, ctx: ServiceContext = Depends(get_context)) -> Health:
+    """Ready once the catalog answers and the default embedder has loaded."""
+    checks = {}
+    try:
+        ctx.store.catalog.db.execute("SELECT 1").fetchone()
+        checks["index"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - readiness reports, it doesn't raise
+        checks["index"] = f"error: {exc}"
+    checks["model"] = "ok" if ctx.ready.is_set() else (ctx.startup_error or "loading")
+    ok = all(v == "ok" for v in checks.values())
+    if not ok:
+        response.status_code = 503
+    return Health(status="ok" if ok else "not ready", checks=checks)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {"example": "docqa_http_requests_total{route=\"/v1/ask\",method=\"POST\",status=\"200\"} 3.0"}}}})
+def metrics(ctx: ServiceContext = Depends(get_context)) -> Response:
+    """Request counts and latencies by route, retrieval and generation time, ingestion counts, index sizes."""
+    return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,233 @@
+"""Wire models: what the HTTP API accepts and returns. Internal dataclasses never go out raw."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+COLLECTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+MetadataValue = str | int | float | bool
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details."""
+
+    type: str = Field(examples=["https://docqa.dev/problems/not-found"])
+    title: str = Field(examples=["Not found"])
+    status: int = Field(examples=[404])
+    detail: str = Field(examples=["collection 'handbook' not found"])
+    request_id: str | None = None
+
+
+class Filters(BaseModel):
+    """Restrict retrieval before ranking."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"source_glob": "*.pdf", "metadata": {"team": ["infra", "ml"]}}]})
+
+    document_ids: list[int] | None = Field(None, description="Only these documents.")
+    source_glob: str | None = Field(None, max_length=500, description="Only documents whose source matches (SQLite GLOB).")
+    metadata: dict[str, MetadataValue | list[MetadataValue]] = Field(
+        default_factory=dict, description="Metadata equality (scalar) or membership (list)."
+    )
+
+
+class AskBody(BaseModel):
+    """A question for the documents of one collection."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"question": "How many nodes does the staging cluster have?", "collection": "default"}]},
+    )
+
+    question: str = Field(min_length=1, max_length=100_000)
+    collection: str = Field("default", pattern=COLLECTION_NAME)
+    top_k: int | None = Field(None, ge=1, le=1000)
+    filters: Filters | None = None
+    generator: str | None = Field(None, description="extractive, openai, llamacpp or bedrock (among those enabled).")
+    mode: Literal["dense", "lexical", "hybrid"] | None = None
+    stream: bool = Field(False, description="Answer as Server-Sent Events: citations, token..., done | error.")
+
+
+class Citation(BaseModel):
+    """A numbered passage given to the generator; `cited` when the answer refers to it as [n]."""
+
+    n: int = Field(examples=[1])
+    document_id: int | None = Field(examples=[3])
+    title: str = Field(examples=["Northwind Engineering Handbook"])
+    source: str = Field(examples=["handbook.md"])
+    page: int | None = Field(None, examples=[2])
+    heading_path: list[str] = Field(default_factory=list, examples=[["Infrastructure", "Clusters"]])
+    text: str
+    score: float
+    cited: bool = False
+    supported: bool | None = Field(None, description="Whether the claims citing it are backed by it.")
+    support: float | None = None
+
+
+class AskResponse(BaseModel):
+    """An answer with checkable citations, or an abstention with the closest passages."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{
+                "answer": "The staging cluster has 12 nodes [1].",
+                "citations": [{"n": 1, "document_id": 3, "title": "Northwind Engineering Handbook", "source": "handbook.md",
+                               "page": None, "heading_path": ["Infrastructure"], "text": "The staging cluster has 12 nodes.",
+                               "score": 0.032, "cited": True, "supported": True, "support": 1.0}],
+                "abstained": False, "reason": None, "answer_support": 1.0, "unsupported_claims": [],
+                "generator": "extractive", "timings": {"retrieval_ms": 21.3, "total_ms": 80.2},
+            }]
+        }
+    )
+
+    answer: str
+    citations: list[Citation]
+    abstained: bool
+    reason: str | None = None
+    answer_support: float | None = None
+    unsupported_claims: list[str] = Field(default_factory=list)
+    generator: str
+    rewritten_question: str | None = None
+    timings: dict[str, float]
+
+
+class SearchBody(BaseModel):
+    """A search over one collection."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"query": "staging cluster nodes", "mode": "hybrid", "top_k": 5}]})
+
+    query: str = Field(min_length=1, max_length=100_000)
+    collection: str = Field("default", pattern=COLLECTION_NAME)
+    mode: Literal["dense", "lexical", "hybrid"] = "hybrid"
+    top_k: int = Field(5, ge=1, le=1000)
+    filters: Filters | None = None
+
+
+class SearchHit(BaseModel):
+    """One ranked passage."""
+
+    chunk_id: int
+    document_id: int
+    title: str
+    source: str
+    page: int | None = None
+    page_end: int | None = None
+    heading_path: list[str] = Field(default_factory=list)
+    text: str
+    score: float
+    scores: dict[str, float] = Field(default_factory=dict, description="Each retriever's own score.")
+
+
+class SearchResponse(BaseModel):
+    """Ranked passages, best first."""
+
+    query: str
+    mode: str
+    hits: list[SearchHit]
+    timings: dict[str, float]
+
+
+class CollectionCreate(BaseModel):
+    """A new collection."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "handbook", "description": "Team handbook"}]})
+
+    name: str = Field(pattern=COLLECTION_NAME)
+    description: str = Field("", max_length=1000)
+
+
+class CollectionOut(BaseModel):
+    """A collection with its counts and the embedder that built it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "default", "description": "", "documents": 5, "chunks": 42, "failed": 0, "embedder": {"model": "sentence-transformers/all-MiniLM-L6-v2", "dim": 384}, "created_at": 1764158400.0}]})
+
+    name: str
+    description: str
+    documents: int
+    chunks: int
+    failed: int
+    embedder: dict[str, Any]
+    created_at: float
+
+
+class DocumentOut(BaseModel):
+    """A document in the catalog."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"id": 3, "source": "handbook.md", "title": "Northwind Engineering Handbook", "status": "ok", "error": None, "warnings": [], "metadata": {}, "pages": None, "chunks": 9, "sha256": "ab12…", "size": 5120, "created_at": 1764158400.0, "updated_at": 1764158400.0}]})
+
+    id: int
+    source: str
+    title: str | None
+    status: Literal["ok", "failed"]
+    error: str | None
+    warnings: list[str]
+    metadata: dict[str, Any]
+    pages: int | None
+    chunks: int
+    sha256: str | None
+    size: int | None
+    created_at: float
+    updated_at: float
+
+
+class ChunkOut(BaseModel):
+    """One chunk of a document."""
+
+    id: int
+    ordinal: int
+    text: str
+    start: int
+    end: int
+    page_start: int | None
+    page_end: int | None
+    heading_path: list[str]
+
+
+class DocumentDetail(DocumentOut):
+    """A document with its chunks."""
+
+    chunk_list: list[ChunkOut]
+
+
+class FileOutcome(BaseModel):
+    """What happened to one file of an ingestion job."""
+
+    source: str
+    status: str = Field(examples=["ingested"], description="ingested, unchanged, replaced, removed, failed (or pending).")
+    reason: str | None = None
+    chunks: int = 0
+    document_id: int | None = None
+
+
+class JobOut(BaseModel):
+    """An ingestion job and its per-file results."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"id": "3f2a9c0e6b1d4e8f", "state": "succeeded", "collection": "default", "files": [{"source": "handbook.md", "status": "ingested", "reason": None, "chunks": 9, "document_id": 3}], "counts": {"ingested": 1, "failed": 0}, "error": None, "created_at": 1764158400.0, "started_at": 1764158400.1, "finished_at": 1764158402.3}]})
+
+    id: str
+    state: Literal["queued", "running", "succeeded", "failed"]
+    collection: str
+    files: list[FileOutcome] = Field(default_factory=list)
+    counts: dict[str, int] = Field(default_factory=dict)
+    error: str | None = None
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class PathIngest(BaseModel):
+    """Ingest a folder or file that already lives on the server (only under configured roots)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"path": "/srv/docs/handbook", "sync": True}]})
+
+    path: str = Field(min_length=1, max_length=4096)
+    sync: bool = False
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+
+
+class Health(BaseModel):
+    """Liveness or readiness."""
+
+    status: Literal["ok", "not ready"]
+    checks: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,74 @@
+"""Where uploaded files go: names from clients never become paths; files are stored by content hash."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import unicodedata
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from fastapi import UploadFile
+
+from indexes.errors import Forbidden, InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from ingest.parsers import SUPPORTED_SUFFIXES
+
+_UNSAFE = re.compile(r"[^\w.\- ()]+", re.UNICODE)
+
+
+def safe_filename(name: str | None) -> str:
+    """The last component of a client-supplied name, stripped of anything path-like or odd."""
+    raw = unicodedata.normalize("NFC", name or "")
+    base = PureWindowsPath(PurePosixPath(raw).name).name  # drop both / and \\ directories
+    cleaned = _UNSAFE.sub("_", base).strip(" .")
+    if not cleaned:
+        raise InvalidInput(f"unusable file name {name!r}")
+    return cleaned[:200]
+
+
+def check_supported(name: str) -> None:
+    """415 for a file type no parser reads."""
+    suffix = Path(name).suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise UnsupportedMediaType(
+            f"{name}: unsupported file type {suffix or '(none)'}; supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}"
+        )
+
+
+async def store_upload(upload: UploadFile, root: Path, limit: int) -> tuple[str, Path]:
+    """Stream one upload to root/<sha256>/<name>, refusing it past `limit` bytes. Returns (name, path)."""
+    name = safe_filename(upload.filename)
+    check_supported(name)
+    root.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    fd, tmp = tempfile.mkstemp(dir=root, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while block := await upload.read(1 << 20):
+                size += len(block)
+                if size > limit:
+                    raise PayloadTooLarge(f"{name}: larger than the upload limit of {limit} bytes")
+                digest.update(block)
+                out.write(block)
+        target = root / digest.hexdigest() / name
+        target.parent.mkdir(exist_ok=True)
+        os.replace(tmp, target)
+        return name, target
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def resolve_server_path(raw: str, roots: list[Path]) -> Path:
+    """A server-side path, allowed only inside a configured root (after resolving links and '..')."""
+    if not roots:
+        raise Forbidden("server-side path ingestion is disabled (set DOCQA_SERVER_PATHS)")
+    path = Path(raw).expanduser().resolve()
+    for root in roots:
+        root = root.expanduser().resolve()
+        if path == root or root in path.parents:
+            if not path.exists():
+                raise InvalidInput(f"{raw}: no such file or directory")
+            return path
+    raise Forbidden(f"{raw}: outside the allowed server paths")
