@@ -1,6 +1,6 @@
 """Fixtures for the LLM backends: the SmolLM2 GGUF, a real llama.cpp OpenAI-compatible server, a fake Bedrock.
 
-Import the fixtures into a test module (`from llm_server import llama_server, smollm2_path`).
+Import the fixtures into a test module (`from llm_server import llama_server, llama_server_process, smollm2_path`).
 Set DOCQA_SKIP_LLM=1 to skip tests that need llama-cpp-python; without it, its absence is a failure.
 """
 
@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
@@ -56,9 +57,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class LlamaServer:
+    url: str  # the OpenAI base URL, ending in /v1
+    log_path: Path
+
+
 @pytest.fixture(scope="session")
-def llama_server(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`python -m llama_cpp.server` serving SmolLM2 on a free port; yields its base URL (ending in /v1)."""
+def llama_server(llama_server_process: LlamaServer) -> str:
+    """The base URL (ending in /v1) of a real OpenAI-compatible server running SmolLM2."""
+    return llama_server_process.url
+
+
+@pytest.fixture(scope="session")
+def llama_server_process(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """`python -m llama_cpp.server` serving SmolLM2 on a free port, and where its log goes."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path), "--model_alias", "smollm2",
@@ -68,7 +81,7 @@ def llama_server(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
         wait_until_serving(process, base_url, log_path)
-        yield base_url
+        yield LlamaServer(base_url, log_path)
     finally:
         process.terminate()
         try:
@@ -133,7 +146,8 @@ class FakeBedrock:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (stdlib name)
-                fake.requests.append({"path": self.path, "body": json.loads(self.rfile.read(int(self.headers["Content-Length"])))})
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.requests.append({"path": self.path, "body": body})
                 self.send_response(200)
                 self.send_header("Content-Type", "application/vnd.amazon.eventstream")
                 self.send_header("Content-Length", str(len(fake.body)))

@@ -1,4 +1,4 @@
-"""Any OpenAI-compatible `/chat/completions` server (vLLM, Ollama, llama.cpp server, LM Studio, OpenAI), streamed over SSE."""
+"""Any OpenAI-compatible `/chat/completions` server (vLLM, Ollama, llama.cpp, LM Studio, OpenAI), streamed as SSE."""
 
 from __future__ import annotations
 
