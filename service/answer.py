@@ -12,6 +12,7 @@ from indexes.lexical import query_terms
 from indexes.search import Searcher, SearchFilters
 from indexes.store import IndexStore
 from indexes.types import Hit
+from service.chat import rewrite_follow_up
 from service.citations import VerifiedAnswer, verify
 from service.evidence import EvidenceScorer, lexical_overlap, passage_sentences
 from service.generators.base import NOT_IN_DOCUMENTS, Passage
@@ -141,6 +142,20 @@ class Answerer:
         """Everything that can be refused before an answer starts: input limits and the generator's name."""
         self.validate(request)
         self.generators.get(request.generator, self.scorer(request.collection))
+
+    def rewrite(self, question: str, previous: Sequence[str], generator: str | None = None) -> str:
+        """A follow-up as a standalone question: by the LLM when the generator can, else by the deterministic rule."""
+        if not previous:
+            return question
+        name = generator or self.generators.config.backend
+        backend = None if name == "extractive" else self.generators.get(name)
+        rewrite_with_llm = getattr(backend, "rewrite_question", None)
+        if rewrite_with_llm is not None:
+            try:
+                return rewrite_with_llm(question, list(previous)) or question
+            except GeneratorUnavailable:
+                pass  # fall back to the rule rather than fail the turn
+        return rewrite_follow_up(question, previous)
 
     def retrieve(self, request: AskRequest) -> list[Hit]:
         """The hits for a question, as configured."""

@@ -9,7 +9,11 @@ from pathlib import Path
 from typing import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
+from indexes.embedders import Embedder
+from indexes.errors import Conflict
 from indexes.store import IndexStore
 from service.answer import Answerer
 from service.context import ServiceContext
@@ -18,7 +22,8 @@ from service.jobs import JobRunner
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, ConcurrencyLimitMiddleware, RequestContextMiddleware
 from service.problems import install_problem_handlers
-from service.routes import ask, collections, health, jobs
+from service.chat import ConversationStore
+from service.routes import ask, collections, conversations, health, jobs, openai_chat
 from service.settings import Settings
 
 log = logging.getLogger("docqa.service")
@@ -36,13 +41,25 @@ def build_context(settings: Settings) -> ServiceContext:
                         limits.max_question_chars, limits.max_top_k)
     metrics = Metrics()
     metrics.watch_index(lambda: {c.name: store.catalog.counts(c.id) for c in store.catalog.list_collections()})
-    return ServiceContext(settings, store, answerer, JobRunner(store.catalog, limits.max_concurrent_jobs), metrics)
+    jobs = JobRunner(store.catalog, limits.max_concurrent_jobs)
+    return ServiceContext(settings, store, answerer, jobs, metrics, ConversationStore(store.catalog))
+
+
+def _ensure_default_collection(ctx: ServiceContext, embedder: Embedder) -> None:
+    """The API defaults to `default_collection`, so a fresh data dir gets it (never re-checked against the model)."""
+    name = ctx.settings.default_collection
+    if ctx.store.catalog.find_collection(name) is None:
+        try:
+            ctx.store.catalog.create_collection(name, embedder.identity.as_dict())
+        except Conflict:  # another worker created it first
+            pass
 
 
 def _warm_up(ctx: ServiceContext) -> None:
     """Load the embedding model (and the default collection's vectors) so the first question is fast."""
     try:
-        ctx.store.embedder_for_spec(ctx.settings.embedder.spec()).identity
+        default_embedder = ctx.store.embedder_for_spec(ctx.settings.embedder.spec())
+        _ensure_default_collection(ctx, default_embedder)
         for collection in ctx.store.catalog.list_collections():
             ctx.store.vectors(collection)
             ctx.store.embedder(collection).identity
@@ -68,8 +85,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="docqa", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.docqa = ctx
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def chat_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
     install_problem_handlers(app)
-    for router in (ask.router, collections.router, jobs.router, health.router):
+    for router in (ask.router, collections.router, jobs.router, conversations.router, openai_chat.router, health.router):
         app.include_router(router)
     # Outermost first at run time: request id + logging, then load shedding, then body limits.
     app.add_middleware(BodyLimitMiddleware, default_limit=settings.limits.max_request_bytes,

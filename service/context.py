@@ -10,6 +10,7 @@ from fastapi import Request
 from indexes.catalog import Collection
 from indexes.store import IndexStore
 from service.answer import Answerer
+from service.chat import ConversationStore
 from service.auth import ANONYMOUS_ADMIN, Principal
 from service.jobs import JobRunner
 from service.metrics import Metrics
@@ -25,6 +26,7 @@ class ServiceContext:
     answerer: Answerer
     jobs: JobRunner
     metrics: Metrics
+    conversations: ConversationStore
     ready: threading.Event = field(default_factory=threading.Event)
     startup_error: str | None = None
 

@@ -10,31 +10,31 @@ from service.generators.base import NOT_IN_DOCUMENTS, Generator, Passage
 from service.settings import GeneratorConfig
 
 
-def _extractive(config: GeneratorConfig, scorer: EvidenceScorer) -> Generator:
+def _extractive(config: GeneratorConfig, scorer: EvidenceScorer | None) -> Generator:
     from service.generators.extractive import ExtractiveGenerator
 
     return ExtractiveGenerator(scorer=scorer)
 
 
-def _openai(config: GeneratorConfig, scorer: EvidenceScorer) -> Generator:
+def _openai(config: GeneratorConfig, scorer: EvidenceScorer | None) -> Generator:
     from service.generators.openai_compat import OpenAICompatibleGenerator
 
     return OpenAICompatibleGenerator.from_config(config.openai)
 
 
-def _llamacpp(config: GeneratorConfig, scorer: EvidenceScorer) -> Generator:
+def _llamacpp(config: GeneratorConfig, scorer: EvidenceScorer | None) -> Generator:
     from service.generators.llamacpp import LlamaCppGenerator
 
     return LlamaCppGenerator.from_config(config.llamacpp)
 
 
-def _bedrock(config: GeneratorConfig, scorer: EvidenceScorer) -> Generator:
+def _bedrock(config: GeneratorConfig, scorer: EvidenceScorer | None) -> Generator:
     from service.generators.bedrock import BedrockGenerator
 
     return BedrockGenerator.from_config(config.bedrock)
 
 
-GENERATORS: dict[str, Callable[[GeneratorConfig, EvidenceScorer], Generator]] = {
+GENERATORS: dict[str, Callable[[GeneratorConfig, EvidenceScorer | None], Generator]] = {
     "extractive": _extractive,
     "openai": _openai,
     "llamacpp": _llamacpp,
@@ -53,12 +53,14 @@ class GeneratorRegistry:
         self.enabled = list(dict.fromkeys([config.backend, *config.enabled]))
         self._built: dict[str, Generator] = {}
 
-    def get(self, name: str | None, scorer: EvidenceScorer) -> Generator:
+    def get(self, name: str | None, scorer: EvidenceScorer | None = None) -> Generator:
         """The generator called `name` (default: the configured one); InvalidInput if it is not enabled."""
         name = name or self.config.backend
         if name not in self.enabled:
             raise InvalidInput(f"generator {name!r} is not enabled here; enabled: {self.enabled}")
         if name == "extractive":
+            if scorer is None:
+                raise ValueError("the extractive generator needs the collection's evidence scorer")
             return GENERATORS[name](self.config, scorer)
         if name not in self._built:
             self._built[name] = GENERATORS[name](self.config, scorer)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Iterator
 
 from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
@@ -80,18 +80,15 @@ def record(ctx: ServiceContext, answer: Answer) -> None:
         ctx.metrics.generation.labels(answer.generator).observe(answer.timings["generation_ms"] / 1000)
 
 
-def respond(ctx: ServiceContext, request: AskRequest, stream: bool, rewritten: str | None = None) -> Any:
-    """Answer as JSON, or as an SSE stream; shared by /v1/ask and conversations."""
-    ctx.answerer.check(request)
-    if not stream:
-        return None
+def sse_response(ctx: ServiceContext, events: Iterator[AnswerEvent], rewritten: str | None = None) -> EventSourceResponse:
+    """Stream answer events as SSE, recording metrics when the answer is done."""
 
     def shaped(event: AnswerEvent) -> tuple[str, Any]:
         if event.kind == "done":
             record(ctx, event.data)
         return shape_event(event, rewritten)
 
-    return EventSourceResponse(sse_events(ctx.answerer.stream(request), shaped), ping=15)
+    return EventSourceResponse(sse_events(events, shaped), ping=15)
 
 
 @router.post("/ask", response_model=AskResponse, responses={**ERRORS, **SSE_DOC}, summary="Answer a question with citations")
@@ -99,9 +96,9 @@ async def ask(body: AskBody, ctx: ServiceContext = Depends(get_context), princip
     """Retrieve, generate, verify citations; abstain when the documents hold no answer."""
     collection = await run_in_threadpool(ctx.collection, body.collection, principal)
     request = AskRequest(body.question, collection, body.top_k, to_filters(body.filters), body.generator, body.mode)
-    streamed = await run_in_threadpool(respond, ctx, request, body.stream)
-    if streamed is not None:
-        return streamed
+    await run_in_threadpool(ctx.answerer.check, request)
+    if body.stream:
+        return sse_response(ctx, ctx.answerer.stream(request))
     answer = await run_in_threadpool(ctx.answerer.ask, request)
     record(ctx, answer)
     return answer_response(answer)

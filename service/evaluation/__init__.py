@@ -1,0 +1,1 @@
+"""Evaluation harness: retrieval (BEIR) and question answering (SQuAD) quality, measured end to end."""

@@ -1,0 +1,155 @@
+"""An OpenAI-compatible face: POST /v1/chat/completions and GET /v1/models, one model per collection."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any, AsyncIterator, Iterator, Literal
+
+from fastapi import APIRouter, Depends
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette.sse import EventSourceResponse
+
+from indexes.errors import InvalidInput
+from service.answer import Answer, AnswerEvent, AskRequest
+from service.auth import Principal
+from service.chat import rewrite_follow_up
+from service.context import ServiceContext, get_context, get_principal
+from service.routes.ask import ERRORS, citation, record
+from service.streaming import sse_events
+
+router = APIRouter(prefix="/v1", tags=["openai-compatible"])
+MODEL_PREFIX = "docqa:"
+
+
+class ChatMessage(BaseModel):
+    """One chat message; content may be a string or OpenAI's list of text parts."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        """The message's text."""
+        if isinstance(self.content, list):
+            return " ".join(str(p.get("text", "")) for p in self.content if isinstance(p, dict))
+        return self.content or ""
+
+
+class ChatCompletionRequest(BaseModel):
+    """The subset of OpenAI's request docqa uses; other fields are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{"model": "docqa:default", "messages": [{"role": "user", "content": "How many nodes does the staging cluster have?"}], "stream": False}]})
+
+    model: str = Field(examples=["docqa:default"])
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+
+
+class ModelCard(BaseModel):
+    """A model: one per collection."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "docqa"
+
+
+class ModelList(BaseModel):
+    """The models the caller may use."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"object": "list", "data": [{"id": "docqa:default", "object": "model", "created": 1764158400, "owned_by": "docqa"}]}]})
+
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+@router.get("/models", response_model=ModelList, summary="Models (one per collection), OpenAI-style")
+def models(ctx: ServiceContext = Depends(get_context), principal: Principal = Depends(get_principal)) -> ModelList:
+    """`docqa:<collection>` for every collection the caller may read."""
+    cards = [ModelCard(id=MODEL_PREFIX + c.name, created=int(c.created_at))
+             for c in ctx.store.catalog.list_collections() if principal.can_read(c.name)]
+    return ModelList(data=cards)
+
+
+def sources_block(answer: Answer) -> str:
+    """A plain-text "Sources:" block, so clients that ignore extra fields still show where the answer came from."""
+    lines = []
+    for p in answer.passages:
+        if p.n in answer.cited or answer.abstained:
+            page = f", p. {p.page}" if p.page else ""
+            lines.append(f"[{p.n}] {p.title}{page} — {p.source}")
+    return "\n\nSources:\n" + "\n".join(lines) if lines else ""
+
+
+def _content(answer: Answer) -> str:
+    if answer.abstained:
+        return f"Not found in the documents: {answer.reason}."
+    return answer.text
+
+
+def _sources(answer: Answer) -> list[dict[str, Any]]:
+    return [citation(p, answer).model_dump() for p in answer.passages]
+
+
+def _completion(model: str, answer: Answer) -> dict[str, Any]:
+    text = _content(answer) + sources_block(answer)
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        "sources": _sources(answer), "abstained": answer.abstained,
+    }
+
+
+def _chunk(completion_id: str, model: str, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+
+
+async def _stream(ctx: ServiceContext, model: str, events: Iterator[AnswerEvent]) -> AsyncIterator[dict[str, str]]:
+    """OpenAI's streaming shape: role chunk, content chunks, a final chunk with the sources, then [DONE]."""
+    completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    yield {"data": json.dumps(_chunk(completion_id, model, {"role": "assistant", "content": ""}))}
+
+    def shape(event: AnswerEvent) -> tuple[str, Any]:
+        if event.kind == "token":
+            return "message", _chunk(completion_id, model, {"content": event.data})
+        if event.kind == "done":
+            record(ctx, event.data)
+            answer = event.data
+            tail = sources_block(answer) if not answer.abstained else _content(answer) + sources_block(answer)
+            return "message", _chunk(completion_id, model, {"content": tail}, "stop", sources=_sources(answer), abstained=answer.abstained)
+        return "skip", None
+
+    async for item in sse_events(events, shape):
+        if item["event"] == "skip":
+            continue
+        yield {"data": item["data"]} if item["event"] == "message" else item
+    yield {"data": "[DONE]"}
+
+
+@router.post("/chat/completions", responses=ERRORS, summary="OpenAI-compatible chat completions over a collection")
+async def chat_completions(body: ChatCompletionRequest, ctx: ServiceContext = Depends(get_context),
+                           principal: Principal = Depends(get_principal)) -> Any:
+    """`model` is `docqa:<collection>`; the last user message is the question, earlier ones make follow-ups standalone."""
+    if not body.model.startswith(MODEL_PREFIX):
+        raise InvalidInput(f"model must be '{MODEL_PREFIX}<collection>', got {body.model!r}")
+    collection = await run_in_threadpool(ctx.collection, body.model[len(MODEL_PREFIX):], principal)
+    users = [m.text() for m in body.messages if m.role == "user"]
+    if not users or not users[-1].strip():
+        raise InvalidInput("the last user message must hold a question")
+    history: list[str] = []
+    for earlier in users[:-1]:  # each earlier question in its standalone form, so follow-ups can chain
+        history.append(rewrite_follow_up(earlier, history))
+    rewritten = await run_in_threadpool(ctx.answerer.rewrite, users[-1], history)
+    request = AskRequest(rewritten, collection)
+    await run_in_threadpool(ctx.answerer.check, request)
+    if body.stream:
+        return EventSourceResponse(_stream(ctx, body.model, ctx.answerer.stream(request)), ping=15)
+    answer = await run_in_threadpool(ctx.answerer.ask, request)
+    record(ctx, answer)
+    return _completion(body.model, answer)
