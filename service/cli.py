@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Optional
 
 import typer
 
-from ingest.cli import _State, app
+from ingest.cli import _State, app, fail, out
+from service.evaluation.cli import eval_app
+
+app.add_typer(eval_app, name="eval")
 
 
 @app.command()
@@ -32,6 +36,61 @@ def serve(
         workers=workers or settings.workers, log_config=None, proxy_headers=True,
         timeout_graceful_shutdown=10,
     )
+
+
+keys_app = typer.Typer(help="API keys: create, list, revoke (stored hashed in the catalog).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _key_store():  # noqa: ANN202 - typer commands stay small
+    from indexes.catalog import Catalog
+    from indexes.store import CATALOG_FILE
+    from service.keys import KeyStore
+
+    _State.data_dir.mkdir(parents=True, exist_ok=True)
+    return KeyStore(Catalog(_State.data_dir / CATALOG_FILE))
+
+
+@keys_app.command("create")
+def keys_create(
+    role: str = typer.Option(..., "--role", help="admin, writer or reader."),
+    collections: Optional[str] = typer.Option(None, "--collections", help="Comma-separated collections (default: all)."),
+    name: str = typer.Option("", "--name", help="A label for people."),
+) -> None:
+    """Create a key and print it once: only its hash is stored."""
+    from indexes.errors import DocQAError
+
+    scope = [c.strip() for c in collections.split(",") if c.strip()] if collections else None
+    try:
+        record, secret = _key_store().create(role, scope, name)
+    except DocQAError as exc:
+        fail(exc.detail)
+    out.print(f"created key {record.id} ({record.role}, collections: {', '.join(scope) if scope else 'all'})")
+    out.print(secret, highlight=False, soft_wrap=True)
+
+
+@keys_app.command("list")
+def keys_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Every key: id, name, role, collections, revoked or not."""
+    keys = [k.as_dict() for k in _key_store().list()]
+    if as_json:
+        out.print_json(json.dumps({"keys": keys}))
+        return
+    for k in keys:
+        state = "revoked" if k["revoked_at"] else "active"
+        out.print(f"{k['id']}  {k['role']:<6}  {state:<7}  {','.join(k['collections'] or ['*'])}  {k['name']}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str = typer.Argument(..., help="The key's id (from `keys list`).")) -> None:
+    """Revoke a key: it stops working at once."""
+    from indexes.errors import DocQAError
+
+    try:
+        _key_store().revoke(key_id)
+    except DocQAError as exc:
+        fail(exc.detail)
+    out.print(f"revoked {key_id}")
 
 
 def main() -> None:

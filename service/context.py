@@ -13,6 +13,7 @@ from service.answer import Answerer
 from service.chat import ConversationStore
 from service.auth import ANONYMOUS_ADMIN, Principal
 from service.jobs import JobRunner
+from service.keys import KeyStore
 from service.metrics import Metrics
 from service.settings import Settings
 
@@ -27,6 +28,7 @@ class ServiceContext:
     jobs: JobRunner
     metrics: Metrics
     conversations: ConversationStore
+    keys: KeyStore
     ready: threading.Event = field(default_factory=threading.Event)
     startup_error: str | None = None
 

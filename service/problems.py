@@ -47,7 +47,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def docqa_error(request: Request, exc: DocQAError) -> JSONResponse:
         if exc.status >= 500:
             log.warning("request failed", extra={"status": exc.status, "detail": exc.detail})
-        headers = {"Retry-After": "1"} if exc.status == 503 else None
+        headers = {"Retry-After": "1"} if exc.status == 503 else {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return problem(exc.status, exc.title, exc.detail, headers)
 
     @app.exception_handler(RequestValidationError)

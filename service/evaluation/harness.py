@@ -1,0 +1,265 @@
+"""Running an evaluation: build (or reuse) a scratch index of a set's documents, ask every question, score."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from indexes.catalog import Collection
+from indexes.embedders import EmbedderSpec, build_embedder
+from indexes.lexical import ANALYSIS_VERSION
+from indexes.search import MODES, Searcher
+from indexes.store import IndexStore
+from ingest.chunking import ChunkingOptions
+from ingest.pipeline import IngestPipeline, SourceFile
+from service.answer import Answerer, AskRequest
+from service.evaluation.cache import CachedEmbedder
+from service.evaluation.datasets import EvalSet, Question
+from service.evaluation.metrics import (
+    abstention_scores, best_f1, contains_answer, mean, mrr_at_k, ndcg_at_k, recall_at_k,
+)
+from service.generators.registry import GeneratorRegistry
+from service.settings import AbstentionConfig, GeneratorConfig, RetrievalConfig
+
+DEPTH = 100  # documents ranked per question: enough for recall@100
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """One configuration under test: the embedder, how documents are indexed, retrieval and abstention."""
+
+    backend: str = "sentence-transformers"
+    model: str = EmbedderSpec().model
+    titles: bool = True
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    abstention: AbstentionConfig = field(default_factory=AbstentionConfig)
+
+    def with_overrides(self, pairs: dict[str, str]) -> "EvalConfig":
+        """A copy with `key=value` overrides: backend, model, titles, or any retrieval/abstention field."""
+        config, retrieval, abstention = self, self.retrieval.model_dump(), self.abstention.model_dump()
+        for key, value in pairs.items():
+            if key in ("backend", "model"):
+                config = replace(config, **{key: value})
+            elif key == "titles":
+                config = replace(config, titles=value.lower() in ("1", "true", "yes", "on"))
+            elif key in retrieval:
+                retrieval[key] = value
+            elif key in abstention:
+                abstention[key] = value
+            else:
+                raise ValueError(f"unknown setting {key!r}; use backend, model, titles, {sorted(retrieval)} or {sorted(abstention)}")
+        return replace(config, retrieval=RetrievalConfig(**retrieval), abstention=AbstentionConfig(**abstention))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values, as reported with the figures."""
+        return {
+            "backend": self.backend, "model": self.model, "titles": self.titles,
+            "retrieval": self.retrieval.model_dump(), "abstention": self.abstention.model_dump(),
+            "analysis_version": ANALYSIS_VERSION,
+        }
+
+
+class _CachingStore(IndexStore):
+    """An IndexStore whose embedders go through the on-disk embedding cache."""
+
+    def __init__(self, data_dir: Path, spec: EmbedderSpec, cache: Path) -> None:
+        super().__init__(data_dir, spec)
+        self.cache = cache
+
+    def embedder_for_spec(self, spec: EmbedderSpec):  # type: ignore[override]
+        key = (spec.backend, spec.model, spec.precision)
+        with self._lock:
+            if key not in self._embedders:
+                self._embedders[key] = CachedEmbedder(build_embedder(spec), self.cache)
+            return self._embedders[key]
+
+
+@dataclass
+class ScratchIndex:
+    """An evaluation set ingested into its own data directory: one document per paragraph or corpus entry."""
+
+    store: IndexStore
+    collection: Collection
+    seconds: float
+
+
+def _fingerprint(evalset: EvalSet, config: EvalConfig, beir: bool) -> str:
+    digest = hashlib.sha256(json.dumps([config.backend, config.model, config.titles, beir, ANALYSIS_VERSION]).encode())
+    for key, (title, text) in sorted(evalset.documents.items()):
+        digest.update(f"{key}\0{title}\0{text}\0".encode())
+    return digest.hexdigest()[:16]
+
+
+def _stem(title: str) -> str:
+    """A file name that reads as the document's title (the pipeline takes titles from file names)."""
+    cleaned = "".join(c if c.isalnum() or c in " -_.,()'" else " " for c in title).strip()
+    return " ".join(cleaned.split())[:120] or "document"
+
+
+def build_index(evalset: EvalSet, config: EvalConfig, work_dir: Path, beir: bool = False) -> ScratchIndex:
+    """Ingest the set's documents into a scratch index keyed by corpus and settings; reuse it when present."""
+    work_dir = Path(work_dir)
+    spec = EmbedderSpec(backend=config.backend, model=config.model)
+    folder = work_dir / f"index-{_fingerprint(evalset, config, beir)}"
+    started = time.perf_counter()
+    if not (folder / "complete").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        store = _CachingStore(folder / "data", spec, work_dir / "embeddings.sqlite3")
+        collection = store.ensure_collection("eval")
+        files = _write_documents(evalset, folder / "files", beir, config.titles)
+        embedder = store.embedder(collection)
+        options = ChunkingOptions(max_tokens=embedder.identity.max_tokens, heading_context=config.titles and not beir)
+        report = IngestPipeline(store, collection, chunking=options, workers=0).ingest(files)
+        if report.failures:
+            raise RuntimeError(f"{len(report.failures)} documents failed to ingest, e.g. {report.failures[0]}")
+        (folder / "complete").write_text(json.dumps(config.as_dict()))
+    store = _CachingStore(folder / "data", spec, work_dir / "embeddings.sqlite3")
+    return ScratchIndex(store, store.catalog.get_collection("eval"), time.perf_counter() - started)
+
+
+def _write_documents(evalset: EvalSet, root: Path, beir: bool, titles: bool) -> list[SourceFile]:
+    files = []
+    for i, (key, (title, text)) in enumerate(evalset.documents.items()):
+        body = f"{title} {text}".strip() if beir else text
+        path = root / f"{i // 1000:03d}" / f"{i:06d}" / f"{_stem(title) if titles and not beir else 'document'}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body, encoding="utf-8")
+        files.append(SourceFile(path, key))
+    return files
+
+
+def ranked_documents(searcher: Searcher, index: ScratchIndex, query: Question, mode: str, drop_self: bool) -> list[str]:
+    """Document keys, best first (a document ranks where its best chunk does); BEIR drops the query's own id."""
+    hits = searcher.search(index.collection, query.text, mode=mode, k=DEPTH + 1)
+    keys = list(dict.fromkeys(h.source for h in hits))
+    return [k for k in keys if not (drop_self and k == query.qid)][:DEPTH]
+
+
+def retrieval_metrics(rankings: Sequence[list[str]], relevant: Sequence[dict[str, int]]) -> dict[str, float]:
+    """Mean recall@1/5/10/100, MRR@10 and nDCG@10 over questions."""
+    out: dict[str, float] = {}
+    for k in (1, 5, 10, 100):
+        out[f"recall@{k}"] = mean([recall_at_k(r, g, k) for r, g in zip(rankings, relevant)])
+    out["mrr@10"] = mean([mrr_at_k(r, g, 10) for r, g in zip(rankings, relevant)])
+    out["ndcg@10"] = mean([ndcg_at_k(r, g, 10) for r, g in zip(rankings, relevant)])
+    return out
+
+
+def evaluate_retrieval(
+    evalset: EvalSet, index: ScratchIndex, config: EvalConfig, modes: Sequence[str], beir: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Per mode, ranking metrics over every question of the set."""
+    for mode in modes:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+    r = config.retrieval
+    searcher = Searcher(index.store, rrf_k=r.rrf_k, fusion=r.fusion, candidates=r.candidates)
+    relevant = [evalset.relevant(q) for q in evalset.questions]
+    results = {}
+    for mode in modes:
+        rankings = []
+        for q in evalset.questions:
+            rankings.append(ranked_documents(searcher, index, q, mode, beir))
+            if progress:
+                progress(1)
+        results[mode] = retrieval_metrics(rankings, relevant)
+    return results
+
+
+@dataclass
+class AnswerRecord:
+    """What the answerer did for one question, with abstention switched off so any threshold can be applied."""
+
+    question: Question
+    text: str
+    evidence: float
+    gold_retrieved: bool
+    forced: bool  # no passages, or the generator itself found nothing: abstains at any threshold
+
+    def abstains(self, min_support: float) -> bool:
+        """The answerer's decision at this floor."""
+        return self.forced or self.evidence < min_support
+
+
+def collect_answers(
+    evalset: EvalSet, index: ScratchIndex, config: EvalConfig, progress: Callable[[int], None] | None = None,
+) -> list[AnswerRecord]:
+    """Ask every question through the Answerer (extractive generator), recording evidence and text."""
+    answerer = Answerer(
+        index.store, GeneratorRegistry(GeneratorConfig()), config.retrieval, replace_abstention(config.abstention),
+    )
+    records = []
+    for q in evalset.questions:
+        answer = answerer.ask(AskRequest(q.text, index.collection))
+        gold = any(p.source == q.doc for p in answer.passages)
+        records.append(AnswerRecord(q, answer.text, answer.evidence, gold, answer.abstained))
+        if progress:
+            progress(1)
+    return records
+
+
+def replace_abstention(abstention: AbstentionConfig) -> AbstentionConfig:
+    """The same settings with abstention off: the harness applies the floor itself, to sweep it for free."""
+    return abstention.model_copy(update={"enabled": False})
+
+
+def answer_metrics(records: Sequence[AnswerRecord], min_support: float) -> dict[str, float]:
+    """Answer quality on answerable questions: gold text contained, SQuAD F1, and contained when the gold paragraph was retrieved."""
+    answerable = [r for r in records if not r.question.impossible and r.question.answers]
+    def text(r: AnswerRecord) -> str:
+        return "" if r.abstains(min_support) else r.text
+    found = [r for r in answerable if r.gold_retrieved]
+    answered_found = [r for r in found if not r.abstains(min_support)]
+    return {
+        "questions": len(answerable),
+        "contains": mean([float(contains_answer(text(r), r.question.answers)) for r in answerable]),
+        "f1": mean([best_f1(text(r), r.question.answers) for r in answerable]),
+        "gold_retrieved": len(found) / len(answerable) if answerable else 0.0,
+        "contains_when_retrieved": mean([float(contains_answer(r.text, r.question.answers)) for r in found]),
+        "contains_when_retrieved_and_answered": mean([float(contains_answer(r.text, r.question.answers)) for r in answered_found]),
+    }
+
+
+def abstention_metrics(records: Sequence[AnswerRecord], min_support: float) -> dict[str, float]:
+    """Abstention as a detector of unanswerable questions, at one floor."""
+    scores = abstention_scores([r.abstains(min_support) for r in records], [r.question.impossible for r in records])
+    return {"min_support": min_support, **scores}
+
+
+def sweep(records: Sequence[AnswerRecord], max_wrong: float = 0.15, step: float = 0.01) -> dict[str, Any]:
+    """Try every floor in [0, 1]; the best is the highest abstention F1 whose wrongly-abstained rate stays within max_wrong."""
+    rows = [abstention_metrics(records, round(i * step, 4)) for i in range(int(1 / step) + 1)]
+    allowed = [r for r in rows if r["wrongly_abstained"] <= max_wrong] or rows[:1]
+    best = max(allowed, key=lambda r: (r["f1"], -r["min_support"]))
+    return {"best": best, "max_wrongly_abstained": max_wrong, "rows": rows}
+
+
+def subset(evalset: EvalSet, limit: int | None) -> EvalSet:
+    """At most `limit` questions, spread evenly over the set (every n-th), so every article is represented."""
+    if not limit or limit >= len(evalset.questions):
+        return evalset
+    step = len(evalset.questions) / limit
+    chosen = [evalset.questions[int(i * step)] for i in range(limit)]
+    return EvalSet(evalset.name, evalset.documents, chosen, evalset.qrels, evalset.has_impossible)
+
+
+def report_dict(
+    evalset: EvalSet, config: EvalConfig, retrieval: dict[str, dict[str, float]],
+    records: Sequence[AnswerRecord] | None, timings: dict[str, float],
+) -> dict[str, Any]:
+    """The JSON report: retrieval per mode, answers, abstention, config."""
+    report: dict[str, Any] = {"dataset": evalset.name, "questions": len(evalset.questions), "retrieval": retrieval}
+    if records is not None:
+        floor = config.abstention.min_support if config.abstention.enabled else -1.0
+        report["answers"] = answer_metrics(records, floor)
+        if evalset.has_impossible:
+            report["abstention"] = abstention_metrics(records, floor)
+    report["config"] = config.as_dict()
+    report["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
+    return report

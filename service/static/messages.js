@@ -1,0 +1,191 @@
+// Chat messages: the user's questions and the streamed answers with their citation chips. Text only via textContent.
+
+import { markerPieces } from "./highlight.js";
+
+/** document.createElement with a class, text and attributes. */
+export function el(tag, { cls, text, attrs } = {}) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined) node.textContent = text;
+  for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, value);
+  return node;
+}
+
+/** "Title · p. 2" for a citation. */
+export function citationLabel(c) {
+  const title = c.title || c.source || "Untitled";
+  return c.page ? `${title} · p. ${c.page}` : title;
+}
+
+export function userMessage(text) {
+  const article = el("article", { cls: "message user", attrs: { "aria-label": "Your question" } });
+  article.append(el("p", { cls: "bubble", text }));
+  return article;
+}
+
+/** One answer, filled in as its events arrive. onCite(citation, answerView, trigger) opens a passage. */
+export class AnswerView {
+  constructor(question, onCite) {
+    this.question = question;
+    this.onCite = onCite;
+    this.text = "";
+    this.citations = [];
+    this.finished = false;
+    this.node = el("article", { cls: "message assistant streaming", attrs: { "aria-label": "Answer", "aria-busy": "true" } });
+    this.searched = el("p", { cls: "searched-for", attrs: { hidden: "" } });
+    this.body = el("div", { cls: "answer-text" });
+    this.status = el("p", { cls: "answer-status muted", text: "Searching the documents…" });
+    this.notes = el("div", { cls: "answer-notes" });
+    this.chips = el("div", { cls: "chips" });
+    this.actions = el("div", { cls: "message-actions", attrs: { hidden: "" } });
+    this.node.append(this.searched, this.status, this.body, this.notes, this.chips, this.actions);
+  }
+
+  /** Handle one SSE event from /v1/ask or a conversation. */
+  handle(name, data) {
+    if (name === "citations") {
+      this.citations = data.citations || [];
+      this.showRewritten(data.rewritten_question);
+      this.status.textContent = "Writing the answer…";
+    } else if (name === "token") {
+      this.status.hidden = true;
+      this.text += data.text || "";
+      this.renderText();
+    } else if (name === "done") {
+      this.finish(data);
+    } else if (name === "error") {
+      this.fail(data.detail || data.title || "The answer failed.");
+    }
+  }
+
+  showRewritten(rewritten) {
+    const typed = (this.question || "").trim().toLowerCase();
+    if (!rewritten || rewritten.trim().toLowerCase() === typed) return;
+    this.searched.replaceChildren("searched for: ", el("q", { text: rewritten }));
+    this.searched.hidden = false;
+  }
+
+  renderText() {
+    const byN = new Map(this.citations.map((c) => [c.n, c]));
+    const nodes = [];
+    for (const piece of markerPieces(this.text)) {
+      const known = piece.marker?.filter((n) => byN.has(n)) || [];
+      if (!known.length) {
+        nodes.push(document.createTextNode(piece.text));
+        continue;
+      }
+      for (const n of known) nodes.push(this.citeButton(byN.get(n), `[${n}]`, "cite-marker"));
+    }
+    this.body.replaceChildren(...nodes);
+  }
+
+  citeButton(c, label, cls) {
+    const button = el("button", {
+      cls, text: label,
+      attrs: { type: "button", "aria-label": `Citation ${c.n}: ${citationLabel(c)}`, "data-n": String(c.n) },
+    });
+    button.addEventListener("click", () => this.onCite(c, this, button));
+    return button;
+  }
+
+  /** The final answer: authoritative text, cited chips (or an abstention with the closest passages). */
+  finish(answer) {
+    this.finished = true;
+    this.text = answer.answer ?? answer.content ?? this.text;
+    this.citations = answer.citations || this.citations;
+    this.showRewritten(answer.rewritten_question);
+    this.node.classList.remove("streaming");
+    this.node.setAttribute("aria-busy", "false");
+    this.status.hidden = true;
+    if (answer.abstained) this.renderAbstention(answer.reason);
+    else this.renderAnswer(answer.unsupported_claims || []);
+    this.renderActions();
+  }
+
+  renderAnswer(unsupported) {
+    this.renderText();
+    const cited = this.citations.filter((c) => c.cited);
+    this.renderChips(cited, "Sources");
+    if (unsupported.length) {
+      const note = el("p", { cls: "note warn", text: "Not backed by the cited passages: " });
+      note.append(el("q", { text: unsupported.join(" … ") }));
+      this.notes.replaceChildren(note);
+    }
+  }
+
+  renderAbstention(reason) {
+    this.node.classList.add("abstained");
+    const box = el("div", { cls: "abstention", attrs: { role: "status" } });
+    box.append(el("p", { cls: "abstention-title", text: "Not found in the documents" }));
+    if (reason) box.append(el("p", { cls: "muted", text: reason }));
+    this.body.replaceChildren(box);
+    if (this.text.trim()) this.body.append(el("p", { text: this.text }));
+    this.renderChips(this.citations.slice(0, 3), "Closest passages");
+  }
+
+  renderChips(citations, heading) {
+    if (!citations.length) return;
+    const list = el("ul", { cls: "chip-list", attrs: { "aria-label": heading } });
+    for (const c of citations) {
+      const chip = this.citeButton(c, "", "chip");
+      chip.append(el("span", { cls: "chip-n", text: `[${c.n}]` }), el("span", { cls: "chip-title", text: citationLabel(c) }));
+      if (c.supported === false) {
+        chip.classList.add("unsupported");
+        chip.title = "The answer's claim is not clearly backed by this passage";
+      }
+      const item = el("li");
+      item.append(chip);
+      list.append(item);
+    }
+    this.chips.replaceChildren(el("p", { cls: "chips-heading", text: heading }), list);
+  }
+
+  renderActions() {
+    const copy = el("button", { cls: "link-button copy", text: "Copy answer", attrs: { type: "button" } });
+    copy.addEventListener("click", async () => {
+      const ok = await copyText(this.plainText());
+      copy.textContent = ok ? "Copied" : "Copy failed";
+      setTimeout(() => (copy.textContent = "Copy answer"), 1500);
+    });
+    this.actions.replaceChildren(copy);
+    this.actions.hidden = false;
+  }
+
+  /** The answer with its sources listed, for the clipboard. */
+  plainText() {
+    const cited = this.citations.filter((c) => c.cited);
+    const sources = cited.map((c) => `[${c.n}] ${citationLabel(c)} (${c.source})`);
+    return sources.length ? `${this.text}\n\nSources:\n${sources.join("\n")}` : this.text || "Not found in the documents";
+  }
+
+  fail(message) {
+    this.finished = true;
+    this.node.classList.remove("streaming");
+    this.node.classList.add("failed");
+    this.node.setAttribute("aria-busy", "false");
+    this.status.hidden = true;
+    this.notes.replaceChildren(el("p", { cls: "note error", text: message, attrs: { role: "alert" } }));
+    if (this.text) this.renderText();
+  }
+}
+
+/** Copy to the clipboard; falls back to a hidden textarea where the Clipboard API is missing or refused. */
+export async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    const area = el("textarea", { cls: "offscreen", attrs: { readonly: "", "aria-hidden": "true" } });
+    area.value = text;
+    document.body.append(area);
+    area.select();
+    let ok = false;
+    try {
+      ok = document.execCommand("copy");
+    } catch {
+      ok = false;
+    }
+    area.remove();
+    return ok;
+  }
+}
