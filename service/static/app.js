@@ -1,0 +1,333 @@
+// The chat page: collections, conversations, asking with a streamed answer, uploads by drag and drop.
+
+import { api, onKeyNeeded, streamEvents } from "./api.js";
+import { AnswerView, el, userMessage } from "./messages.js";
+import { PassagePanel } from "./passage.js";
+import { Uploads } from "./uploads.js";
+
+const $ = (id) => document.getElementById(id);
+const COLLECTION_STORAGE = "docqa.collection";
+const EMPTY_STATE = $("empty-state").cloneNode(true);
+
+const state = {
+  collection: null,
+  conversationId: null,
+  persisted: true, // whether the server keeps conversations (/v1/conversations exists)
+  controller: null,
+};
+
+const panel = new PassagePanel((message) => toast(message));
+const uploads = new Uploads(() => loadCollections(true));
+
+// ---- API key -------------------------------------------------------------------------------------------------
+
+onKeyNeeded(
+  (reason) =>
+    new Promise((resolve) => {
+      const dialog = $("key-dialog");
+      $("key-reason").textContent = reason ? `${reason} The key is kept for this browser tab only.` : "This server needs an API key.";
+      $("key-input").value = "";
+      dialog.addEventListener(
+        "close",
+        () => resolve(dialog.returnValue === "ok" ? $("key-input").value.trim() || null : null),
+        { once: true },
+      );
+      dialog.showModal();
+    }),
+);
+
+// ---- collections and conversations ------------------------------------------------------------------------------
+
+async function loadCollections(keepSelection = false) {
+  const select = $("collection");
+  let collections;
+  try {
+    collections = await api("/v1/collections");
+  } catch (err) {
+    toast(`Could not list collections: ${err.message}`);
+    return;
+  }
+  const wanted = keepSelection ? state.collection : localStorage.getItem(COLLECTION_STORAGE);
+  select.replaceChildren(
+    ...collections.map((c) => el("option", { text: `${c.name} (${c.documents} docs)`, attrs: { value: c.name } })),
+  );
+  if (!collections.length) {
+    select.append(el("option", { text: "no collections", attrs: { value: "" } }));
+    setCollection(null);
+    return;
+  }
+  const chosen = collections.some((c) => c.name === wanted) ? wanted : collections[0].name;
+  select.value = chosen;
+  if (chosen !== state.collection) setCollection(chosen);
+}
+
+function setCollection(name) {
+  state.collection = name;
+  if (name) localStorage.setItem(COLLECTION_STORAGE, name);
+  $("drop-collection").textContent = name || "—";
+  newConversation(false);
+  loadConversations();
+}
+
+async function detectConversations() {
+  try {
+    const spec = await api("/openapi.json");
+    state.persisted = Boolean(spec.paths?.["/v1/conversations"]);
+  } catch {
+    state.persisted = true; // no schema to look at: assume a current server
+  }
+  $("history-note").textContent = state.persisted ? "" : "This server doesn't keep conversations.";
+}
+
+async function loadConversations() {
+  const list = $("conversation-list");
+  if (!state.persisted || !state.collection) {
+    list.replaceChildren();
+    return;
+  }
+  let conversations;
+  try {
+    conversations = await api(`/v1/conversations?collection=${encodeURIComponent(state.collection)}`);
+  } catch (err) {
+    $("history-note").textContent = `Could not load history: ${err.message}`;
+    return;
+  }
+  $("history-note").textContent = conversations.length ? "" : "No conversations yet.";
+  list.replaceChildren(...conversations.map(conversationItem));
+}
+
+function conversationItem(c) {
+  const item = el("li", { cls: "conversation-item" });
+  const title = c.title || "Untitled conversation";
+  const open = el("button", { cls: "conversation-open", attrs: { type: "button", "data-id": c.id } });
+  open.append(el("span", { cls: "conversation-title", text: title }),
+    el("span", { cls: "conversation-time", text: new Date(c.updated_at * 1000).toLocaleString() }));
+  if (c.id === state.conversationId) open.setAttribute("aria-current", "true");
+  open.addEventListener("click", () => openConversation(c.id));
+  const remove = el("button", {
+    cls: "icon-button conversation-delete", text: "✕", attrs: { type: "button", "aria-label": `Delete conversation “${title}”` },
+  });
+  remove.addEventListener("click", () => deleteConversation(c.id, title));
+  item.append(open, remove);
+  return item;
+}
+
+async function openConversation(id) {
+  let conversation;
+  try {
+    conversation = await api(`/v1/conversations/${encodeURIComponent(id)}`);
+  } catch (err) {
+    toast(`Could not open the conversation: ${err.message}`);
+    return;
+  }
+  stopAsking();
+  state.conversationId = id;
+  panel.close();
+  const messages = $("messages");
+  messages.replaceChildren();
+  let question = "";
+  for (const m of conversation.messages) {
+    if (m.role === "user") {
+      question = m.content;
+      messages.append(userMessage(m.content));
+    } else {
+      const view = new AnswerView(question, openPassage);
+      view.finish({ ...m, answer: m.content, citations: m.citations || [] });
+      messages.append(view.node);
+    }
+  }
+  markCurrent();
+  closeSidebar();
+  messages.lastElementChild?.scrollIntoView({ block: "end" });
+  $("question").focus();
+}
+
+async function deleteConversation(id, title) {
+  if (!window.confirm(`Delete the conversation “${title}”?`)) return;
+  try {
+    await api(`/v1/conversations/${encodeURIComponent(id)}`, { method: "DELETE" });
+  } catch (err) {
+    toast(`Could not delete: ${err.message}`);
+    return;
+  }
+  if (id === state.conversationId) newConversation();
+  loadConversations();
+}
+
+function markCurrent() {
+  for (const button of document.querySelectorAll(".conversation-open")) {
+    if (button.dataset.id === state.conversationId) button.setAttribute("aria-current", "true");
+    else button.removeAttribute("aria-current");
+  }
+}
+
+function newConversation(focus = true) {
+  stopAsking();
+  state.conversationId = null;
+  panel.close();
+  $("messages").replaceChildren(EMPTY_STATE.cloneNode(true));
+  markCurrent();
+  closeSidebar();
+  if (focus) $("question").focus();
+}
+
+// ---- asking ----------------------------------------------------------------------------------------------------
+
+function openPassage(citation, view, trigger) {
+  panel.open(citation, view, state.collection, trigger);
+}
+
+async function ask(question) {
+  if (state.controller || !question.trim()) return;
+  if (!state.collection) {
+    toast("Pick a collection first (or upload documents into one).");
+    return;
+  }
+  $("empty-state")?.remove();
+  const messages = $("messages");
+  const view = new AnswerView(question, openPassage);
+  messages.append(userMessage(question), view.node);
+  view.node.scrollIntoView({ block: "end" });
+  setBusy(new AbortController());
+  try {
+    const [url, body] = await endpointFor(question);
+    await streamEvents(url, body, (name, data) => {
+      view.handle(name, data);
+      if (name !== "citations") view.node.scrollIntoView({ block: "end" });
+    }, state.controller.signal);
+    if (!view.finished) view.fail("The answer stopped before it was complete.");
+  } catch (err) {
+    view.fail(err.name === "AbortError" ? "Stopped." : err.message);
+  } finally {
+    setBusy(null);
+    if (state.persisted) loadConversations();
+  }
+}
+
+/** Where to send a question: the current conversation (created on the first question), or /v1/ask. */
+async function endpointFor(question) {
+  if (!state.persisted) return ["/v1/ask", { question, collection: state.collection, stream: true }];
+  if (!state.conversationId) {
+    const title = question.trim().replace(/\s+/g, " ").slice(0, 120);
+    const created = await api("/v1/conversations", { method: "POST", body: { collection: state.collection, title } });
+    state.conversationId = created.id;
+  }
+  return [`/v1/conversations/${encodeURIComponent(state.conversationId)}/messages`, { content: question, stream: true }];
+}
+
+function setBusy(controller) {
+  state.controller = controller;
+  const send = $("send");
+  send.textContent = controller ? "Stop" : "Send";
+  send.setAttribute("aria-label", controller ? "Stop the answer" : "Send question");
+  send.classList.toggle("button-stop", Boolean(controller));
+}
+
+function stopAsking() {
+  state.controller?.abort();
+}
+
+// ---- layout, keyboard, drag and drop ------------------------------------------------------------------------------
+
+function toggleSidebar(open) {
+  document.body.classList.toggle("sidebar-open", open);
+  $("sidebar-toggle").setAttribute("aria-expanded", String(open));
+  $("sidebar-toggle").setAttribute("aria-label", open ? "Hide conversations" : "Show conversations");
+  $("sidebar-backdrop").hidden = !open;
+  if (open) $("new-conversation").focus();
+}
+
+function closeSidebar() {
+  if (document.body.classList.contains("sidebar-open")) toggleSidebar(false);
+}
+
+let toastTimer = null;
+function toast(message) {
+  let box = $("toast");
+  if (!box) {
+    box = el("div", { cls: "toast", attrs: { id: "toast", role: "alert" } });
+    document.body.append(box);
+  }
+  box.textContent = message;
+  box.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (box.hidden = true), 6000);
+}
+
+function wireComposer() {
+  const question = $("question");
+  $("composer").addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (state.controller) return stopAsking();
+    const text = question.value;
+    if (!text.trim()) return;
+    question.value = "";
+    autosize();
+    ask(text.trim());
+  });
+  question.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      if (!state.controller) $("composer").requestSubmit();
+    }
+  });
+  const autosize = () => {
+    question.style.height = "auto";
+    question.style.height = `${Math.min(question.scrollHeight, 200)}px`;
+  };
+  question.addEventListener("input", autosize);
+}
+
+function wireDragAndDrop() {
+  const overlay = $("drop-overlay");
+  let depth = 0;
+  const hasFiles = (e) => [...(e.dataTransfer?.types || [])].includes("Files");
+  window.addEventListener("dragenter", (e) => {
+    if (!hasFiles(e)) return;
+    depth++;
+    overlay.hidden = false;
+  });
+  window.addEventListener("dragleave", (e) => {
+    if (hasFiles(e) && --depth <= 0) overlay.hidden = true;
+  });
+  window.addEventListener("dragover", (e) => hasFiles(e) && e.preventDefault());
+  window.addEventListener("drop", (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    depth = 0;
+    overlay.hidden = true;
+    uploads.add([...e.dataTransfer.files], state.collection);
+  });
+  const input = $("file-input");
+  $("upload-button").addEventListener("click", () => input.click());
+  input.addEventListener("change", () => {
+    uploads.add([...input.files], state.collection);
+    input.value = "";
+  });
+}
+
+function wire() {
+  $("collection").addEventListener("change", (e) => setCollection(e.target.value || null));
+  $("new-conversation").addEventListener("click", () => newConversation());
+  $("sidebar-toggle").addEventListener("click", () => toggleSidebar(!document.body.classList.contains("sidebar-open")));
+  $("sidebar-backdrop").addEventListener("click", () => toggleSidebar(false));
+  document.addEventListener("keydown", (e) => {
+    if (e.key !== "Escape" || $("key-dialog").open) return;
+    if (panel.isOpen) panel.close();
+    else if (document.body.classList.contains("sidebar-open")) {
+      toggleSidebar(false);
+      $("sidebar-toggle").focus();
+    }
+  });
+  wireComposer();
+  wireDragAndDrop();
+}
+
+async function start() {
+  wire();
+  await detectConversations();
+  await loadCollections();
+  $("question").focus();
+}
+
+start();

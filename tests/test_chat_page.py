@@ -1,0 +1,258 @@
+"""The chat page in a real browser: Debian's headless Chromium, driven by Playwright, against `docqa serve`."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import SAMPLES
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-quic",
+]
+DOCQA = Path(sys.executable).with_name("docqa")
+TIMEOUT_MS = 60_000
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
+if not CHROMIUM.exists():
+    pytest.skip("needs Debian's Chromium: apt-get install chromium", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(base: str, server: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"docqa serve exited with {server.returncode}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{base} not ready after {timeout}s")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`docqa serve` on a free port over a data dir holding the ingested samples."""
+    root = tmp_path_factory.mktemp("chat-page")
+    docs = root / "docs"
+    shutil.copytree(SAMPLES, docs, ignore=shutil.ignore_patterns("*.py"))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("DOCQA_API_KEYS", None)
+    data = root / "data"
+    subprocess.run([str(DOCQA), "--data-dir", str(data), "ingest", str(docs)], env=env, check=True, capture_output=True)
+    port = _free_port()
+    log = (root / "server.log").open("wb")
+    proc = subprocess.Popen([str(DOCQA), "--data-dir", str(data), "serve", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, proc)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[object]:
+    """A fresh headless Chromium profile."""
+    with sync_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            user_data_dir=str(tmp_path / "profile"), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+            headless=True, viewport={"width": 1280, "height": 800},
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+class ConsoleErrors(list):
+    """Console errors and uncaught exceptions of a page."""
+
+    def __init__(self, page: object) -> None:
+        super().__init__()
+        page.on("console", lambda m: m.type == "error" and self.append(f"console: {m.text}"))
+        page.on("pageerror", lambda e: self.append(f"pageerror: {e}"))
+
+
+def _open_chat(browser: object, server: str) -> tuple[object, ConsoleErrors]:
+    page = browser.pages[0] if browser.pages else browser.new_page()
+    errors = ConsoleErrors(page)
+    page.goto(f"{server}/")
+    page.wait_for_selector("#collection option[value='default']", state="attached")
+    return page, errors
+
+
+def _ask(page: object, question: str) -> object:
+    """Type a question, press Enter, wait for its answer to finish; the answer element."""
+    before = page.locator(".message.assistant").count()
+    page.fill("#question", question)
+    page.press("#question", "Enter")
+    answer = page.locator(".message.assistant").nth(before)
+    answer.wait_for()
+    page.wait_for_function(
+        "n => document.querySelectorAll('.message.assistant')[n]?.getAttribute('aria-busy') === 'false'", arg=before,
+    )
+    return answer
+
+
+def test_asking_streams_a_cited_answer_and_opens_its_passage(browser: object, server: str, tmp_path: Path) -> None:
+    page, errors = _open_chat(browser, server)
+    streamed: list[str] = []
+    page.on("response", lambda r: "text/event-stream" in (r.headers.get("content-type") or "") and streamed.append(r.url))
+
+    answer = _ask(page, "How many GPUs was the Atlas model trained on?")
+    assert "64" in answer.locator(".answer-text").inner_text()
+    assert streamed, "the answer did not come as Server-Sent Events"
+    chip = answer.locator(".chip").first
+    assert chip.is_visible()
+    assert answer.locator(".cite-marker").count() >= 1
+
+    chip.click()
+    panel = page.locator("#passage-panel")
+    panel.wait_for(state="visible")
+    assert "Project Atlas: Final Report" in page.locator("#passage-title").inner_text()
+    meta = page.locator("#passage-meta").inner_text()
+    assert "page 2" in meta or "p. 2" in meta
+    assert "64 GPUs" in page.locator("#passage-text mark").first.inner_text()
+    assert page.locator("#passage-link").get_attribute("href").endswith("/file#page=2")
+    page.screenshot(path=str(tmp_path / "passage.png"))
+    page.keyboard.press("Escape")
+    panel.wait_for(state="hidden")
+
+    follow_up = _ask(page, "and for how many days?")
+    assert follow_up.locator(".answer-text").inner_text().strip()
+    if _has_conversations(server):
+        searched = follow_up.locator(".searched-for")
+        assert searched.is_visible()
+        assert any(term in searched.inner_text() for term in ("Atlas", "GPUs"))
+        assert page.locator(".conversation-open[aria-current='true']").count() == 1
+    page.screenshot(path=str(tmp_path / "desktop.png"))
+    assert errors == []
+
+
+def test_an_unanswerable_question_abstains_with_closest_passages(browser: object, server: str) -> None:
+    page, errors = _open_chat(browser, server)
+    answer = _ask(page, "What is the capital of France?")
+    assert "Not found in the documents" in answer.inner_text()
+    assert answer.locator(".chip").count() >= 1
+    assert errors == []
+
+
+def test_a_reopened_conversation_shows_its_turns(browser: object, server: str) -> None:
+    if not _has_conversations(server):
+        pytest.skip("this server doesn't keep conversations")
+    page, errors = _open_chat(browser, server)
+    _ask(page, "How much did the Atlas project cost?")
+    page.click("#new-conversation")
+    assert page.locator(".message").count() == 0
+    page.locator(".conversation-open", has_text="How much did the Atlas project cost?").first.click()
+    page.locator(".message.user", has_text="How much did the Atlas project cost?").wait_for()
+    assert page.locator(".message.assistant .chip").count() >= 1
+    assert errors == []
+
+
+def test_the_page_fits_a_phone_and_hides_the_sidebar_behind_a_toggle(browser: object, server: str, tmp_path: Path) -> None:
+    page, errors = _open_chat(browser, server)
+    page.set_viewport_size({"width": 375, "height": 740})
+    _ask(page, "How many GPUs was the Atlas model trained on?")
+    page.wait_for_timeout(300)  # let the sidebar's slide-out transition end
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= 376
+    assert not page.locator("#sidebar").is_visible()
+    page.screenshot(path=str(tmp_path / "phone.png"))
+
+    page.click("#sidebar-toggle")
+    page.locator("#new-conversation").wait_for(state="visible")
+    assert page.get_attribute("#sidebar-toggle", "aria-expanded") == "true"
+    page.keyboard.press("Escape")
+    page.locator("#sidebar").wait_for(state="hidden")
+
+    page.locator(".message.assistant .chip").first.click()
+    page.locator("#passage-panel").wait_for(state="visible")
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= 376
+    page.screenshot(path=str(tmp_path / "phone-passage.png"))
+    assert errors == []
+
+
+def test_keyboard_alone_can_ask_and_open_a_citation(browser: object, server: str) -> None:
+    page, errors = _open_chat(browser, server)
+    page.wait_for_function("document.activeElement.id === 'question'")
+    _ask(page, "How many GPUs was the Atlas model trained on?")
+    page.locator(".message.assistant .cite-marker").first.focus()
+    page.keyboard.press("Enter")
+    page.locator("#passage-panel").wait_for(state="visible")
+    assert page.evaluate("document.activeElement.id") == "passage-title"
+    page.keyboard.press("Escape")
+    page.locator("#passage-panel").wait_for(state="hidden")
+    assert page.evaluate("document.activeElement.classList.contains('cite-marker')")
+    assert errors == []
+
+
+def test_dropped_files_are_uploaded_and_their_ingestion_followed(browser: object, server: str, tmp_path: Path) -> None:
+    page, errors = _open_chat(browser, server)
+    note = tmp_path / "greenhouse.md"
+    note.write_text("# Greenhouse\n\nThe greenhouse sensors report humidity every 90 seconds.\n", encoding="utf-8")
+    bad = tmp_path / "notes.xyz"
+    bad.write_text("not a document", encoding="utf-8")
+
+    page.set_input_files("#file-input", [str(note), str(bad)])  # what a drop hands to the same upload code
+    row = page.locator(".upload-row", has_text="greenhouse.md")
+    page.wait_for_function("() => document.querySelector('.upload-row')?.dataset.done === '1'")
+    page.locator(".upload-row[data-status='ingested']", has_text="greenhouse.md").wait_for()
+    assert "ingested" in row.inner_text()
+    failed = page.locator(".upload-row", has_text="notes.xyz")
+    failed.locator(".upload-status").filter(has_text="failed").wait_for()
+    page.locator("#collection option[value='default']", has_text=re.compile(r"\b([6-9]|\d\d) docs")).wait_for(state="attached")
+
+    answer = _ask(page, "How often do the greenhouse sensors report humidity?")
+    assert "90 seconds" in answer.locator(".answer-text").inner_text()
+    assert [e for e in errors if "415" not in e and "422" not in e] == []
+
+
+def test_passages_are_shown_as_text_never_as_html(browser: object, server: str, tmp_path: Path) -> None:
+    page, errors = _open_chat(browser, server)
+    hostile = tmp_path / "hostile.md"
+    hostile.write_text(
+        "# Hostile\n\nThe vault code is <img src=x onerror=\"window.__pwned=1\"> 4471 and <b>bold</b>.\n", encoding="utf-8",
+    )
+    page.set_input_files("#file-input", str(hostile))
+    page.locator(".upload-row[data-status='ingested']", has_text="hostile.md").wait_for()
+    answer = _ask(page, "What is the vault code?")
+    answer.locator(".chip").first.click()
+    page.locator("#passage-panel").wait_for(state="visible")
+    assert "<b>bold</b>" in page.locator("#passage-text").inner_text()
+    assert page.locator("#passage-text img, #passage-text b, .message img, .message b").count() == 0
+    assert page.evaluate("window.__pwned === undefined")
+    assert errors == []
+
+
+def _has_conversations(server: str) -> bool:
+    return "/v1/conversations" in httpx.get(f"{server}/openapi.json", timeout=10).json()["paths"]
