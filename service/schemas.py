@@ -122,6 +122,13 @@ class SearchHit(BaseModel):
 class SearchResponse(BaseModel):
     """Ranked passages, best first."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "query": "staging cluster nodes", "mode": "hybrid", "timings": {"retrieval_ms": 18.4},
+        "hits": [{"chunk_id": 12, "document_id": 3, "title": "Northwind Engineering Handbook", "source": "handbook.md",
+                  "page": None, "page_end": None, "heading_path": ["Infrastructure"],
+                  "text": "The staging cluster has 12 nodes.", "score": 0.032, "scores": {"dense": 0.71, "lexical": 7.9}}],
+    }]})
+
     query: str
     mode: str
     hits: list[SearchHit]
@@ -228,6 +235,11 @@ class PathIngest(BaseModel):
 
 class Health(BaseModel):
     """Liveness or readiness."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"status": "ok", "checks": {"index": "ok", "model": "ok"}},
+        {"status": "not ready", "checks": {"index": "ok", "model": "loading"}},
+    ]})
 
     status: Literal["ok", "not ready"]
     checks: dict[str, str] = Field(default_factory=dict)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import tempfile
 import unicodedata
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Sequence
 
 from fastapi import UploadFile
 
@@ -36,8 +38,27 @@ def check_supported(name: str) -> None:
         )
 
 
-async def store_upload(upload: UploadFile, root: Path, limit: int) -> tuple[str, Path]:
-    """Stream one upload to root/<sha256>/<name>, refusing it past `limit` bytes. Returns (name, path)."""
+async def store_uploads(uploads: Sequence[UploadFile], root: Path, limit: int) -> list[tuple[str, Path]]:
+    """Store every upload or none: if one is refused, the files this request added are removed again."""
+    stored: list[tuple[str, Path]] = []
+    added: list[Path] = []
+    try:
+        for upload in uploads:
+            name, path, is_new = await store_upload(upload, root, limit)
+            stored.append((name, path))
+            if is_new:
+                added.append(path)
+    except BaseException:
+        for path in added:  # files already there belong to earlier uploads, so they stay
+            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()
+        raise
+    return stored
+
+
+async def store_upload(upload: UploadFile, root: Path, limit: int) -> tuple[str, Path, bool]:
+    """Stream one upload to root/<sha256>/<name>, refusing it past `limit` bytes. Returns (name, path, is_new)."""
     name = safe_filename(upload.filename)
     check_supported(name)
     root.mkdir(parents=True, exist_ok=True)
@@ -54,8 +75,9 @@ async def store_upload(upload: UploadFile, root: Path, limit: int) -> tuple[str,
                 out.write(block)
         target = root / digest.hexdigest() / name
         target.parent.mkdir(exist_ok=True)
+        is_new = not target.exists()
         os.replace(tmp, target)
-        return name, target
+        return name, target, is_new
     finally:
         Path(tmp).unlink(missing_ok=True)
 

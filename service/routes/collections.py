@@ -19,7 +19,7 @@ from service.context import ServiceContext, get_context, get_principal
 from service.schemas import (
     ChunkOut, CollectionCreate, CollectionOut, DocumentDetail, DocumentOut, JobOut, PathIngest, Problem,
 )
-from service.uploads import resolve_server_path, store_upload
+from service.uploads import resolve_server_path, store_uploads
 
 router = APIRouter(prefix="/v1", tags=["collections"])
 
@@ -114,7 +114,7 @@ def source_path(ctx: ServiceContext, collection: Collection, document: DocumentR
     raise NotFound(f"the source file of document {document.id} is not available")
 
 
-@router.get("/collections/{name}/documents/{document_id}/file", responses={**NOT_FOUND, 200: {"content": {"application/octet-stream": {}}}},
+@router.get("/collections/{name}/documents/{document_id}/file", responses={**NOT_FOUND, 200: {"content": {"application/octet-stream": {"example": "%PDF-1.7 … (the stored file's bytes)"}}}},
             response_class=FileResponse, summary="Download the source document")
 def download(name: str, document_id: int, ctx: ServiceContext = Depends(get_context),
              principal: Principal = Depends(get_principal)) -> FileResponse:
@@ -163,8 +163,10 @@ def _metadata(raw: str | None) -> dict[str, Any]:
 )
 async def upload(
     name: str,
-    files: list[UploadFile] = File(..., description="One or more files (PDF, Markdown, HTML, DOCX, text)."),
-    metadata: str | None = Form(None, description='JSON object stored with each document, e.g. {"team": "infra"}.'),
+    files: list[UploadFile] = File(..., description="One or more files (PDF, Markdown, HTML, DOCX, text).",
+                                   examples=[["handbook.md", "atlas-report.pdf"]]),
+    metadata: str | None = Form(None, description='JSON object stored with each document, e.g. {"team": "infra"}.',
+                                examples=['{"team": "infra"}']),
     ctx: ServiceContext = Depends(get_context),
     principal: Principal = Depends(get_principal),
 ) -> dict[str, Any]:
@@ -175,7 +177,7 @@ async def upload(
         raise InvalidInput(f"{len(files)} files in one upload; the limit is {ctx.settings.limits.max_files_per_upload}")
     extra = _metadata(metadata)
     root = ctx.settings.data_dir / "uploads" / str(collection.id)
-    stored = [await store_upload(f, root, ctx.settings.limits.max_upload_bytes) for f in files]
+    stored = await store_uploads(files, root, ctx.settings.limits.max_upload_bytes)
     sources = [SourceFile(path, name_, extra) for name_, path in stored]
     return ctx.jobs.submit(collection.name, sources, _runner(ctx, collection))
 

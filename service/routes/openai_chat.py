@@ -132,7 +132,27 @@ async def _stream(ctx: ServiceContext, model: str, events: Iterator[AnswerEvent]
     yield {"data": "[DONE]"}
 
 
-@router.post("/chat/completions", responses=ERRORS, summary="OpenAI-compatible chat completions over a collection")
+COMPLETION_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "A chat.completion, or with `stream: true` chat.completion.chunk events ending in `[DONE]`.",
+        "content": {
+            "application/json": {"example": {
+                "id": "chatcmpl-3f2a9c0e6b1d4e8f", "object": "chat.completion", "created": 1764158400, "model": "docqa:default",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "The staging cluster has 12 nodes [1]."},
+                             "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                "sources": [{"n": 1, "document_id": 3, "title": "Northwind Engineering Handbook", "source": "handbook.md", "page": None,
+                             "heading_path": ["Infrastructure"], "text": "The staging cluster has 12 nodes.", "score": 0.032,
+                             "cited": True, "supported": True, "support": 1.0}],
+                "abstained": False,
+            }},
+            "text/event-stream": {"example": 'data: {"object": "chat.completion.chunk", "choices": [{"delta": {"content": "The staging"}}]}\n\ndata: [DONE]\n\n'},
+        },
+    }
+}
+
+
+@router.post("/chat/completions", responses={**ERRORS, **COMPLETION_DOC}, summary="OpenAI-compatible chat completions over a collection")
 async def chat_completions(body: ChatCompletionRequest, ctx: ServiceContext = Depends(get_context),
                            principal: Principal = Depends(get_principal)) -> Any:
     """`model` is `docqa:<collection>`; the last user message is the question, earlier ones make follow-ups standalone."""
