@@ -106,7 +106,7 @@ def ingest(
     sync: bool = typer.Option(False, "--sync", help="Remove documents whose files are gone."),
     glob: list[str] = typer.Option([], "--glob", help="Only files matching this pattern (repeatable)."),
     metadata: list[str] = typer.Option([], "--metadata", help="key=value stored with each document (repeatable)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Parser processes (0 = in-process)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Parser processes (default: up to 4 for big batches; 0 or 1 = one)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Ingest files: unchanged ones are skipped, changed ones replaced; exits 1 if any file failed."""

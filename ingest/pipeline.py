@@ -1,28 +1,31 @@
 """discover → hash → parse → chunk → embed → commit, one document per transaction; returns a Report.
 
-Parsing may run in a process pool (it is the CPU-bound part for PDFs); embedding is batched across
+Parsing runs in child processes (several for big batches: it is the CPU-bound part for PDFs), each file
+with a time limit that really stops it (see isolation.py); embedding is batched across
 documents for throughput; each document is committed on its own, so a crash or Ctrl-C loses at most
 the documents not yet committed, and running the same command again finishes the job.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import fnmatch
 import hashlib
-import multiprocessing
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from indexes.catalog import Collection, DocumentFields
 from indexes.errors import DocQAError, LimitExceeded, ParseError
 from indexes.store import IndexStore
 from indexes.types import ChunkInput
 from ingest.chunking import ChunkingOptions, chunk_document
-from ingest.parsers import SUPPORTED_SUFFIXES, ParsedDocument, parse_bytes
+from ingest.isolation import IngestLimits, parser_process
+from ingest.parsers import SUPPORTED_SUFFIXES, ParsedDocument
+
+__all__ = ["IngestLimits", "IngestPipeline", "IngestReport", "FileResult", "ProgressSink", "SourceFile", "discover"]
 
 STATUSES = ("ingested", "unchanged", "replaced", "removed", "failed")
 
@@ -80,16 +83,6 @@ class IngestReport:
         }
 
 
-@dataclass(frozen=True)
-class IngestLimits:
-    """Per-file limits: bad input gets a clear error instead of eating the machine."""
-
-    max_file_bytes: int = 256 * 1024 * 1024
-    max_text_chars: int = 20_000_000
-    max_chunks: int = 50_000
-    max_pages: int = 5_000
-
-
 class ProgressSink:
     """Receives progress; the CLI draws bars from it, the jobs API counts. Methods default to no-ops."""
 
@@ -127,20 +120,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _parse_file(path: str, name: str, limits: IngestLimits) -> ParsedDocument:
-    """Read and parse one file (runs in a worker process)."""
-    size = os.path.getsize(path)
-    if size > limits.max_file_bytes:
-        raise LimitExceeded(f"file too large: {size} bytes (limit {limits.max_file_bytes})")
-    with open(path, "rb") as fh:
-        document = parse_bytes(fh.read(), name)
-    if document.pages and document.pages > limits.max_pages:
-        raise LimitExceeded(f"too many pages: {document.pages} (limit {limits.max_pages})")
-    if len(document.text) > limits.max_text_chars:
-        raise LimitExceeded(f"too much text: {len(document.text)} characters (limit {limits.max_text_chars})")
-    return document
 
 
 @dataclass
@@ -245,26 +224,21 @@ class IngestPipeline:
                 self._fail(file, fields, exc.detail, report, progress)
 
     def _parse_all(self, todo: Sequence[tuple[SourceFile, DocumentFields, bool]]) -> Iterable[ParsedDocument | BaseException]:
-        """Parse files in order, in a process pool when there are several."""
+        """Parse files in order, each in a parser process that is killed if it runs past the time limit."""
         workers = self.workers if self.workers is not None else (min(4, os.cpu_count() or 1) if len(todo) > 3 else 0)
-        args = [(str(f.path), f.path.name, self.limits) for f, _, _ in todo]
-        if workers <= 0:
-            for a in args:
-                yield _capture(_parse_file, *a)
+        args = [(str(f.path), f.path.name, self.limits, self.parse_timeout) for f, _, _ in todo]
+        if workers <= 1:
+            with parser_process() as parser:
+                for a in args:
+                    yield parser.parse(*a)
             return
-        context = multiprocessing.get_context("spawn")  # never fork a process that holds torch threads
         window = workers * 4  # parse ahead of embedding, but don't hold the whole corpus in memory
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = [pool.submit(_parse_file, *a) for a in args[:window]]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="docqa-parse") as threads:
+            futures = [threads.submit(_parse_isolated, *a) for a in args[:window]]
             for i in range(len(args)):
                 if i + window < len(args):
-                    futures.append(pool.submit(_parse_file, *args[i + window]))
-                try:
-                    yield futures[i].result(timeout=self.parse_timeout)
-                except cf.TimeoutError:
-                    yield ParseError(f"parsing took longer than {self.parse_timeout:.0f} s")
-                except Exception as exc:  # noqa: BLE001 - a worker's failure is that file's failure
-                    yield exc
+                    futures.append(threads.submit(_parse_isolated, *args[i + window]))
+                yield futures[i].result()
                 futures[i] = None  # type: ignore[call-overload]  # let the parsed document be freed
 
     def _chunked(self, file: SourceFile, fields: DocumentFields, document: ParsedDocument, replacing: bool) -> _Pending:
@@ -317,11 +291,10 @@ class IngestPipeline:
         return removed
 
 
-def _capture(fn: Callable[..., ParsedDocument], *args: Any) -> ParsedDocument | BaseException:
-    try:
-        return fn(*args)
-    except Exception as exc:  # noqa: BLE001 - recorded as that file's failure
-        return exc
+def _parse_isolated(path: str, name: str, limits: IngestLimits, timeout: float) -> ParsedDocument | BaseException:
+    """One file in a borrowed parser process (runs on a parse thread)."""
+    with parser_process() as parser:
+        return parser.parse(path, name, limits, timeout)
 
 
 def _reason(exc: BaseException) -> str:

@@ -95,6 +95,7 @@ class LimitsConfig(BaseModel):
     max_pages: int = Field(5000, gt=0)
     max_text_chars: int = Field(20_000_000, gt=0)
     max_chunks: int = Field(50_000, gt=0)
+    max_parse_seconds: float = Field(120.0, gt=0)
     max_concurrent_requests: int = Field(64, gt=0)
 
 

@@ -132,7 +132,7 @@ def _runner(ctx: ServiceContext, collection: Collection, sync_roots: Sequence[Pa
     ingest_limits = IngestLimits(limits.max_upload_bytes, limits.max_text_chars, limits.max_chunks, limits.max_pages)
 
     def run(files: Sequence[SourceFile], progress: ProgressSink) -> IngestReport:
-        pipeline = IngestPipeline(ctx.store, collection, limits=ingest_limits, workers=0)
+        pipeline = IngestPipeline(ctx.store, collection, limits=ingest_limits, workers=0, parse_timeout=limits.max_parse_seconds)
         report = pipeline.ingest(files, progress)
         if sync_roots:
             roots = [str(r) for r in sync_roots]

@@ -1,0 +1,140 @@
+"""Parsing in child processes, so a runaway parse (a hostile PDF, a parser bug) can be stopped.
+
+A thread cannot be stopped and SIGALRM only reaches the main thread, so every file is parsed in a
+spawned process that is kept for the next file and killed (then replaced) when a parse runs past its
+time limit. Start-up is paid once per process (up to MAX_IDLE are kept warm) and not counted against
+the limit; after that a file costs one round trip: its path out, the parsed document pickled back.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any, Iterator
+
+from indexes.errors import DocQAError, LimitExceeded, ParseError
+from ingest.parsers import ParsedDocument, parse_bytes
+
+START_TIMEOUT = 120.0  # a cold start on a loaded machine imports pypdf, python-docx, selectolax
+MAX_IDLE = 4
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """Per-file limits: bad input gets a clear error instead of eating the machine."""
+
+    max_file_bytes: int = 256 * 1024 * 1024
+    max_text_chars: int = 20_000_000
+    max_chunks: int = 50_000
+    max_pages: int = 5_000
+
+
+def parse_file(path: str, name: str, limits: IngestLimits) -> ParsedDocument:
+    """Read and parse one file within the limits (runs in a parser process)."""
+    size = os.path.getsize(path)
+    if size > limits.max_file_bytes:
+        raise LimitExceeded(f"file too large: {size} bytes (limit {limits.max_file_bytes})")
+    with open(path, "rb") as fh:
+        document = parse_bytes(fh.read(), name)
+    if document.pages and document.pages > limits.max_pages:
+        raise LimitExceeded(f"too many pages: {document.pages} (limit {limits.max_pages})")
+    if len(document.text) > limits.max_text_chars:
+        raise LimitExceeded(f"too much text: {len(document.text)} characters (limit {limits.max_text_chars})")
+    return document
+
+
+def serve_fd(fd: int) -> None:
+    """The child's loop: parse each request, send back the document or the error; exit when the parent goes."""
+    conn = Connection(fd)
+    conn.send("ready")
+    while True:
+        try:
+            path, name, limits = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            result: Any = parse_file(path, name, limits)
+        except DocQAError as exc:
+            result = exc
+        except Exception as exc:  # noqa: BLE001 - a parser bug is that file's failure
+            result = ParseError(f"{type(exc).__name__}: {exc}")
+        conn.send(result)
+
+
+class ParserProcess:
+    """One spawned parser process, started on first use and killed when a parse overruns."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's pid while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    def _start(self) -> Connection:
+        # A fresh interpreter (not multiprocessing's spawn, which re-runs the caller's unguarded main script);
+        # it talks over a socketpair, so stray prints of a parser library can't corrupt the protocol.
+        ours, theirs = socket.socketpair()
+        with theirs:
+            command = [sys.executable, "-c", f"from ingest.isolation import serve_fd; serve_fd({theirs.fileno()})"]
+            self._process = subprocess.Popen(command, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+        self._conn = Connection(ours.detach())
+        if not self._conn.poll(START_TIMEOUT) or self._conn.recv() != "ready":
+            self.stop()
+            raise ParseError(f"the parser process did not start within {START_TIMEOUT:.0f} s")
+        return self._conn
+
+    def parse(self, path: str, name: str, limits: IngestLimits, timeout: float) -> ParsedDocument | DocQAError:
+        """The parsed document, or the error that stopped it (a ParseError after `timeout` seconds)."""
+        alive = self._process is not None and self._process.poll() is None
+        conn = self._conn if alive and self._conn is not None else self._start()
+        try:
+            conn.send((path, name, limits))
+            if not conn.poll(timeout):
+                self.stop()
+                return ParseError(f"parsing took longer than {timeout:g} s")
+            return conn.recv()
+        except (EOFError, OSError):  # killed from outside (OOM killer) mid-parse
+            self.stop()
+            return ParseError("the parser process died while parsing this file")
+        except BaseException:  # interrupted mid-request: its answer must never reach the next caller
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Kill the child now (a stuck parse gets no chance to clean up) and reap it."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+_idle: list[ParserProcess] = []
+_idle_lock = threading.Lock()
+
+
+@contextmanager
+def parser_process() -> Iterator[ParserProcess]:
+    """Borrow a warm parser process for one thread's parses; up to MAX_IDLE are kept for later ones."""
+    with _idle_lock:
+        process = _idle.pop() if _idle else ParserProcess()
+    try:
+        yield process
+    finally:
+        with _idle_lock:
+            keep = len(_idle) < MAX_IDLE
+            if keep:
+                _idle.append(process)
+        if not keep:
+            process.stop()
