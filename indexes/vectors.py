@@ -33,6 +33,8 @@ class VectorIndex:
         self.dim = dim
         self.seq = 0
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        # remove_ids scans the whole flat index, so only call it for ids really present.
+        self._ids: set[int] = set()
         # Searches and updates must not interleave inside FAISS; updates are short (one document).
         self._lock = threading.Lock()
 
@@ -55,15 +57,19 @@ class VectorIndex:
         if matrix.shape[1] != self.dim:
             raise ValueError(f"vectors have dimension {matrix.shape[1]}, index has {self.dim}")
         with self._lock:
-            self._index.remove_ids(faiss.IDSelectorBatch(ids_array))
+            present = [i for i in ids_array.tolist() if i in self._ids]
+            if present:
+                self._index.remove_ids(faiss.IDSelectorBatch(np.asarray(present, dtype=np.int64)))
             self._index.add_with_ids(matrix, ids_array)
+            self._ids.update(ids_array.tolist())
 
     def remove(self, ids: Sequence[int]) -> None:
         """Remove the given chunk ids (missing ones are ignored)."""
-        ids_array = np.asarray(ids, dtype=np.int64)
-        if len(ids_array):
-            with self._lock:
-                self._index.remove_ids(faiss.IDSelectorBatch(ids_array))
+        with self._lock:
+            present = [i for i in np.asarray(ids, dtype=np.int64).tolist() if i in self._ids]
+            if present:
+                self._index.remove_ids(faiss.IDSelectorBatch(np.asarray(present, dtype=np.int64)))
+                self._ids.difference_update(present)
 
     def search(self, query: np.ndarray, k: int, allowed: Sequence[int] | None = None) -> list[tuple[int, float]]:
         """(chunk id, cosine) best first; `allowed` restricts the search to those ids."""
@@ -108,6 +114,7 @@ class VectorIndex:
         header = json.loads(data[start : start + length])
         index = cls(header["dim"])
         index._index = faiss.deserialize_index(np.frombuffer(data[start + length :], dtype=np.uint8))
+        index._ids = set(faiss.vector_to_array(index._index.id_map).tolist())
         index.seq = int(header["seq"])
         return index
 

@@ -96,3 +96,7 @@ def keys_revoke(key_id: str = typer.Argument(..., help="The key's id (from `keys
 def main() -> None:
     """Console-script entry point."""
     app(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()

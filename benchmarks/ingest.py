@@ -1,0 +1,96 @@
+"""Ingestion throughput: `docqa ingest`'s pipeline vs raw SentenceTransformer.encode on the same chunk texts.
+
+Corpus: the SQuAD 2.0 dev-half paragraphs in ../shared/eval, one text file each. Both figures come from the
+same run and the same loaded model; the pipeline figure includes hashing, parsing, chunking, embedding,
+SQLite/FTS5 commits and the FAISS save. Targets: pipeline/raw ≥ 0.85; bf16 raw ≥ 1.7× fp32 raw.
+
+    .venv/bin/python benchmarks/ingest.py [--limit N] [--precisions fp32,bf16] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from indexes.embedders import EmbedderSpec, SentenceTransformerEmbedder  # noqa: E402
+from indexes.store import IndexStore  # noqa: E402
+from ingest.pipeline import IngestPipeline  # noqa: E402
+
+SQUAD = ROOT.parent / "shared" / "eval" / "squad-v2.0-dev-half" / "dev-v2.0.json"
+
+
+def write_corpus(folder: Path, limit: int | None) -> int:
+    """One .txt file per SQuAD paragraph; returns how many."""
+    data = json.loads(SQUAD.read_text())
+    paragraphs = [p["context"] for article in data["data"] for p in article["paragraphs"]][:limit]
+    for i, text in enumerate(paragraphs):
+        (folder / f"p{i:05d}.txt").write_text(text)
+    return len(paragraphs)
+
+
+def measure(precision: str, corpus: Path, work: Path) -> dict[str, float]:
+    """Pipeline and raw encode chunks/s with one loaded model of the given precision."""
+    embedder = SentenceTransformerEmbedder(precision=precision)
+    embedder.embed_documents(["warm up"] * 8)
+    store = IndexStore(work / f"data-{precision}", EmbedderSpec(precision=precision))
+    store._embedders[("sentence-transformers", embedder.model_name, precision)] = embedder
+    collection = store.ensure_collection("bench", embedder)
+    pipeline = IngestPipeline(store, collection, workers=0)
+    started = time.perf_counter()
+    report = pipeline.ingest_paths([corpus])
+    pipeline_seconds = time.perf_counter() - started
+    rows = store.catalog.db.execute("SELECT embed_text FROM chunks ORDER BY id").fetchall()
+    texts = [r[0] for r in rows]
+    model = embedder._load()
+    started = time.perf_counter()
+    model.encode(texts, batch_size=embedder.batch_size, normalize_embeddings=True, show_progress_bar=False)
+    raw_seconds = time.perf_counter() - started
+    return {
+        "chunks": report.chunks,
+        "pipeline_chunks_per_s": report.chunks / pipeline_seconds,
+        "raw_chunks_per_s": len(texts) / raw_seconds,
+        "ratio": (report.chunks / pipeline_seconds) / (len(texts) / raw_seconds),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=None, help="Only the first N paragraphs.")
+    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus"
+        corpus.mkdir()
+        files = write_corpus(corpus, args.limit)
+        for precision in args.precisions.split(","):
+            results[precision] = measure(precision, corpus, Path(tmp))
+    if "fp32" in results and "bf16" in results:
+        results["bf16_raw_speedup_over_fp32_raw"] = results["bf16"]["raw_chunks_per_s"] / results["fp32"]["raw_chunks_per_s"]
+        results["bf16_pipeline_speedup_over_fp32_raw"] = results["bf16"]["pipeline_chunks_per_s"] / results["fp32"]["raw_chunks_per_s"]
+    if args.json:
+        print(json.dumps({"files": files, "cores": os.cpu_count(), **results}, indent=2))
+        return
+    print(f"corpus: {files} SQuAD paragraphs, {os.cpu_count()} cores")
+    for precision in args.precisions.split(","):
+        r = results[precision]
+        print(f"{precision}: {r['chunks']} chunks | docqa ingest {r['pipeline_chunks_per_s']:.1f} chunks/s"
+              f" | raw encode {r['raw_chunks_per_s']:.1f} chunks/s | ratio {r['ratio']:.3f} (target ≥ 0.85)")
+    if "bf16_raw_speedup_over_fp32_raw" in results:
+        print(f"bf16 raw / fp32 raw: {results['bf16_raw_speedup_over_fp32_raw']:.2f}×;"
+              f" bf16 pipeline / fp32 raw: {results['bf16_pipeline_speedup_over_fp32_raw']:.2f}× (target ≥ 1.7)")
+
+
+if __name__ == "__main__":
+    main()
