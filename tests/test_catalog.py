@@ -204,7 +204,8 @@ def test_lexical_search_folds_accents_and_ranks_the_matching_chunk_first(catalog
 
 
 def test_headings_are_searchable_through_fts(catalog: Catalog, cid: int) -> None:
-    _, ids = catalog.put_document(cid, fields("h.md"), chunks_of("Shifts last a week.", heading=("On-call",)), vectors(1))
+    chunks = chunks_of("Shifts last a week.", heading=("On-call",))
+    _, ids = catalog.put_document(cid, fields("h.md"), chunks, vectors(1))
     assert [i for i, _ in catalog.lexical_search(cid, "on-call", 5)] == ids
 
 

@@ -140,8 +140,9 @@ def test_status_of_an_unknown_collection_exits_2(data_dir: Path, ingested: Path)
 
 def test_search_json_gives_passages_with_document_page_and_score(data_dir: Path, ingested: Path) -> None:
     for mode in ("dense", "lexical", "hybrid"):
-        found = docqa_json(data_dir, "search", "How many GPUs was the Atlas model trained on?", "--mode", mode, "-k", "3")
-        assert (found["query"], found["mode"]) == ("How many GPUs was the Atlas model trained on?", mode)
+        question = "How many GPUs was the Atlas model trained on?"
+        found = docqa_json(data_dir, "search", question, "--mode", mode, "-k", "3")
+        assert (found["query"], found["mode"]) == (question, mode)
         assert 1 <= len(found["hits"]) <= 3
         top = found["hits"][0]
         assert {"chunk_id", "document_id", "title", "source", "page", "score", "scores", "text"} <= set(top)

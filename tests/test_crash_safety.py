@@ -76,7 +76,7 @@ def prepared(tmp_path: Path, cli_with_session_model):
     """A data dir holding the ingested samples, and a corpus where handbook.md has since changed."""
     corpus, data = tmp_path / "corpus", tmp_path / "data"
     files = write_corpus(corpus)
-    code, out, err = cli_with_session_model("--data-dir", data, "ingest", corpus / "samples", "--workers", "0", "--json")
+    code, _, err = cli_with_session_model("--data-dir", data, "ingest", corpus / "samples", "--workers", "0")
     assert code == 0, err
     handbook = corpus / "samples" / "handbook.md"
     handbook.write_text(handbook.read_text(encoding="utf-8") + HANDBOOK_ADDITION, encoding="utf-8")
@@ -135,8 +135,10 @@ def assert_consistent(docqa, data: Path, files: list[Path], complete: bool) -> N
     sources = [r[0] for r in db.execute("SELECT source FROM documents ORDER BY source")]
     assert set(sources) <= {str(f) for f in files}
     assert db.execute("SELECT COUNT(*) FROM documents WHERE status != 'ok'").fetchone()[0] == 0
-    empty = db.execute("SELECT source FROM documents d WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.document_id = d.id)")
-    assert empty.fetchall() == []  # no half documents
+    empty = db.execute(
+        "SELECT source FROM documents d WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.document_id = d.id)"
+    ).fetchall()
+    assert empty == []  # no half documents
     chunk_ids = [int(i) for i in store.catalog.chunk_ids(collection.id)]
     fts_ids = sorted(r[0] for r in db.execute("SELECT rowid FROM chunks_fts"))
     assert chunk_ids == fts_ids

@@ -270,9 +270,8 @@ def test_repair_never_embeds(fake_store, monkeypatch) -> None:
 
 def _tamper_identity(store: IndexStore, name: str, **changes) -> None:
     collection = store.catalog.get_collection(name)
-    store.catalog.db.execute(
-        "UPDATE collections SET embedder = ? WHERE id = ?", (json.dumps({**collection.embedder, **changes}), collection.id)
-    )
+    tampered = json.dumps({**collection.embedder, **changes})
+    store.catalog.db.execute("UPDATE collections SET embedder = ? WHERE id = ?", (tampered, collection.id))
 
 
 @pytest.mark.parametrize(
