@@ -214,7 +214,8 @@ def test_health_readiness_and_metrics(client, samples):
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
     lines = metrics.text.splitlines()
     assert any(l.startswith("docqa_http_requests_total{") and 'route="/v1/ask"' in l and 'status="200"' in l for l in lines)
-    chunks = sum(samples[s]["chunks"] for s in samples)
+    chunks = client.get("/v1/collections/default").json()["chunks"]
+    assert chunks >= sum(outcome["chunks"] for outcome in samples.values())
     assert f'docqa_index_chunks{{collection="default"}} {float(chunks)}' in lines
 
 
@@ -342,16 +343,20 @@ def search_while_ingesting(client: httpx.Client, job_id: str) -> tuple[list[tupl
                 response = own.post("/v1/search", json={"query": queries[i % len(queries)], "collection": "realworld",
                                                         "mode": mode, "top_k": 10})
                 assert response.status_code == 200, response.text
+                hits: dict[int, set[int]] = {}
                 for hit in response.json()["hits"]:
-                    doc = own.get(f"/v1/collections/realworld/documents/{hit['document_id']}").json()
+                    hits.setdefault(hit["document_id"], set()).add(hit["chunk_id"])
+                for document_id, chunk_ids in hits.items():
+                    doc = own.get(f"/v1/collections/realworld/documents/{document_id}").json()
                     assert doc["status"] == "ok" and doc["chunks"] == len(doc["chunk_list"]) > 0
-                    assert hit["chunk_id"] in {c["id"] for c in doc["chunk_list"]}
+                    assert chunk_ids <= {c["id"] for c in doc["chunk_list"]}
                     seen.append((doc["id"], doc["chunks"]))
                 during[0] += 1
                 i += 1
+                finished.wait(0.05)  # leave the CPU to the ingestion between searches
 
-    with ThreadPoolExecutor(3) as pool:
-        futures = [pool.submit(worker, n) for n in range(3)]
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(worker, n) for n in range(2)]
         wait_for_job(client, job_id)
         finished.set()
         for f in futures:
