@@ -102,7 +102,7 @@ def kill_from_outside(cli_args: list[str], after_commits: int, log: Path) -> tup
     """Start the CLI, wait until it has committed a few documents, then SIGKILL it after a random pause."""
     with open(log, "w") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, str(HELPER), "none", "0", "0.03", "--", *cli_args],
+            [sys.executable, str(HELPER), "none", "0", "0.1", "--", *cli_args],
             stdout=subprocess.PIPE, stderr=stderr, text=True, env=child_env(), cwd=TESTS.parent,
         )
         watchdog = threading.Timer(120, proc.kill)
@@ -193,7 +193,7 @@ def test_an_external_sigkill_mid_ingest_is_finished_by_running_the_same_command_
 ) -> None:
     corpus, data, files = prepared
 
-    returncode, pause = kill_from_outside(command(corpus, data), after_commits=3, log=tmp_path / "stderr.txt")
+    returncode, pause = kill_from_outside(command(corpus, data), after_commits=2, log=tmp_path / "stderr.txt")
 
     assert returncode == -signal.SIGKILL, (tmp_path / "stderr.txt").read_text()[-2000:]
     assert_consistent(cli_with_session_model, data, files, complete=False)
