@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -28,6 +29,7 @@ DOCQA = Path(sys.executable).with_name("docqa")
 TIMEOUT_MS = 60_000
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
+sync_api.expect.set_options(timeout=TIMEOUT_MS)
 if not CHROMIUM.exists():
     pytest.skip("needs Debian's Chromium: apt-get install chromium", allow_module_level=True)
 
@@ -52,31 +54,60 @@ def _wait_ready(base: str, server: subprocess.Popen, timeout: float = 120) -> No
     raise TimeoutError(f"{base} not ready after {timeout}s")
 
 
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCQA_")}
+    return {**env, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **extra}
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`docqa serve` on a free port over a data dir holding the ingested samples."""
+def ingested(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir holding the ingested samples (servers get copies)."""
     root = tmp_path_factory.mktemp("chat-page")
     docs = root / "docs"
     shutil.copytree(SAMPLES, docs, ignore=shutil.ignore_patterns("*.py"))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    env.pop("DOCQA_API_KEYS", None)
     data = root / "data"
-    subprocess.run([str(DOCQA), "--data-dir", str(data), "ingest", str(docs)], env=env, check=True, capture_output=True)
+    subprocess.run([str(DOCQA), "--data-dir", str(data), "ingest", str(docs)], env=_env(), check=True, capture_output=True)
+    return data
+
+
+@contextmanager
+def _serving(data: Path, env: dict[str, str]) -> Iterator[str]:
+    """`docqa serve` on a free port until the block ends; its base URL."""
     port = _free_port()
-    log = (root / "server.log").open("wb")
-    proc = subprocess.Popen([str(DOCQA), "--data-dir", str(data), "serve", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(base, proc)
-        yield base
-    finally:
-        proc.terminate()
+    with (data.parent / f"server-{port}.log").open("wb") as log:
+        proc = subprocess.Popen([str(DOCQA), "--data-dir", str(data), "serve", "--port", str(port)],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            _wait_ready(base, proc)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(ingested: Path) -> Iterator[str]:
+    """The chat page over the samples, auth off (the local demo)."""
+    data = ingested.with_name("data-open")
+    shutil.copytree(ingested, data)
+    with _serving(data, _env()) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def keyed_server(ingested: Path) -> Iterator[tuple[str, str]]:
+    """The same, with API keys on; (base URL, an admin key)."""
+    data = ingested.with_name("data-keyed")
+    shutil.copytree(ingested, data)
+    created = subprocess.run([str(DOCQA), "--data-dir", str(data), "keys", "create", "--role", "admin", "--name", "browser"],
+                             env=_env(), check=True, capture_output=True, text=True)
+    key = re.search(r"dqa_\S+", created.stdout).group(0)
+    with _serving(data, _env(DOCQA_AUTH__ENABLED="true")) as base:
+        yield base, key
 
 
 @pytest.fixture
@@ -225,11 +256,11 @@ def test_dropped_files_are_uploaded_and_their_ingestion_followed(browser: object
 
     page.set_input_files("#file-input", [str(note), str(bad)])  # what a drop hands to the same upload code
     row = page.locator(".upload-row", has_text="greenhouse.md")
-    page.wait_for_function("() => document.querySelector('.upload-row')?.dataset.done === '1'")
-    page.locator(".upload-row[data-status='ingested']", has_text="greenhouse.md").wait_for()
-    assert "ingested" in row.inner_text()
+    sync_api.expect(row).to_have_attribute("data-status", "ingested")
+    sync_api.expect(row.locator(".upload-status")).to_contain_text("ingested")
     failed = page.locator(".upload-row", has_text="notes.xyz")
-    failed.locator(".upload-status").filter(has_text="failed").wait_for()
+    sync_api.expect(failed).to_have_attribute("data-status", "failed")
+    sync_api.expect(failed.locator(".upload-status")).to_contain_text("unsupported file type")
     page.locator("#collection option[value='default']", has_text=re.compile(r"\b([6-9]|\d\d) docs")).wait_for(state="attached")
 
     answer = _ask(page, "How often do the greenhouse sensors report humidity?")
@@ -244,7 +275,7 @@ def test_passages_are_shown_as_text_never_as_html(browser: object, server: str, 
         "# Hostile\n\nThe vault code is <img src=x onerror=\"window.__pwned=1\"> 4471 and <b>bold</b>.\n", encoding="utf-8",
     )
     page.set_input_files("#file-input", str(hostile))
-    page.locator(".upload-row[data-status='ingested']", has_text="hostile.md").wait_for()
+    sync_api.expect(page.locator(".upload-row", has_text="hostile.md")).to_have_attribute("data-status", "ingested")
     answer = _ask(page, "What is the vault code?")
     answer.locator(".chip").first.click()
     page.locator("#passage-panel").wait_for(state="visible")
@@ -256,3 +287,32 @@ def test_passages_are_shown_as_text_never_as_html(browser: object, server: str, 
 
 def _has_conversations(server: str) -> bool:
     return "/v1/conversations" in httpx.get(f"{server}/openapi.json", timeout=10).json()["paths"]
+
+
+def test_with_api_keys_on_the_page_asks_for_a_key_and_sends_it_everywhere(browser: object, keyed_server: tuple[str, str]) -> None:
+    base, key = keyed_server
+    page = browser.pages[0] if browser.pages else browser.new_page()
+    errors = ConsoleErrors(page)
+    page.goto(f"{base}/")
+    dialog = page.locator("#key-dialog")
+    dialog.wait_for(state="visible")
+    page.fill("#key-input", "dqa_wrong_key")
+    page.click("#key-dialog button[value='ok']")
+    dialog.wait_for(state="visible")  # refused again: asked again
+    page.fill("#key-input", key)
+    page.click("#key-dialog button[value='ok']")
+    page.wait_for_selector("#collection option[value='default']", state="attached")
+    assert page.evaluate("sessionStorage.getItem('docqa.apiKey')") == key
+
+    answer = _ask(page, "How many GPUs was the Atlas model trained on?")
+    assert "64" in answer.locator(".answer-text").inner_text()
+    answer.locator(".chip").first.click()
+    with page.expect_response(lambda r: r.url.endswith("/file")) as download, browser.expect_page() as popup:
+        page.click("#passage-link")
+    assert download.value.status == 200
+    popup.value.wait_for_url(re.compile(r"^blob:"))  # fetched with the key, shown from a blob URL
+
+    page.reload()
+    page.wait_for_selector("#collection option[value='default']", state="attached")
+    assert not dialog.is_visible()
+    assert [e for e in errors if "401" not in e] == []  # the refused requests themselves are logged by Chromium

@@ -41,22 +41,35 @@ export async function errorFrom(response) {
   return new ApiError(response.status, title, detail);
 }
 
-/** fetch with the API key; on 401 ask for a key once and retry. Returns the Response (any status). */
-export async function authorizedFetch(url, options = {}) {
-  let response = await fetch(url, { ...options, headers: authHeaders(options.headers) });
-  if (response.status === 401) {
-    const problem = await errorFrom(response);
-    sessionStorage.removeItem(KEY_STORAGE);
-    const key = await askForKey(problem.message);
-    if (!key) throw problem;
-    sessionStorage.setItem(KEY_STORAGE, key);
-    response = await fetch(url, { ...options, headers: authHeaders(options.headers) });
-    if (response.status === 401) {
-      sessionStorage.removeItem(KEY_STORAGE);
-      throw await errorFrom(response);
-    }
+let keyPrompt = null;
+
+/** Ask for a new key, once even when several requests are refused together; null when the user cancels. */
+function newKey(reason) {
+  sessionStorage.removeItem(KEY_STORAGE);
+  keyPrompt ??= askForKey(reason)
+    .then((key) => {
+      if (key) sessionStorage.setItem(KEY_STORAGE, key);
+      return key;
+    })
+    .finally(() => (keyPrompt = null));
+  return keyPrompt;
+}
+
+/** Run send() (which reads the current key) until it isn't refused with 401 or the user gives up on a key. */
+async function withKey(send, refusal) {
+  for (;;) {
+    const used = apiKey();
+    const result = await send();
+    if (result.status !== 401) return result;
+    if (apiKey() !== used) continue; // another request already got a new key
+    const problem = await refusal(result);
+    if (!(await newKey(problem.message))) throw problem;
   }
-  return response;
+}
+
+/** fetch with the API key; on 401 ask for a key and retry. Returns the Response (any other status). */
+export function authorizedFetch(url, options = {}) {
+  return withKey(() => fetch(url, { ...options, headers: authHeaders(options.headers) }), errorFrom);
 }
 
 /** A JSON request; throws ApiError unless the status is 2xx. 204 gives null. */
@@ -142,14 +155,7 @@ export function uploadFile(collection, file, onProgress) {
     if (xhr.status >= 200 && xhr.status < 300) return body;
     throw new ApiError(xhr.status, body?.title || xhr.statusText, typeof body?.detail === "string" ? body.detail : "");
   };
-  return send().then(async (xhr) => {
-    if (xhr.status !== 401) return result(xhr);
-    sessionStorage.removeItem(KEY_STORAGE);
-    const key = await askForKey("Uploading needs an API key.");
-    if (!key) return result(xhr);
-    sessionStorage.setItem(KEY_STORAGE, key);
-    return result(await send());
-  });
+  return withKey(send, (xhr) => result(xhr).catch((err) => err)).then(result);
 }
 
 /** Open a document's source file at a page; with an API key it goes through fetch and a blob URL. */
