@@ -6,6 +6,7 @@ defaults, the commands must exist, and the health checks must hit a real route.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import tomllib
@@ -229,8 +230,6 @@ def dockerfile_env() -> dict[str, str]:
 
 
 def dockerfile_cmd() -> list[str]:
-    import json
-
     return json.loads(next(args for k, args in final_stage() if k == "CMD"))
 
 
@@ -288,3 +287,8 @@ def test_the_dockerfile_health_check_uses_python_on_readyz(app_paths):
     assert '"python", "-c"' in check and "urllib.request" in check
     assert "/readyz" in check and "/readyz" in app_paths
     assert "DOCQA_PORT" in check and "'8000'" in check
+    options, _, exec_form = check.partition(" CMD ")
+    assert "--start-period=" in options
+    argv = json.loads(exec_form)  # exec form must be a JSON array, or Docker runs it through /bin/sh
+    assert argv[:2] == ["python", "-c"]
+    compile(argv[2], "healthcheck", "exec")
