@@ -35,7 +35,11 @@ class _State:
 
     @classmethod
     def store(cls) -> IndexStore:
-        return IndexStore(cls.data_dir, cls.spec)
+        try:
+            return IndexStore(cls.data_dir, cls.spec)
+        except DocQAError as exc:  # an unusable data dir is the user's to fix: one line, no traceback
+            fail(exc.detail)
+            raise  # unreachable: fail() exits
 
 
 @app.callback()
@@ -53,7 +57,7 @@ def main_options(
 
 def fail(message: str, code: int = 2) -> None:
     """Print an error and exit non-zero."""
-    err.print(f"[red]error:[/red] {message}")
+    err.print(f"[red]error:[/red] {message}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
 
 

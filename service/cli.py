@@ -30,6 +30,7 @@ def serve(
     # Workers build the app from the environment, so pass the global options down that way.
     os.environ["DOCQA_DATA_DIR"] = str(_State.data_dir)
     settings = Settings()
+    _State.store().catalog.close()  # fail fast, in one line, on a data dir that cannot be used
     configure_logging(settings.log_level, settings.log_json)
     uvicorn.run(
         "service.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
