@@ -13,6 +13,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from indexes.embedders import EmbedderSpec, SentenceTransformerEmbedder  # noqa: E402
 from indexes.store import IndexStore  # noqa: E402
+from llm_server import llama_server, llama_server_process, smollm2_path  # noqa: E402,F401 (session fixtures, shared)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"

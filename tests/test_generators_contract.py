@@ -12,15 +12,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-from llm_server import (  # noqa: F401 (fixtures)
-    FakeBedrock,
-    LlamaServer,
-    converse_stream_body,
-    llama_server,
-    llama_server_process,
-    require_llm_stack,
-    smollm2_path,
-)
+from llm_server import FakeBedrock, LlamaServer, converse_stream_body, require_llm_stack  # noqa: F401
 
 from indexes.errors import GeneratorUnavailable
 from service.generators.base import Generator, Passage

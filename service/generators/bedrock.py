@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from indexes.errors import GeneratorUnavailable
 from service.generators.base import Passage
-from service.generators.prompt import SYSTEM_PROMPT, build_messages
+from service.generators.prompt import build_messages, build_rewrite_messages, clean_rewrite
 
 if TYPE_CHECKING:
     from service.settings import BedrockConfig
@@ -49,13 +49,21 @@ class BedrockGenerator:
 
     def generate(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
         """Yield the answer: whole from `converse`, or piece by piece from `converse_stream`."""
+        return self._call(self._request(build_messages(question, passages), self.max_tokens), self.stream)
+
+    def rewrite_question(self, question: str, previous: Sequence[str]) -> str:
+        """A follow-up made standalone by the model."""
+        request = self._request(build_rewrite_messages(question, previous), 96)
+        return clean_rewrite("".join(self._call(request, False)), question)
+
+    def _call(self, request: dict[str, Any], stream: bool) -> Iterator[str]:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            if self.stream:
-                yield from self._converse_stream(self._request(question, passages))
+            if stream:
+                yield from self._converse_stream(request)
             else:
-                yield self._converse(self._request(question, passages))
+                yield self._converse(request)
         except ClientError as exc:
             error = exc.response.get("Error", {})
             code, message = error.get("Code", "Unknown"), error.get("Message", str(exc))
@@ -63,14 +71,13 @@ class BedrockGenerator:
         except BotoCoreError as exc:
             raise GeneratorUnavailable(f"bedrock {self.model_id}: {exc}") from exc
 
-    def _request(self, question: str, passages: Sequence[Passage]) -> dict[str, Any]:
-        """Converse arguments: our system prompt, and passages plus question as the one user turn."""
-        user = build_messages(question, passages)[-1]["content"]
+    def _request(self, messages: list[dict[str, str]], max_tokens: int) -> dict[str, Any]:
+        """Converse arguments from chat messages: the system message apart, the user turn as content."""
         return {
             "modelId": self.model_id,
-            "messages": [{"role": "user", "content": [{"text": user}]}],
-            "system": [{"text": SYSTEM_PROMPT}],
-            "inferenceConfig": {"maxTokens": self.max_tokens, "temperature": self.temperature},
+            "messages": [{"role": "user", "content": [{"text": messages[-1]["content"]}]}],
+            "system": [{"text": messages[0]["content"]}],
+            "inferenceConfig": {"maxTokens": max_tokens, "temperature": self.temperature},
         }
 
     def _converse(self, request: dict[str, Any]) -> str:

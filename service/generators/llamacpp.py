@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from indexes.errors import GeneratorUnavailable
 from service.generators.base import Passage
-from service.generators.prompt import build_messages
+from service.generators.prompt import build_messages, build_rewrite_messages, clean_rewrite
 
 if TYPE_CHECKING:
     from service.settings import LlamaCppConfig
@@ -58,13 +58,20 @@ class LlamaCppGenerator:
 
     def generate(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
         """Yield answer pieces as the model produces them; closing the iterator stops decoding."""
+        return self._chat(build_messages(question, passages), self.max_tokens)
+
+    def rewrite_question(self, question: str, previous: Sequence[str]) -> str:
+        """A follow-up made standalone by the model."""
+        return clean_rewrite("".join(self._chat(build_rewrite_messages(question, previous), 96)), question)
+
+    def _chat(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
         llama = self._model()
         with self._generate_lock:
             try:
                 stream = llama.create_chat_completion(
-                    messages=build_messages(question, passages),
+                    messages=messages,
                     stream=True,
-                    max_tokens=self.max_tokens,
+                    max_tokens=max_tokens,
                     temperature=self.temperature,
                 )
                 with closing(stream):

@@ -10,7 +10,7 @@ import httpx
 
 from indexes.errors import GeneratorUnavailable
 from service.generators.base import Passage
-from service.generators.prompt import build_messages
+from service.generators.prompt import build_messages, build_rewrite_messages, clean_rewrite
 
 if TYPE_CHECKING:
     from service.settings import OpenAIConfig
@@ -70,12 +70,19 @@ class OpenAICompatibleGenerator:
 
     def generate(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
         """Yield answer pieces as the server streams them; retries only until the first piece arrives."""
+        return self._chat(build_messages(question, passages), self.max_tokens)
+
+    def rewrite_question(self, question: str, previous: Sequence[str]) -> str:
+        """A follow-up made standalone by the LLM."""
+        return clean_rewrite("".join(self._chat(build_rewrite_messages(question, previous), 96)), question)
+
+    def _chat(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
         payload = {
             "model": self.model,
-            "messages": build_messages(question, passages),
+            "messages": messages,
             "stream": True,
             "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
+            "max_tokens": max_tokens,
         }
         reason = "no attempt made"
         for attempt in range(self.retries + 1):

@@ -29,3 +29,21 @@ def build_messages(question: str, passages: Sequence[Passage]) -> list[dict[str,
     """Chat messages for an OpenAI-style API: system rules, then passages and question as the user turn."""
     user = f"{render_passages(passages)}\n\nQuestion: {question}\nAnswer (cite passages as [n]):"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+REWRITE_PROMPT = """Rewrite the user's last question as one standalone question that can be understood without the
+conversation, keeping its language. Use the earlier questions only to resolve references such as "it", "that" or
+"and for ...". Reply with the rewritten question only, no explanation."""
+
+
+def build_rewrite_messages(question: str, previous: Sequence[str]) -> list[dict[str, str]]:
+    """Chat messages asking an LLM to make a follow-up question standalone."""
+    history = "\n".join(f"- {q}" for q in previous[-4:])
+    user = f"Earlier questions:\n{history}\n\nLast question: {question}\nStandalone question:"
+    return [{"role": "system", "content": REWRITE_PROMPT}, {"role": "user", "content": user}]
+
+
+def clean_rewrite(text: str, fallback: str) -> str:
+    """The first line of an LLM's rewrite, unquoted; the fallback when it is empty or runs on."""
+    line = text.strip().splitlines()[0].strip().strip('"\'') if text.strip() else ""
+    return line if 0 < len(line) <= 500 else fallback
