@@ -315,7 +315,7 @@ class Catalog:
         vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
         now = time.time()
         with self.transaction() as db:
-            created = self._replace_row(db, collection_id, fields, "ok", None, now)
+            created = self._replace_row(db, collection_id, fields.source, now)
             cur = db.execute(
                 "INSERT INTO documents(collection_id, source, title, sha256, size, mtime, status, error, warnings,"
                 " metadata, pages, text, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'ok', NULL, ?, ?, ?, ?, ?, ?)",
@@ -347,14 +347,10 @@ class Catalog:
             )
         return document_id, chunk_ids
 
-    def _replace_row(
-        self, db: sqlite3.Connection, collection_id: int, fields: DocumentFields, status: str, error: str | None,
-        now: float,
-    ) -> float:
+    def _replace_row(self, db: sqlite3.Connection, collection_id: int, source: str, now: float) -> float:
         """Remove an existing document with the same source; returns its creation time (or now)."""
         row = db.execute(
-            "SELECT id, created_at FROM documents WHERE collection_id = ? AND source = ?",
-            (collection_id, fields.source),
+            "SELECT id, created_at FROM documents WHERE collection_id = ? AND source = ?", (collection_id, source)
         ).fetchone()
         if row is None:
             return now
@@ -365,7 +361,7 @@ class Catalog:
         """Store a failed document (no chunks), replacing any earlier version: the file as it is now can't be read."""
         now = time.time()
         with self.transaction() as db:
-            created = self._replace_row(db, collection_id, fields, "failed", error, now)
+            created = self._replace_row(db, collection_id, fields.source, now)
             cur = db.execute(
                 "INSERT INTO documents(collection_id, source, title, sha256, size, mtime, status, error, warnings,"
                 " metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'failed', ?, ?, ?, ?, ?)",
