@@ -8,6 +8,9 @@ import unicodedata
 # FTS5 folds case and diacritics itself ("remove_diacritics 2"), so "ferias" matches "férias".
 FTS_TOKENIZER = "unicode61 remove_diacritics 2"
 
+# Bump when what is indexed or how questions are analysed changes: evaluation indexes are keyed by it.
+ANALYSIS_VERSION = 1
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 def fold(text: str) -> str:
