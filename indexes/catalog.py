@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS collections (
     created_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS documents (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: citations and links name documents by id
     collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
     source TEXT NOT NULL,
     title TEXT,

@@ -277,11 +277,11 @@ class IngestPipeline:
         progress.file_done(result)
 
     def prune(self, roots: Sequence[str], present: set[str], progress: ProgressSink) -> list[FileResult]:
-        """Remove documents under the walked roots whose files are gone."""
+        """Remove documents under the walked roots whose files are gone (not merely left out by a --glob)."""
         removed = []
         for doc in self.store.catalog.list_documents(self.collection.id):
             under = any(doc.source == r or doc.source.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
-            if under and doc.source not in present:
+            if under and doc.source not in present and not os.path.isfile(doc.source):
                 self.store.catalog.delete_document(doc.id)
                 result = FileResult(doc.source, "removed", chunks=doc.chunk_count, document_id=doc.id)
                 removed.append(result)

@@ -218,3 +218,21 @@ def test_sources_are_the_names_given_and_metadata_is_stored_per_file(
     assert [r.status for r in report.results] == ["ingested", "ingested"]
     docs = {d.source: d.metadata for d in store.catalog.list_documents(collection.id)}
     assert docs == {"upload://handbook.md": {"lang": "en"}, "upload://ferias.md": {"lang": "pt"}}
+
+
+def test_sync_with_a_glob_keeps_documents_whose_files_still_exist(store, tmp_path):
+    from ingest.pipeline import IngestPipeline
+
+    docs = tmp_path / "globbed"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\n\nAlpha notes about the cluster.")
+    (docs / "b.txt").write_text("Beta notes about the rotation.")
+    collection = store.ensure_collection("globbed")
+    pipeline = IngestPipeline(store, collection, workers=0)
+    pipeline.ingest_paths([docs])
+    report = pipeline.ingest_paths([docs], globs=["*.md"], sync=True)
+    assert report.counts()["removed"] == 0
+    assert len(store.catalog.list_documents(collection.id)) == 2
+    (docs / "b.txt").unlink()
+    report = pipeline.ingest_paths([docs], globs=["*.md"], sync=True)
+    assert [r.source for r in report.results if r.status == "removed"] == [str((docs / "b.txt").resolve())]
