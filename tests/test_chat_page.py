@@ -138,7 +138,10 @@ def _open_chat(browser: object, server: str) -> tuple[object, ConsoleErrors]:
     page = browser.pages[0] if browser.pages else browser.new_page()
     errors = ConsoleErrors(page)
     page.goto(f"{server}/")
-    page.wait_for_selector("#collection option[value='default']", state="attached")
+    try:
+        page.wait_for_selector("#collection option[value='default']", state="attached", timeout=20_000)
+    except sync_api.TimeoutError:
+        raise AssertionError(f"the page did not list the collections; errors: {errors}") from None
     return page, errors
 
 
@@ -316,3 +319,40 @@ def test_with_api_keys_on_the_page_asks_for_a_key_and_sends_it_everywhere(browse
     page.wait_for_selector("#collection option[value='default']", state="attached")
     assert not dialog.is_visible()
     assert [e for e in errors if "401" not in e] == []  # the refused requests themselves are logged by Chromium
+
+
+def test_highlighting_finds_the_cited_sentence_verbatim_else_the_closest_one(browser: object, server: str) -> None:
+    page, errors = _open_chat(browser, server)
+    marked = page.evaluate("""async () => {
+        const h = await import("/static/highlight.js");
+        const passage = "Training\\nThe model was trained on 64 GPUs\\nfor 9 days. The corpus held 410 billion tokens.";
+        const pick = (claims) => h.segments(passage, h.highlightRanges(passage, claims)).filter(s => s.marked).map(s => s.text);
+        return {
+            citing: h.sentencesCiting("It used 64 GPUs [2]. The model was trained on 64 GPUs for 9 days. [1]", 1),
+            verbatim: pick(["The model was trained on 64 GPUs for 9 days."]),
+            overlap: pick(["Atlas saw 410 billion tokens in its corpus"]),
+            nothing: pick(["completely unrelated words"]),
+            markers: h.markerPieces("Yes [1, 3].").filter(p => p.marker).map(p => p.marker),
+        };
+    }""")
+    assert marked["citing"] == ["The model was trained on 64 GPUs for 9 days."]
+    assert marked["verbatim"] == ["The model was trained on 64 GPUs\nfor 9 days."]
+    assert marked["overlap"] == ["The corpus held 410 billion tokens."]
+    assert marked["nothing"] == []
+    assert marked["markers"] == [[1, 3]]
+    assert errors == []
+
+
+def test_without_saved_conversations_the_page_asks_through_v1_ask(browser: object, server: str) -> None:
+    page = browser.pages[0] if browser.pages else browser.new_page()
+    page.route("**/openapi.json", lambda route: route.fulfill(json={"paths": {"/v1/ask": {}}}))  # an older server
+    asked: list[str] = []
+    page.on("request", lambda r: r.method == "POST" and asked.append(r.url.removeprefix(server)))
+    errors = ConsoleErrors(page)
+    page.goto(f"{server}/")
+    page.wait_for_selector("#collection option[value='default']", state="attached")
+    answer = _ask(page, "How many GPUs was the Atlas model trained on?")
+    assert "64" in answer.locator(".answer-text").inner_text()
+    assert asked == ["/v1/ask"]
+    assert "doesn't keep conversations" in page.locator("#history-note").inner_text()
+    assert errors == []

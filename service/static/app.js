@@ -1,6 +1,7 @@
 // The chat page: collections, conversations, asking with a streamed answer, uploads by drag and drop.
 
 import { api, onKeyNeeded, streamEvents } from "./api.js";
+import { History } from "./history.js";
 import { AnswerView, el, userMessage } from "./messages.js";
 import { PassagePanel } from "./passage.js";
 import { Uploads } from "./uploads.js";
@@ -9,15 +10,15 @@ const $ = (id) => document.getElementById(id);
 const COLLECTION_STORAGE = "docqa.collection";
 const EMPTY_STATE = $("empty-state").cloneNode(true);
 
-const state = {
-  collection: null,
-  conversationId: null,
-  persisted: true, // whether the server keeps conversations (/v1/conversations exists)
-  controller: null,
-};
+const state = { collection: null, controller: null };
 
 const panel = new PassagePanel((message) => toast(message));
 const uploads = new Uploads(() => loadCollections(true));
+const conversations = new History({
+  onOpen: showConversation,
+  onDeleted: (id) => id === conversations.currentId && newConversation(),
+  onError: (message) => toast(message),
+});
 
 // ---- API key -------------------------------------------------------------------------------------------------
 
@@ -66,62 +67,12 @@ function setCollection(name) {
   if (name) localStorage.setItem(COLLECTION_STORAGE, name);
   $("drop-collection").textContent = name || "—";
   newConversation(false);
-  loadConversations();
+  conversations.load(name);
 }
 
-async function detectConversations() {
-  try {
-    const spec = await api("/openapi.json");
-    state.persisted = Boolean(spec.paths?.["/v1/conversations"]);
-  } catch {
-    state.persisted = true; // no schema to look at: assume a current server
-  }
-  $("history-note").textContent = state.persisted ? "" : "This server doesn't keep conversations.";
-}
-
-async function loadConversations() {
-  const list = $("conversation-list");
-  if (!state.persisted || !state.collection) {
-    list.replaceChildren();
-    return;
-  }
-  let conversations;
-  try {
-    conversations = await api(`/v1/conversations?collection=${encodeURIComponent(state.collection)}`);
-  } catch (err) {
-    $("history-note").textContent = `Could not load history: ${err.message}`;
-    return;
-  }
-  $("history-note").textContent = conversations.length ? "" : "No conversations yet.";
-  list.replaceChildren(...conversations.map(conversationItem));
-}
-
-function conversationItem(c) {
-  const item = el("li", { cls: "conversation-item" });
-  const title = c.title || "Untitled conversation";
-  const open = el("button", { cls: "conversation-open", attrs: { type: "button", "data-id": c.id } });
-  open.append(el("span", { cls: "conversation-title", text: title }),
-    el("span", { cls: "conversation-time", text: new Date(c.updated_at * 1000).toLocaleString() }));
-  if (c.id === state.conversationId) open.setAttribute("aria-current", "true");
-  open.addEventListener("click", () => openConversation(c.id));
-  const remove = el("button", {
-    cls: "icon-button conversation-delete", text: "✕", attrs: { type: "button", "aria-label": `Delete conversation “${title}”` },
-  });
-  remove.addEventListener("click", () => deleteConversation(c.id, title));
-  item.append(open, remove);
-  return item;
-}
-
-async function openConversation(id) {
-  let conversation;
-  try {
-    conversation = await api(`/v1/conversations/${encodeURIComponent(id)}`);
-  } catch (err) {
-    toast(`Could not open the conversation: ${err.message}`);
-    return;
-  }
+/** Show a reopened conversation's turns. */
+function showConversation(conversation) {
   stopAsking();
-  state.conversationId = id;
   panel.close();
   const messages = $("messages");
   messages.replaceChildren();
@@ -130,43 +81,22 @@ async function openConversation(id) {
     if (m.role === "user") {
       question = m.content;
       messages.append(userMessage(m.content));
-    } else {
-      const view = new AnswerView(question, openPassage);
-      view.finish({ ...m, answer: m.content, citations: m.citations || [] });
-      messages.append(view.node);
+      continue;
     }
+    const view = new AnswerView(question, openPassage);
+    view.finish({ ...m, answer: m.content, citations: m.citations || [] });
+    messages.append(view.node);
   }
-  markCurrent();
   closeSidebar();
   messages.lastElementChild?.scrollIntoView({ block: "end" });
   $("question").focus();
 }
 
-async function deleteConversation(id, title) {
-  if (!window.confirm(`Delete the conversation “${title}”?`)) return;
-  try {
-    await api(`/v1/conversations/${encodeURIComponent(id)}`, { method: "DELETE" });
-  } catch (err) {
-    toast(`Could not delete: ${err.message}`);
-    return;
-  }
-  if (id === state.conversationId) newConversation();
-  loadConversations();
-}
-
-function markCurrent() {
-  for (const button of document.querySelectorAll(".conversation-open")) {
-    if (button.dataset.id === state.conversationId) button.setAttribute("aria-current", "true");
-    else button.removeAttribute("aria-current");
-  }
-}
-
 function newConversation(focus = true) {
   stopAsking();
-  state.conversationId = null;
+  conversations.setCurrent(null);
   panel.close();
   $("messages").replaceChildren(EMPTY_STATE.cloneNode(true));
-  markCurrent();
   closeSidebar();
   if (focus) $("question").focus();
 }
@@ -198,21 +128,18 @@ async function ask(question) {
     if (!view.finished) view.fail("The answer stopped before it was complete.");
   } catch (err) {
     view.fail(err.name === "AbortError" ? "Stopped." : err.message);
+    if (err.status === 404 && conversations.currentId) conversations.setCurrent(null); // deleted elsewhere: the next question starts anew
   } finally {
     setBusy(null);
-    if (state.persisted) loadConversations();
+    conversations.load(state.collection);
   }
 }
 
 /** Where to send a question: the current conversation (created on the first question), or /v1/ask. */
 async function endpointFor(question) {
-  if (!state.persisted) return ["/v1/ask", { question, collection: state.collection, stream: true }];
-  if (!state.conversationId) {
-    const title = question.trim().replace(/\s+/g, " ").slice(0, 120);
-    const created = await api("/v1/conversations", { method: "POST", body: { collection: state.collection, title } });
-    state.conversationId = created.id;
-  }
-  return [`/v1/conversations/${encodeURIComponent(state.conversationId)}/messages`, { content: question, stream: true }];
+  if (!conversations.persisted) return ["/v1/ask", { question, collection: state.collection, stream: true }];
+  const id = conversations.currentId ?? (await conversations.create(state.collection, question));
+  return [`/v1/conversations/${encodeURIComponent(id)}/messages`, { content: question, stream: true }];
 }
 
 function setBusy(controller) {
@@ -325,7 +252,7 @@ function wire() {
 
 async function start() {
   wire();
-  await detectConversations();
+  await conversations.detect();
   await loadCollections();
   $("question").focus();
 }
