@@ -16,16 +16,17 @@ from typing import Iterator
 import httpx
 import pytest
 
-from tests.conftest import SAMPLES
-
 pytestmark = pytest.mark.browser
 
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-quic",
 ]
 DOCQA = Path(sys.executable).with_name("docqa")
+if not DOCQA.exists():
+    DOCQA = Path(shutil.which("docqa") or "docqa")
 TIMEOUT_MS = 60_000
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
