@@ -1,0 +1,197 @@
+"""Load: a real `docqa serve`, N concurrent clients asking and searching while an upload is ingested.
+
+    python benchmarks/load.py [--clients 50] [--seconds 30] [--notes 300] [--overload-limit 4]
+
+Phase 1 (load): default limits; clients loop over /v1/ask (extractive) and /v1/search for `--seconds`
+while a batch of files is uploaded and ingested. Reports throughput, p50/p99 per endpoint and errors by
+status. Target: no errors, p99 of /v1/search <= 500 ms.
+Phase 2 (overload): DOCQA_LIMITS__MAX_CONCURRENT_REQUESTS=--overload-limit; the same clients must get
+503 with Retry-After beyond the limit (counted apart) instead of queueing without bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+ENTRY = "from service.cli import main; main()"
+WORDS = ("harbour glacier orchard lighthouse quarry meadow volcano canal prairie reef tundra delta ledger survey "
+         "marker trail budget invoice cluster node replica backup policy holiday badge parking").split()
+QUESTIONS = ["How many nodes does the staging cluster have?", "What is the vacation policy?",
+             "How many markers did the glacier team log?", "Who approves invoices?", "When are backups taken?"]
+
+
+def env(**extra: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DOCQA_")}
+    return {**base, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "DOCQA_LOG_LEVEL": "warning", **extra}
+
+
+def write_notes(root: Path, count: int, rng: random.Random) -> None:
+    """`count` Markdown notes of ~10 paragraphs each (about that many chunks)."""
+    root.mkdir(parents=True)
+    for i in range(count):
+        paragraphs = [" ".join(rng.choice(WORDS) for _ in range(60)) + f". Note {i} logged {rng.randint(1, 999)} markers."
+                      for _ in range(10)]
+        (root / f"note-{i:04d}.md").write_text(f"# Note {i}\n\n" + "\n\n## Part\n\n".join(paragraphs))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`docqa serve` in a subprocess; ready when /readyz says so."""
+
+    def __init__(self, data: Path, **settings: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-c", ENTRY, "--data-dir", str(data), "serve", "--port", str(self.port)]
+        self.log = open(data.parent / f"server-{self.port}.log", "wb")
+        self.process = subprocess.Popen(command, env=env(**settings), cwd=data.parent, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"docqa serve exited with {self.process.returncode}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError("docqa serve never got ready")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+        self.log.close()
+
+
+async def client_loop(http: httpx.AsyncClient, until: float, rng: random.Random, results: list) -> None:
+    while time.monotonic() < until:
+        question = rng.choice(QUESTIONS)
+        if rng.random() < 0.5:
+            endpoint, payload = "/v1/ask", {"question": question, "generator": "extractive"}
+        else:
+            endpoint, payload = "/v1/search", {"query": question, "top_k": 5}
+        started = time.perf_counter()
+        try:
+            response = await http.post(endpoint, json=payload)
+            status, retry_after = response.status_code, response.headers.get("retry-after")
+        except httpx.HTTPError as exc:
+            status, retry_after = type(exc).__name__, None
+        results.append((endpoint, status, time.perf_counter() - started, retry_after))
+        if status == 503:
+            await asyncio.sleep(float(retry_after or 1) * rng.uniform(0.1, 0.5))  # a polite client backs off
+
+
+async def upload_batch(http: httpx.AsyncClient, folder: Path) -> str:
+    files = [("files", (p.name, p.read_bytes(), "text/markdown")) for p in sorted(folder.iterdir())]
+    response = await http.post("/v1/collections/default/documents", files=files)
+    response.raise_for_status()
+    job = response.json()["id"]
+    while True:
+        state = (await http.get(f"/v1/jobs/{job}")).json()
+        if state["state"] in ("succeeded", "failed"):
+            return f"{state['state']}: {state['counts']}"
+        await asyncio.sleep(0.5)
+
+
+async def run_phase(url: str, clients: int, seconds: float, upload: Path | None, seed: int) -> tuple[list, str | None, float]:
+    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
+        started = time.monotonic()
+        until = started + seconds
+        results: list = []
+        uploading = asyncio.create_task(upload_batch(http, upload)) if upload else None
+        await asyncio.gather(*(client_loop(http, until, random.Random(seed + i), results) for i in range(clients)))
+        elapsed = time.monotonic() - started
+        job = await uploading if uploading else None
+    return results, job, elapsed
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+def report(title: str, results: list, elapsed: float) -> dict:
+    print(f"\n== {title}: {len(results)} requests in {elapsed:.1f} s = {len(results) / elapsed:.1f} req/s")
+    by_endpoint: dict[str, list] = defaultdict(list)
+    for endpoint, status, seconds, retry_after in results:
+        by_endpoint[endpoint].append((status, seconds, retry_after))
+    summary = {}
+    for endpoint, rows in sorted(by_endpoint.items()):
+        ok = [s for status, s, _ in rows if status == 200]
+        statuses = Counter(status for status, _, _ in rows)
+        shed = [r for r in rows if r[0] == 503]
+        print(f"{endpoint:11s} ok {len(ok):5d} ({len(ok) / elapsed:5.1f}/s)  p50 {percentile(ok, 50) * 1000:7.1f} ms"
+              f"  p99 {percentile(ok, 99) * 1000:7.1f} ms  max {max(ok, default=0) * 1000:7.1f} ms  statuses {dict(statuses)}"
+              + (f"  503 with Retry-After: {sum(r[2] is not None for r in shed)}/{len(shed)}" if shed else ""))
+        summary[endpoint] = {"p99": percentile(ok, 99), "statuses": statuses}
+    return summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--notes", type=int, default=300, help="synthetic notes ingested before the run (~10 chunks each)")
+    parser.add_argument("--upload", type=int, default=20, help="notes uploaded during the run")
+    parser.add_argument("--overload-limit", type=int, default=4)
+    options = parser.parse_args()
+    rng = random.Random(1)
+    work = Path(tempfile.mkdtemp(prefix="docqa-load-"))
+    data = work / "data"
+    write_notes(work / "corpus", options.notes, rng)
+    write_notes(work / "upload", options.upload, random.Random(2))
+    shutil.copytree(ROOT / "samples", work / "corpus" / "samples", ignore=shutil.ignore_patterns("*.py"))
+    started = time.perf_counter()
+    ingest = subprocess.run([sys.executable, "-c", ENTRY, "--data-dir", str(data), "ingest", str(work / "corpus"), "--json"],
+                            capture_output=True, text=True, env=env(), cwd=work)
+    if ingest.returncode != 0:
+        print(ingest.stderr[-2000:])
+        return 1
+    chunks = ingest.stdout.split('"chunks": ')[1].split(",")[0]
+    print(f"corpus: {options.notes} notes + samples, {chunks} chunks, ingested in {time.perf_counter() - started:.0f} s")
+
+    server = Server(data)
+    try:
+        results, job, elapsed = asyncio.run(run_phase(server.url, options.clients, options.seconds, work / "upload", 10))
+    finally:
+        server.stop()
+    load = report(f"load: {options.clients} clients, upload job {job}", results, elapsed)
+    errors = sum(n for s in load.values() for status, n in s["statuses"].items() if status != 200)
+
+    server = Server(data, DOCQA_LIMITS__MAX_CONCURRENT_REQUESTS=str(options.overload_limit))
+    try:
+        results, _, elapsed = asyncio.run(run_phase(server.url, options.clients, min(options.seconds, 15), None, 100))
+    finally:
+        server.stop()
+    overload = report(f"overload: {options.clients} clients, max {options.overload_limit} requests in flight", results, elapsed)
+    other = sum(n for s in overload.values() for status, n in s["statuses"].items() if status not in (200, 503))
+    shed = sum(s["statuses"].get(503, 0) for s in overload.values())
+    search_p99 = load.get("/v1/search", {}).get("p99", float("nan"))
+    print(f"\nload errors: {errors}; search p99 {search_p99 * 1000:.0f} ms (target <= 500 ms);"
+          f" overload: {shed} shed with 503, {other} other errors")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0 if errors == 0 and other == 0 and shed > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
