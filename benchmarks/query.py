@@ -29,11 +29,13 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
 from indexes.catalog import DocumentFields  # noqa: E402
 from indexes.embedders import SentenceTransformerEmbedder  # noqa: E402
 from indexes.store import IndexStore  # noqa: E402
 from indexes.types import ChunkInput  # noqa: E402
+from server import DocqaServer  # noqa: E402  (tests/server.py: a real `docqa serve` on a free port)
 
 SQUAD = ROOT.parent / "shared" / "eval" / "squad-v2.0-dev-half" / "dev-v2.0.json"
 CHUNKS_PER_DOC = 20
@@ -67,31 +69,6 @@ def build(data_dir: Path, size: int, sentences: list[str], dim: int, identity: d
         fields = DocumentFields(f"synthetic/{d // CHUNKS_PER_DOC}.txt", f"{d:064x}", len(full), title=f"doc {d}", text=full)
         store.catalog.put_document(collection.id, fields, chunks, vectors[d : d + len(texts)])
     store.save_vectors(collection)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    """Start `docqa serve` and wait until it is ready."""
-    port = free_port()
-    env = {**os.environ, "DOCQA_LOG_LEVEL": "warning"}
-    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "--data-dir", str(data_dir), "serve", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(data_dir / "server.log", "w"))
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("server did not become ready")
 
 
 def run(url: str, path: str, questions: list[str], requests: int, concurrency: int) -> dict[str, float]:
@@ -131,21 +108,17 @@ def main() -> None:
     for size in [int(s) for s in args.sizes.split(",")]:
         with tempfile.TemporaryDirectory() as tmp:
             started = time.perf_counter()
-            build(Path(tmp), size, sentences, identity["dim"], identity)
+            build(Path(tmp) / "data", size, sentences, identity["dim"], identity)
             built = time.perf_counter() - started
-            proc, url = serve(Path(tmp))
-            try:
+            with DocqaServer(Path(tmp), env={"DOCQA_LOG_LEVEL": "warning"}, startup_timeout=300) as server:
                 for path in ("/v1/search", "/v1/ask"):
                     for concurrency in [int(c) for c in args.concurrency.split(",")]:
                         n = args.requests if path == "/v1/search" else max(args.requests // 4, 20)
-                        r = run(url, path, questions, n, concurrency)
+                        r = run(server.base_url, path, questions, n, concurrency)
                         results.append({"chunks": size, "route": path, "concurrency": concurrency, **r, "build_s": built})
                         if not args.json:
                             print(f"{size:>7} chunks {path:<10} c={concurrency}: p50 {r['p50']:7.1f} ms  p95 {r['p95']:7.1f} ms"
                                   f"  p99 {r['p99']:7.1f} ms  {r['rps']:6.1f} req/s  errors {r['errors']}", flush=True)
-            finally:
-                proc.terminate()
-                proc.wait(30)
     if args.json:
         print(json.dumps(results, indent=2))
 

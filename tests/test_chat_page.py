@@ -5,16 +5,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import httpx
 import pytest
+from server import DocqaServer
 
 pytestmark = pytest.mark.browser
 
@@ -32,27 +31,9 @@ TIMEOUT_MS = 60_000
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
 sync_api.expect.set_options(timeout=TIMEOUT_MS)
 if not CHROMIUM.exists():
+    if os.environ.get("CI"):  # `make test` installs it: on CI a missing browser is a failure, not a skip
+        pytest.fail("Debian's Chromium is missing: apt-get install chromium", pytrace=False)
     pytest.skip("needs Debian's Chromium: apt-get install chromium", allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_ready(base: str, server: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"docqa serve exited with {server.returncode}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{base} not ready after {timeout}s")
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -72,42 +53,32 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextmanager
-def _serving(data: Path, env: dict[str, str]) -> Iterator[str]:
-    """`docqa serve` on a free port until the block ends; its base URL."""
-    port = _free_port()
-    with (data.parent / f"server-{port}.log").open("wb") as log:
-        proc = subprocess.Popen([str(DOCQA), "--data-dir", str(data), "serve", "--port", str(port)],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            _wait_ready(base, proc)
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+def _serving(data: Path, **env: str) -> Iterator[str]:
+    """`docqa serve` over `data` on a free port until the block ends; its base URL."""
+    server = DocqaServer(data.parent, env=env)
+    assert server.data_dir == data, "DocqaServer serves <workdir>/data"
+    with server:
+        yield server.base_url
 
 
 @pytest.fixture(scope="module")
 def server(ingested: Path) -> Iterator[str]:
     """The chat page over the samples, auth off (the local demo)."""
-    data = ingested.with_name("data-open")
+    data = ingested.parent / "open" / "data"
     shutil.copytree(ingested, data)
-    with _serving(data, _env()) as base:
+    with _serving(data) as base:
         yield base
 
 
 @pytest.fixture(scope="module")
 def keyed_server(ingested: Path) -> Iterator[tuple[str, str]]:
     """The same, with API keys on; (base URL, an admin key)."""
-    data = ingested.with_name("data-keyed")
+    data = ingested.parent / "keyed" / "data"
     shutil.copytree(ingested, data)
     created = subprocess.run([str(DOCQA), "--data-dir", str(data), "keys", "create", "--role", "admin", "--name", "browser"],
                              env=_env(), check=True, capture_output=True, text=True)
     key = re.search(r"dqa_\S+", created.stdout).group(0)
-    with _serving(data, _env(DOCQA_AUTH__ENABLED="true")) as base:
+    with _serving(data, DOCQA_AUTH__ENABLED="true") as base:
         yield base, key
 
 
