@@ -5,7 +5,7 @@
 A corpus of generated notes plus the samples is ingested by the real CLI in a subprocess, which is
 killed with SIGKILL after a random delay (0.3 .. 1.05 x the time a full run takes). After every kill the index
 must pass `docqa check --json` (catalog ↔ FTS ↔ vectors agree exactly) and hold no document twice and
-no document outside the corpus. Every few kills a file changes, so replacements get killed too. At the
+no document outside the corpus. Before every round three files change, so replacements get killed too. At the
 end one uninterrupted run must leave every file present exactly once.
 """
 
@@ -107,9 +107,8 @@ def main() -> int:
     round_ = -1
     while kills < options.kills and round_ < 3 * options.kills:  # a run that finishes first is checked, not counted
         round_ += 1
-        if round_ % 5 == 4:  # change a committed file, so a replacement can be interrupted too
-            victim = rng.choice([f for f in files if f.suffix in (".md", ".txt")])
-            victim.write_text(victim.read_text() + f"\n\nAmended in round {round_}.\n")
+        for victim in rng.sample([f for f in files if f.suffix in (".md", ".txt")], 3):  # always work to interrupt:
+            victim.write_text(victim.read_text() + f"\n\nAmended in round {round_}.\n")  # replacements get killed too
         proc = subprocess.Popen([sys.executable, "-c", ENTRY, "--data-dir", str(data), *ingest_args(corpus)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env(), cwd=ROOT)
         time.sleep(rng.uniform(0.3, 1.05) * full_run)  # most of a run is start-up; aim at the commits too
