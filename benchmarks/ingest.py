@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +28,7 @@ from indexes.embedders import EmbedderSpec, SentenceTransformerEmbedder  # noqa:
 from indexes.store import IndexStore  # noqa: E402
 from ingest.pipeline import IngestPipeline  # noqa: E402
 
+VECTORS: dict[str, "np.ndarray"] = {}
 SQUAD = ROOT.parent / "shared" / "eval" / "squad-v2.0-dev-half" / "dev-v2.0.json"
 
 
@@ -53,8 +56,10 @@ def measure(precision: str, corpus: Path, work: Path) -> dict[str, float]:
     texts = [r[0] for r in rows]
     model = embedder._load()
     started = time.perf_counter()
-    model.encode(texts, batch_size=embedder.batch_size, normalize_embeddings=True, show_progress_bar=False)
+    vectors = model.encode(texts, batch_size=embedder.batch_size, normalize_embeddings=True, show_progress_bar=False,
+                           convert_to_tensor=True).float().cpu().numpy()
     raw_seconds = time.perf_counter() - started
+    VECTORS[precision] = vectors
     return {
         "chunks": report.chunks,
         "pipeline_chunks_per_s": report.chunks / pipeline_seconds,
@@ -79,6 +84,9 @@ def main() -> None:
     if "fp32" in results and "bf16" in results:
         results["bf16_raw_speedup_over_fp32_raw"] = results["bf16"]["raw_chunks_per_s"] / results["fp32"]["raw_chunks_per_s"]
         results["bf16_pipeline_speedup_over_fp32_raw"] = results["bf16"]["pipeline_chunks_per_s"] / results["fp32"]["raw_chunks_per_s"]
+        cosines = (VECTORS["fp32"] * VECTORS["bf16"]).sum(axis=1)
+        results["bf16_vs_fp32_cosine_min"] = float(cosines.min())
+        results["bf16_vs_fp32_cosine_mean"] = float(cosines.mean())
     if args.json:
         print(json.dumps({"files": files, "cores": os.cpu_count(), **results}, indent=2))
         return
@@ -90,6 +98,7 @@ def main() -> None:
     if "bf16_raw_speedup_over_fp32_raw" in results:
         print(f"bf16 raw / fp32 raw: {results['bf16_raw_speedup_over_fp32_raw']:.2f}×;"
               f" bf16 pipeline / fp32 raw: {results['bf16_pipeline_speedup_over_fp32_raw']:.2f}× (target ≥ 1.7)")
+        print(f"bf16 vs fp32 cosine: min {results['bf16_vs_fp32_cosine_min']:.4f}, mean {results['bf16_vs_fp32_cosine_mean']:.4f}")
 
 
 if __name__ == "__main__":

@@ -164,7 +164,9 @@ class SentenceTransformerEmbedder:
             convert_to_tensor=True,
             show_progress_bar=False,
         )
-        return vectors.float().cpu().numpy().astype(np.float32, copy=False)
+        matrix = vectors.float().cpu().numpy().astype(np.float32, copy=False)
+        # bf16 vectors are normalised in bf16; renormalise in fp32 so inner product is exactly cosine.
+        return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         """Embed passages with the document prompt; returns (n, dim) float32, L2-normalised."""
