@@ -13,7 +13,7 @@ Ranking = list[tuple[int, float]]
 
 # Weight of the dense retriever in the convex combination, tuned on SQuAD 2.0 dev (half) and checked on
 # FaQuAD and ArguAna; see docs/quality.md.
-DENSE_WEIGHT = 0.5
+DENSE_WEIGHT = 0.4
 
 
 def reciprocal_rank_fusion(

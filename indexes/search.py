@@ -57,7 +57,7 @@ class SearchFilters:
 class Searcher:
     """Runs searches against an IndexStore; each search reads one committed snapshot of the catalog."""
 
-    def __init__(self, store: IndexStore, rrf_k: int = 60, fusion: str = "rrf", candidates: int = 50) -> None:
+    def __init__(self, store: IndexStore, rrf_k: int = 60, fusion: str = "minmax", candidates: int = 50) -> None:
         if fusion not in FUSION_METHODS:
             raise ValueError(f"fusion must be one of {sorted(FUSION_METHODS)}, got {fusion!r}")
         self.store = store

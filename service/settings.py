@@ -74,7 +74,7 @@ class RetrievalConfig(BaseModel):
     mode: str = Field("hybrid", pattern="^(dense|lexical|hybrid)$")
     top_k: int = Field(5, gt=0)
     candidates: int = Field(50, gt=0)
-    fusion: str = "rrf"
+    fusion: str = "minmax"  # convex combination of min-max scores; "rrf" and "zscore" too (docs/quality.md)
     rrf_k: int = Field(60, gt=0)
     context_chars: int = Field(6000, gt=0)
 

@@ -136,6 +136,10 @@ def _write_documents(evalset: EvalSet, root: Path, beir: bool, titles: bool) -> 
 def ranked_documents(searcher: Searcher, index: ScratchIndex, query: Question, mode: str, drop_self: bool) -> list[str]:
     """Document keys, best first (a document ranks where its best chunk does); BEIR drops the query's own id."""
     hits = searcher.search(index.collection, query.text, mode=mode, k=DEPTH + 1)
+    if mode == "hybrid":
+        # Fusion depends on how many candidates each side brings (min-max floors, RRF ranks): the top 10
+        # come from a search at the service's own depth, the tail (for recall@100) from the deep one.
+        hits = searcher.search(index.collection, query.text, mode=mode, k=10) + hits
     keys = list(dict.fromkeys(h.source for h in hits))
     return [k for k in keys if not (drop_self and k == query.qid)][:DEPTH]
 
