@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import indexes.catalog as catalog_module
-from indexes.catalog import Catalog, DocumentFields
+from indexes.catalog import Catalog, DocumentFields, fts_table
 from indexes.errors import Conflict, NotFound
 from indexes.types import ChunkInput
 
@@ -37,14 +37,13 @@ def fields(source: str, sha: str = "sha-1", **extra) -> DocumentFields:
 
 
 def fts_rowids(catalog: Catalog) -> list[int]:
-    return sorted(r[0] for r in catalog.db.execute("SELECT rowid FROM chunks_fts"))
+    return sorted(r[0] for c in catalog.list_collections() for r in catalog.db.execute(f"SELECT rowid FROM {fts_table(c.id)}"))
 
 
 def table_counts(catalog: Catalog) -> dict[str, int]:
-    return {
-        t: catalog.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-        for t in ("documents", "chunks", "chunks_fts", "changes")
-    }
+    counts = {t: catalog.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("documents", "chunks", "changes")}
+    counts["fts"] = len(fts_rowids(catalog))
+    return counts
 
 
 @pytest.fixture
@@ -211,8 +210,8 @@ def test_headings_are_searchable_through_fts(catalog: Catalog, cid: int) -> None
 
 def test_rebuild_fts_restores_deleted_rows_and_drops_orphans(catalog: Catalog, cid: int) -> None:
     _, ids = catalog.put_document(cid, fields("a.md"), chunks_of("a one", "a two", "a three"), vectors(3))
-    catalog.db.execute("DELETE FROM chunks_fts WHERE rowid = ?", (ids[1],))
-    catalog.db.execute("INSERT INTO chunks_fts(rowid, body) VALUES (999999, 'orphan')")
+    catalog.db.execute(f"DELETE FROM {fts_table(cid)} WHERE rowid = ?", (ids[1],))
+    catalog.db.execute(f"INSERT INTO {fts_table(cid)}(rowid, body) VALUES (999999, 'orphan')")
     assert list(catalog.fts_ids(cid)) == [-999999, ids[0], ids[2]]
     catalog.rebuild_fts(cid)
     assert fts_rowids(catalog) == ids
@@ -225,5 +224,5 @@ def test_deleting_a_collection_removes_everything_it_owned(catalog: Catalog, cid
     _, kept = catalog.put_document(other, fields("b.md"), chunks_of("b"), vectors(1))
     catalog.delete_collection("docs")
     assert catalog.find_collection("docs") is None
-    assert table_counts(catalog) == {"documents": 1, "chunks": 1, "chunks_fts": 1, "changes": 1}
+    assert table_counts(catalog) == {"documents": 1, "chunks": 1, "fts": 1, "changes": 1}
     assert fts_rowids(catalog) == kept

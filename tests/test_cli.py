@@ -15,6 +15,7 @@ import ingest.cli as cli
 from indexes.embedders import EmbedderIdentity
 from indexes.store import IndexStore
 from indexes.vectors import VectorIndex
+from indexes.catalog import fts_table
 
 runner = CliRunner()
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -205,7 +206,7 @@ def test_check_json_is_ok_on_a_consistent_index(data_dir: Path, ingested: Path) 
 def test_check_names_deleted_fts_rows_and_repair_fixes_them(data_dir: Path, ingested: Path) -> None:
     store, collection = open_store(data_dir)
     victims = [int(i) for i in store.catalog.chunk_ids(collection.id)[::4]]
-    store.catalog.db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in victims])
+    store.catalog.db.executemany(f"DELETE FROM {fts_table(collection.id)} WHERE rowid = ?", [(i,) for i in victims])
     broken = docqa_json(data_dir, "check", code=1)
     assert broken["ok"] is False and broken["collections"][0]["missing_fts"] == victims
 

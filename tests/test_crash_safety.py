@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 import ingest.cli as cli
 from indexes.store import IndexStore
 from indexes.vectors import VectorIndex
+from indexes.catalog import fts_table
 
 pytestmark = pytest.mark.slow
 
@@ -140,7 +141,7 @@ def assert_consistent(docqa, data: Path, files: list[Path], complete: bool) -> N
     ).fetchall()
     assert empty == []  # no half documents
     chunk_ids = [int(i) for i in store.catalog.chunk_ids(collection.id)]
-    fts_ids = sorted(r[0] for r in db.execute("SELECT rowid FROM chunks_fts"))
+    fts_ids = sorted(r[0] for r in db.execute(f"SELECT rowid FROM {fts_table(collection.id)}"))
     assert chunk_ids == fts_ids
     assert [int(i) for i in store.vectors(collection).ids()] == chunk_ids
     if complete:

@@ -31,7 +31,7 @@ def chunk_ids_of(store: IndexStore, collection: Collection, path: Path) -> list[
 
 
 def fts_rowids(store: IndexStore) -> set[int]:
-    return {r[0] for r in store.catalog.db.execute("SELECT rowid FROM chunks_fts")}
+    return {int(i) for c in store.catalog.list_collections() for i in store.catalog.fts_ids(c.id)}
 
 
 def test_ingesting_the_samples_stores_every_document_with_its_chunks(

@@ -10,7 +10,7 @@ import pytest
 
 import indexes.store as store_module
 import indexes.vectors as vectors_module
-from indexes.catalog import Catalog, DocumentFields
+from indexes.catalog import Catalog, DocumentFields, fts_table
 from indexes.errors import EmbedderMismatch, StorageError
 from indexes.search import Searcher
 from indexes.store import IndexStore
@@ -206,7 +206,7 @@ def test_check_is_ok_when_catalog_fts_and_vectors_agree(fake_store) -> None:
 def test_check_names_deleted_fts_rows_and_repair_restores_them(fake_store) -> None:
     store, collection = fake_store
     victims = [int(i) for i in store.catalog.chunk_ids(collection.id)[:2]]
-    store.catalog.db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in victims])
+    store.catalog.db.executemany(f"DELETE FROM {fts_table(collection.id)} WHERE rowid = ?", [(i,) for i in victims])
     report = store.check(collection)
     assert not report.ok
     assert report.missing_fts == victims
