@@ -163,8 +163,21 @@ class Catalog:
                     f"BEGIN IMMEDIATE; {SCHEMA}"
                     f" INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
                 )
+            self._migrate()
         except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError) as exc:
             raise StorageError(f"cannot open catalog {self.path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        """Bring a catalog written by an older docqa up to this schema (FTS rows are derived, so rebuilt)."""
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for collection in self.list_collections():
+            if fts_table(collection.id) not in tables:
+                self.rebuild_fts(collection.id)
+        if "chunks_fts" in tables:  # schema 1 kept every collection in one FTS table
+            with self.transaction() as db:
+                db.execute("DROP TABLE chunks_fts")
+        with self.transaction() as db:
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     # -- connections and transactions -------------------------------------------------------------
 

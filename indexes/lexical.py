@@ -9,7 +9,7 @@ import unicodedata
 FTS_TOKENIZER = "unicode61 remove_diacritics 2"
 
 # Bump when what is indexed or how questions are analysed changes: evaluation indexes are keyed by it.
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 2  # 2: one FTS table per collection; his/her/him/he are stop words
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -20,18 +20,28 @@ def fold(text: str) -> str:
 
 
 # Function words in English and Portuguese: they carry no evidence and slow OR queries down.
-STOP_WORDS = frozenset(
-    fold(w)
-    for w in """a an and are as at be been but by can could did do does for from had has have how i if in into is it
+_ENGLISH = """a an and are as at be been but by can could did do does for from had has have how i if in into is it
     its of on or our she should so than that the their them then there these they this those to was we were
     what when where which who whom whose why will with would you your about after all also any because before
     between both each few more most other over same some such through under until up very while many much
-    quanto quanta quantos quantas
-    o os as um uma uns umas de do da dos das em no na nos nas por pelo pela pelos pelas para com sem e ou
+    his her him he""".split()
+_PORTUGUESE = """o os as um uma uns umas de do da dos das em no na nos nas por pelo pela pelos pelas para com sem e ou
     que se ao aos à às é ser foi são está estão como qual quais quando onde quem mais mas seu sua seus suas
     ele ela eles elas isso isto esse essa este esta há ter tem têm já também muito pode deve
-    """.split()
-)
+    quanto quanta quantos quantas""".split()
+ENGLISH_WORDS = frozenset(fold(w) for w in _ENGLISH)
+PORTUGUESE_WORDS = frozenset(fold(w) for w in _PORTUGUESE)
+STOP_WORDS = ENGLISH_WORDS | PORTUGUESE_WORDS
+
+
+def query_language(text: str) -> str | None:
+    """'en' or 'pt' by which language's function words the text uses more; None when it can't tell."""
+    words = _WORD.findall(fold(text))
+    english = sum(w in ENGLISH_WORDS for w in words)
+    portuguese = sum(w in PORTUGUESE_WORDS for w in words)
+    if english == portuguese:
+        return None
+    return "en" if english > portuguese else "pt"
 
 
 def query_terms(question: str) -> list[str]:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
 
 from indexes.catalog import Collection
 from indexes.errors import InvalidInput
-from indexes.fusion import FUSION_METHODS, reciprocal_rank_fusion
+from indexes.embedders import is_multilingual
+from indexes.fusion import CROSS_LANGUAGE_DENSE_WEIGHT, FUSION_METHODS, reciprocal_rank_fusion
+from indexes.lexical import query_language
 from indexes.store import IndexStore
 from indexes.types import Hit
 
@@ -64,6 +67,7 @@ class Searcher:
         self.rrf_k = rrf_k
         self.fusion = fusion
         self.candidates = candidates
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="docqa-bm25")
 
     def search(
         self, collection: Collection, query: str, *, mode: str = "hybrid", k: int = 5,
@@ -78,15 +82,28 @@ class Searcher:
         allowed = None if filters.empty else self._allowed_ids(collection, filters)
         depth = max(k, self.candidates)
         rankings: dict[str, list[tuple[int, float]]] = {}
+        # BM25 runs in SQLite and the query embedding in torch, both without the GIL: overlap them.
+        lexical = (
+            self._pool.submit(self.store.catalog.lexical_search, collection.id, query, depth, allowed)
+            if mode in ("lexical", "hybrid") else None
+        )
         if mode in ("dense", "hybrid"):
             rankings["dense"] = self._dense(collection, query, depth, allowed)
-        if mode in ("lexical", "hybrid"):
-            rankings["lexical"] = self.store.catalog.lexical_search(collection.id, query, depth, allowed)
+        if lexical is not None:
+            rankings["lexical"] = lexical.result()
         if mode == "hybrid":
-            fused = FUSION_METHODS[self.fusion](rankings, k=self.rrf_k)
+            fused = FUSION_METHODS[self.fusion](rankings, k=self.rrf_k, weights=self.weights(collection, query))
         else:
             fused = rankings[mode]
         return self._hits(collection, fused[:k], rankings)
+
+    @staticmethod
+    def weights(collection: Collection, query: str) -> dict[str, float] | None:
+        """Fusion weights for this query: the defaults, unless an English-only embedder meets another language."""
+        language = query_language(query)
+        if language in (None, "en") or is_multilingual(collection.embedder):
+            return None
+        return {"dense": CROSS_LANGUAGE_DENSE_WEIGHT, "lexical": 1.0 - CROSS_LANGUAGE_DENSE_WEIGHT}
 
     def _dense(self, collection: Collection, query: str, k: int, allowed: list[int] | None) -> list[tuple[int, float]]:
         embedder = self.store.embedder(collection)

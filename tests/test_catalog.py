@@ -226,3 +226,22 @@ def test_deleting_a_collection_removes_everything_it_owned(catalog: Catalog, cid
     assert catalog.find_collection("docs") is None
     assert table_counts(catalog) == {"documents": 1, "chunks": 1, "fts": 1, "changes": 1}
     assert fts_rowids(catalog) == kept
+
+
+def test_a_schema_1_catalog_is_migrated_to_one_fts_table_per_collection(tmp_path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    catalog = Catalog(path)
+    cid = catalog.create_collection("docs", IDENTITY).id
+    _, ids = catalog.put_document(cid, fields("a.md"), chunks_of("the rotation lasts a week"), vectors(1))
+    catalog.close()
+    db = sqlite3.connect(path)  # make it look like schema 1: one shared FTS table, none per collection
+    db.execute(f"DROP TABLE {fts_table(cid)}")
+    db.execute("CREATE VIRTUAL TABLE chunks_fts USING fts5(body)")
+    db.commit()
+    db.close()
+    migrated = Catalog(path)
+    assert [i for i, _ in migrated.lexical_search(cid, "rotation", 5)] == ids
+    names = {r[0] for r in migrated.db.execute("SELECT name FROM sqlite_master")}
+    assert "chunks_fts" not in names and fts_table(cid) in names
