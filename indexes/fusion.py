@@ -55,17 +55,26 @@ def convex_combination(
     rankings: Mapping[str, Ranking], weights: Mapping[str, float] | None = None,
     normalise: Callable[[Ranking], dict[int, float]] = min_max, **_: object,
 ) -> Ranking:
-    """Σ weight · normalised score; an id missing from a list gets that list's lowest normalised score."""
+    """Σ weight · normalised score; an id missing from a list gets that list's floor (see _floor)."""
     weights = weights or {"dense": DENSE_WEIGHT, "lexical": 1.0 - DENSE_WEIGHT}
     scores: dict[int, float] = {}
     normalised = {name: normalise(r) for name, r in rankings.items()}
     ids = {item for r in rankings.values() for item, _ in r}
     for name, values in normalised.items():
-        floor = min(values.values(), default=0.0)
+        floor = _floor(list(values.values()))
         weight = weights.get(name, 1.0)
         for item in ids:
             scores[item] = scores.get(item, 0.0) + weight * values.get(item, floor)
     return _sorted(scores)
+
+
+def _floor(values: list[float]) -> float:
+    """The normalised score an id missing from a list gets: the list's lowest, or below it when all are equal
+    (a list of one hit must still rank that hit above the ids it did not find)."""
+    if not values:
+        return 0.0
+    low = min(values)
+    return low - 1.0 if max(values) == low else low
 
 
 def min_max_fusion(rankings: Mapping[str, Ranking], **kwargs: object) -> Ranking:

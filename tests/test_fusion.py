@@ -40,3 +40,11 @@ def test_every_fusion_method_handles_empty_and_one_sided_lists(name):
     method = FUSION_METHODS[name]
     assert method({"dense": [], "lexical": []}, k=60) == []
     assert [i for i, _ in method({"dense": [(4, 0.9), (5, 0.2)], "lexical": []}, k=60)] == [4, 5]
+
+
+def test_a_single_hit_list_still_ranks_its_hit_above_ids_it_did_not_find():
+    from indexes.fusion import min_max_fusion
+
+    fused = min_max_fusion({"dense": [(2, 0.9), (10, 0.5), (11, 0.4)], "lexical": [(10, 5.3)]},
+                           weights={"dense": 0.0, "lexical": 1.0})
+    assert fused[0][0] == 10
