@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from indexes.catalog import Collection
+from indexes.errors import NotFound
 from indexes.store import IndexStore
 from service.answer import Answerer
 from service.chat import ConversationStore
@@ -35,7 +36,13 @@ class ServiceContext:
     def collection(self, name: str, principal: Principal) -> Collection:
         """A collection the caller may read; 404 otherwise."""
         principal.require_read(name)
-        return self.store.catalog.get_collection(name)
+        found = self.store.catalog.find_collection(name)
+        if found is None and name == self.settings.default_collection and not self.ready.is_set():
+            self.ready.wait(timeout=120)  # the warm-up creates the default collection once the model has loaded
+            found = self.store.catalog.find_collection(name)
+        if found is None:
+            raise NotFound(f"collection {name!r} not found")
+        return found
 
 
 def get_context(request: Request) -> ServiceContext:
