@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost first at run time: request id + logging, then load shedding, then body limits.
     app.add_middleware(BodyLimitMiddleware, default_limit=settings.limits.max_request_bytes,
                        upload_limit=settings.limits.max_upload_bytes * settings.limits.max_files_per_upload)
-    app.add_middleware(ConcurrencyLimitMiddleware, limit=settings.limits.max_concurrent_requests, metrics=ctx.metrics)
+    app.add_middleware(ConcurrencyLimitMiddleware, limit=settings.limits.max_concurrent_requests, metrics=ctx.metrics,
+                       answer_limit=settings.limits.max_concurrent_answers)
     app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics)
     return app

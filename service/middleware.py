@@ -104,26 +104,39 @@ class BodyLimitMiddleware:
         await self.app(scope, counting_receive, send)
 
 
-class ConcurrencyLimitMiddleware:
-    """Beyond `limit` requests in flight, answer 503 with Retry-After instead of queueing without bound."""
+_ANSWER_PATHS = re.compile(r"^/v1/(ask|chat/completions|conversations/[^/]+/messages)$")
 
-    def __init__(self, app: ASGIApp, limit: int, metrics: Metrics) -> None:
+
+class ConcurrencyLimitMiddleware:
+    """Beyond its limit, answer 503 with Retry-After instead of queueing without bound.
+
+    Answers (retrieval + evidence scoring or an LLM) cost ten times a search, so they get a limit of their
+    own: a burst of questions then can't starve searches and the rest of the API.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, metrics: Metrics, answer_limit: int | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.answer_limit = answer_limit or limit
         self.metrics = metrics
         self.in_flight = 0
+        self.answers_in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in _UNLIMITED or scope["path"].startswith(("/static", "/assets")):
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.limit:
+        answer = scope["method"] == "POST" and bool(_ANSWER_PATHS.match(scope["path"]))
+        if self.in_flight >= self.limit or (answer and self.answers_in_flight >= self.answer_limit):
             self.metrics.rejected.inc()
-            await _send_problem(send, 503, "Service overloaded", f"more than {self.limit} requests in flight; retry shortly",
+            what = f"{self.answer_limit} answers" if answer and self.in_flight < self.limit else f"{self.limit} requests"
+            await _send_problem(send, 503, "Service overloaded", f"more than {what} in flight; retry shortly",
                                 [(b"retry-after", b"1")])
             return
         self.in_flight += 1
+        self.answers_in_flight += answer
         try:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+            self.answers_in_flight -= answer

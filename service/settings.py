@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr
@@ -99,7 +100,10 @@ class LimitsConfig(BaseModel):
     max_text_chars: int = Field(20_000_000, gt=0)
     max_chunks: int = Field(50_000, gt=0)
     max_parse_seconds: float = Field(120.0, gt=0)
-    max_concurrent_requests: int = Field(64, gt=0)
+    # In flight at once, beyond which requests get 503 + Retry-After. Scaled to the cores: past that, requests
+    # only queue, and latency grows without adding throughput (benchmarks/load.py).
+    max_concurrent_requests: int = Field(default_factory=lambda: 6 * (os.cpu_count() or 1), gt=0)
+    max_concurrent_answers: int = Field(default_factory=lambda: 2 * (os.cpu_count() or 1), gt=0)
 
 
 class AuthConfig(BaseModel):
