@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -34,6 +35,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 """
 
+INGEST_NICENESS = 10
 RunIngest = Callable[[Sequence[SourceFile], ProgressSink], IngestReport]
 
 
@@ -57,6 +59,14 @@ class _JobProgress(ProgressSink):
         self.jobs._update(self.job_id, files=self.outcomes)
         if self.on_file:
             self.on_file(result)
+
+
+def _lower_priority() -> None:
+    """Let questions win the CPU over ingestion: this job thread runs at nice 10 (Linux schedules threads apart)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), INGEST_NICENESS)
+    except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
+        pass
 
 
 class JobRunner:
@@ -94,6 +104,7 @@ class JobRunner:
         return self.get(job_id)
 
     def _run(self, job_id: str, files: Sequence[SourceFile], outcomes: list[dict[str, Any]], run: RunIngest) -> None:
+        _lower_priority()
         try:
             self._update(job_id, state="running", started_at=time.time())
             progress = _JobProgress(self, job_id, outcomes)

@@ -103,7 +103,7 @@ class LimitsConfig(BaseModel):
     # In flight at once, beyond which requests get 503 + Retry-After. Scaled to the cores: past that, requests
     # only queue, and latency grows without adding throughput (benchmarks/load.py).
     max_concurrent_requests: int = Field(default_factory=lambda: 6 * (os.cpu_count() or 1), gt=0)
-    max_concurrent_answers: int = Field(default_factory=lambda: 2 * (os.cpu_count() or 1), gt=0)
+    max_concurrent_answers: int = Field(default_factory=lambda: os.cpu_count() or 1, gt=0)
 
 
 class AuthConfig(BaseModel):
