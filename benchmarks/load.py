@@ -16,7 +16,6 @@ import asyncio
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,8 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from server import DocqaServer  # noqa: E402  (tests/server.py: a real `docqa serve` on a free port)
 ENTRY = "from service.cli import main; main()"
 WORDS = ("harbour glacier orchard lighthouse quarry meadow volcano canal prairie reef tundra delta ledger survey "
          "marker trail budget invoice cluster node replica backup policy holiday badge parking").split()
@@ -47,39 +48,6 @@ def write_notes(root: Path, count: int, rng: random.Random) -> None:
         paragraphs = [" ".join(rng.choice(WORDS) for _ in range(60)) + f". Note {i} logged {rng.randint(1, 999)} markers."
                       for _ in range(10)]
         (root / f"note-{i:04d}.md").write_text(f"# Note {i}\n\n" + "\n\n## Part\n\n".join(paragraphs))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`docqa serve` in a subprocess; ready when /readyz says so."""
-
-    def __init__(self, data: Path, **settings: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-c", ENTRY, "--data-dir", str(data), "serve", "--port", str(self.port)]
-        self.log = open(data.parent / f"server-{self.port}.log", "wb")
-        self.process = subprocess.Popen(command, env=env(**settings), cwd=data.parent, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"docqa serve exited with {self.process.returncode}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError("docqa serve never got ready")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(30)
-        self.log.close()
 
 
 async def client_loop(http: httpx.AsyncClient, until: float, rng: random.Random, results: list) -> None:
@@ -179,22 +147,17 @@ def main() -> int:
     chunks = ingest.stdout.split('"chunks": ')[1].split(",")[0]
     print(f"corpus: {options.notes} notes + samples, {chunks} chunks, ingested in {time.perf_counter() - started:.0f} s")
 
-    server = Server(data)
-    try:
-        results, job, elapsed = asyncio.run(run_phase(server.url, options.clients, options.seconds, work / "upload", 10))
-    finally:
-        server.stop()
+    with DocqaServer(work, env={"DOCQA_LOG_LEVEL": "warning"}, startup_timeout=180) as server:
+        results, job, elapsed = asyncio.run(run_phase(server.base_url, options.clients, options.seconds, work / "upload", 10))
     load = report(f"load: {options.clients} clients, upload job {job}", results, elapsed)
     # A 503 with Retry-After is the service shedding load as designed (asks have their own in-flight limit);
     # errors are everything else that is not a 200.
     errors = sum(n for s in load.values() for status, n in s["statuses"].items() if status not in (200, 503))
     load_shed = sum(s["statuses"].get(503, 0) for s in load.values())
 
-    server = Server(data, DOCQA_LIMITS__MAX_CONCURRENT_REQUESTS=str(options.overload_limit))
-    try:
-        results, _, elapsed = asyncio.run(run_phase(server.url, options.clients, min(options.seconds, 15), None, 100))
-    finally:
-        server.stop()
+    overloaded = {"DOCQA_LOG_LEVEL": "warning", "DOCQA_LIMITS__MAX_CONCURRENT_REQUESTS": str(options.overload_limit)}
+    with DocqaServer(work, env=overloaded, startup_timeout=180) as server:
+        results, _, elapsed = asyncio.run(run_phase(server.base_url, options.clients, min(options.seconds, 15), None, 100))
     overload = report(f"overload: {options.clients} clients, max {options.overload_limit} requests in flight", results, elapsed)
     other = sum(n for s in overload.values() for status, n in s["statuses"].items() if status not in (200, 503))
     shed = sum(s["statuses"].get(503, 0) for s in overload.values())
