@@ -127,7 +127,9 @@ class SentenceTransformerEmbedder:
         with self._lock:
             if self._model is None:
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
 
+                transformers_logging.disable_progress_bar()  # a per-load bar on stderr is noise in logs and CLI output
                 model = SentenceTransformer(resolve_model(self.model_name), device=self.device)
                 if self.precision == "bf16":
                     import torch
