@@ -35,7 +35,7 @@ def _create_fts(db: sqlite3.Connection, collection_id: int) -> None:
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS collections (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: jobs, caches and FTS tables name collections by id
     name TEXT NOT NULL UNIQUE,
     description TEXT NOT NULL DEFAULT '',
     embedder TEXT NOT NULL,

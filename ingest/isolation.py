@@ -95,7 +95,12 @@ class ParserProcess:
     def parse(self, path: str, name: str, limits: IngestLimits, timeout: float) -> ParsedDocument | DocQAError:
         """The parsed document, or the error that stopped it (a ParseError after `timeout` seconds)."""
         alive = self._process is not None and self._process.poll() is None
-        conn = self._conn if alive and self._conn is not None else self._start()
+        try:
+            conn = self._conn if alive and self._conn is not None else self._start()
+        except ParseError as exc:  # the file fails with the reason; the batch goes on
+            return exc
+        except OSError as exc:
+            return ParseError(f"could not start a parser process: {exc}")
         try:
             conn.send((path, name, limits))
             if not conn.poll(timeout):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 from indexes.catalog import Collection
-from indexes.errors import GeneratorUnavailable, InvalidInput
+from indexes.errors import GeneratorUnavailable, InvalidInput, NotFound
 from indexes.lexical import query_terms
 from indexes.search import Searcher, SearchFilters
 from indexes.store import IndexStore
@@ -102,7 +102,10 @@ def _touch(a: Hit, b: Hit) -> bool:
 def _group_text(group: list[Hit], document_text: Any) -> str:
     if len(group) == 1:
         return group[0].text
-    full = document_text(group[0].document_id)
+    try:
+        full = document_text(group[0].document_id)
+    except NotFound:  # replaced since the search: its chunks' own texts still hold
+        full = ""
     start, end = group[0].start, max(h.end for h in group)
     return full[start:end] if full else "\n".join(h.text for h in group)
 

@@ -95,12 +95,17 @@ class JobRunner:
             self._pending += 1
         job_id = uuid.uuid4().hex[:16]
         outcomes = [{"source": f.source, "status": "pending", "reason": None, "chunks": 0, "document_id": None} for f in files]
-        with self.catalog.transaction() as db:
-            db.execute(
-                "INSERT INTO jobs(id, collection, state, files, created_at) VALUES (?, ?, 'queued', ?, ?)",
-                (job_id, collection, json.dumps(outcomes), time.time()),
-            )
-        self._pool.submit(self._run, job_id, files, outcomes, run)
+        try:
+            with self.catalog.transaction() as db:
+                db.execute(
+                    "INSERT INTO jobs(id, collection, state, files, created_at) VALUES (?, ?, 'queued', ?, ?)",
+                    (job_id, collection, json.dumps(outcomes), time.time()),
+                )
+            self._pool.submit(self._run, job_id, files, outcomes, run)
+        except BaseException:
+            with self._lock:  # the job never started: give its place back
+                self._pending -= 1
+            raise
         return self.get(job_id)
 
     def _run(self, job_id: str, files: Sequence[SourceFile], outcomes: list[dict[str, Any]], run: RunIngest) -> None:

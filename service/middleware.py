@@ -49,15 +49,27 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
 
+        status_sent = False
+
         async def send_with_id(message: dict[str, Any]) -> None:
-            nonlocal status
+            nonlocal status, status_sent
             if message["type"] == "http.response.start":
                 status = message["status"]
+                status_sent = True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Answer here, while the request id is still set: Starlette's own error middleware runs outside us.
+            log.exception("unexpected error")
+            if status_sent is False:
+                status = 500
+                await _send_problem(send_with_id, 500, "Internal error",
+                                    "an unexpected error occurred; see the server log for this request id")
+            else:
+                raise
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"

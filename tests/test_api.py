@@ -192,3 +192,21 @@ def test_too_many_files_in_one_upload_is_422(make_client):
     client = make_client(limits=LimitsConfig(max_files_per_upload=2))
     files = [("files", (f"n{i}.txt", b"note")) for i in range(3)]
     assert "limit is 2" in problem(client.post("/v1/collections/default/documents", files=files), 422)["detail"]
+
+
+def test_an_unexpected_error_is_a_problem_with_the_request_id(tmp_path, embedder, monkeypatch):
+    from fastapi.testclient import TestClient
+    from service_app import context, make_app
+
+    app = make_app(tmp_path / "data", embedder)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(context(app).store.catalog, "counts", broken)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/v1/collections/default", headers={"X-Request-ID": "req-123"})
+    assert response.status_code == 500
+    assert response.json()["request_id"] == "req-123"
+    assert response.headers["x-request-id"] == "req-123"
+    assert "boom" not in response.text  # no internals leak

@@ -179,7 +179,8 @@ async def upload(
     root = ctx.settings.data_dir / "uploads" / str(collection.id)
     stored = await store_uploads(files, root, ctx.settings.limits.max_upload_bytes)
     sources = [SourceFile(path, name_, extra) for name_, path in stored]
-    return ctx.jobs.submit(collection.name, sources, _runner(ctx, collection))
+    # submit writes the job row: off the event loop, which must not wait on SQLite's write lock
+    return await run_in_threadpool(ctx.jobs.submit, collection.name, sources, _runner(ctx, collection))
 
 
 @router.post("/collections/{name}/documents/from-path", response_model=JobOut, status_code=202,
