@@ -21,6 +21,10 @@ from typing import Any, Iterator
 from indexes.errors import DocQAError, LimitExceeded, ParseError
 from ingest.parsers import ParsedDocument, parse_bytes
 
+class ParseInterrupted(ParseError):
+    """The parse was stopped (time limit, process killed) rather than refused by the parser: maybe transient."""
+
+
 START_TIMEOUT = 120.0  # a cold start on a loaded machine imports pypdf, python-docx, selectolax
 MAX_IDLE = 4
 
@@ -105,11 +109,11 @@ class ParserProcess:
             conn.send((path, name, limits))
             if not conn.poll(timeout):
                 self.stop()
-                return ParseError(f"parsing took longer than {timeout:g} s")
+                return ParseInterrupted(f"parsing took longer than {timeout:g} s")
             return conn.recv()
         except (EOFError, OSError):  # killed from outside (OOM killer) mid-parse
             self.stop()
-            return ParseError("the parser process died while parsing this file")
+            return ParseInterrupted("the parser process died while parsing this file")
         except BaseException:  # interrupted mid-request: its answer must never reach the next caller
             self.stop()
             raise

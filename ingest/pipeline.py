@@ -22,7 +22,7 @@ from indexes.errors import DocQAError, LimitExceeded, ParseError
 from indexes.store import IndexStore
 from indexes.types import ChunkInput
 from ingest.chunking import ChunkingOptions, chunk_document
-from ingest.isolation import IngestLimits, parser_process
+from ingest.isolation import IngestLimits, ParseInterrupted, parser_process
 from ingest.parsers import SUPPORTED_SUFFIXES, ParsedDocument
 
 __all__ = ["IngestLimits", "IngestPipeline", "IngestReport", "FileResult", "ProgressSink", "SourceFile", "discover"]
@@ -204,7 +204,8 @@ class IngestPipeline:
                 stat = file.path.stat()
                 digest = sha256_file(file.path)
             except OSError as exc:
-                self._fail(file, DocumentFields(file.source, "", 0), f"cannot read file: {exc.strerror}", report, progress)
+                self._fail(file, DocumentFields(file.source, "", 0), f"cannot read file: {exc.strerror}", report, progress,
+                           transient=True)
                 continue
             fields = DocumentFields(file.source, digest, stat.st_size, stat.st_mtime, metadata=file.metadata)
             known = self.store.catalog.find_document(self.collection.id, file.source)
@@ -216,7 +217,7 @@ class IngestPipeline:
             todo.append((file, fields, known is not None and known.status == "ok"))
         for (file, fields, replacing), outcome in zip(todo, self._parse_all(todo)):
             if isinstance(outcome, BaseException):
-                self._fail(file, fields, _reason(outcome), report, progress)
+                self._fail(file, fields, _reason(outcome), report, progress, transient=isinstance(outcome, ParseInterrupted))
                 continue
             try:
                 yield self._chunked(file, fields, outcome, replacing)
@@ -270,9 +271,17 @@ class IngestPipeline:
             report.results.append(result)
             progress.file_done(result)
 
-    def _fail(self, file: SourceFile, fields: DocumentFields, reason: str, report: IngestReport, progress: ProgressSink) -> None:
-        document_id = self.store.catalog.record_failure(self.collection.id, fields, reason)
-        result = FileResult(file.source, "failed", reason=reason, document_id=document_id)
+    def _fail(
+        self, file: SourceFile, fields: DocumentFields, reason: str, report: IngestReport, progress: ProgressSink,
+        transient: bool = False,
+    ) -> None:
+        """Record a failure; a transient one (unreadable now, parse stopped) keeps an indexed good version."""
+        known = self.store.catalog.find_document(self.collection.id, file.source) if transient else None
+        if known is not None and known.status == "ok":
+            result = FileResult(file.source, "failed", reason=f"{reason}; the indexed version was kept", document_id=known.id)
+        else:
+            document_id = self.store.catalog.record_failure(self.collection.id, fields, reason)
+            result = FileResult(file.source, "failed", reason=reason, document_id=document_id)
         report.results.append(result)
         progress.file_done(result)
 

@@ -236,3 +236,21 @@ def test_sync_with_a_glob_keeps_documents_whose_files_still_exist(store, tmp_pat
     (docs / "b.txt").unlink()
     report = pipeline.ingest_paths([docs], globs=["*.md"], sync=True)
     assert [r.source for r in report.results if r.status == "removed"] == [str((docs / "b.txt").resolve())]
+
+
+def test_a_parse_stopped_by_the_time_limit_keeps_the_indexed_version(store, tmp_path):
+    from ingest.pipeline import IngestPipeline
+
+    folder = tmp_path / "timed"
+    folder.mkdir()
+    note = folder / "note.md"
+    note.write_text("# Note\n\nThe rotation lasts one week.")
+    collection = store.ensure_collection("timed")
+    IngestPipeline(store, collection, workers=0).ingest_paths([folder])
+    before = store.catalog.find_document(collection.id, str(note.resolve()))
+    note.write_text("# Note\n\nThe rotation lasts two weeks.\n\n" + "More text. " * 50_000)
+    report = IngestPipeline(store, collection, workers=0, parse_timeout=0.0001).ingest_paths([folder])
+    [result] = report.results
+    assert result.status == "failed" and "parsing took longer" in result.reason and "kept" in result.reason
+    after = store.catalog.find_document(collection.id, str(note.resolve()))
+    assert after.status == "ok" and after.id == before.id and after.chunk_count == before.chunk_count
