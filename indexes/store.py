@@ -123,7 +123,8 @@ class IndexStore:
         if path.exists():
             try:
                 index = VectorIndex.load(path)
-                if index.dim == dim:
+                # A file ahead of the catalog (the catalog was restored from an older copy) can't be caught up.
+                if index.dim == dim and index.seq <= self.catalog.last_seq(collection.id):
                     index.catch_up(self.catalog, collection.id)
                     return index
             except Exception:  # a damaged derived file is rebuilt, never trusted
@@ -189,6 +190,9 @@ class IndexStore:
             index = VectorIndex.load(path)
         except Exception as exc:
             report.vector_file_problem = f"{path} cannot be read: {exc}"
+            return None
+        if index.seq > self.catalog.last_seq(collection.id):
+            report.vector_file_problem = f"{path} reflects change {index.seq}, newer than the catalog's last"
             return None
         if index.dim != int(collection.embedder["dim"]):
             report.vector_file_problem = f"{path} has dimension {index.dim}, collection has {collection.embedder['dim']}"

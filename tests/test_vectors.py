@@ -302,3 +302,17 @@ def test_searching_or_ingesting_a_collection_whose_recorded_model_differs_is_a_m
         Searcher(store).search(tampered, "staging nodes", mode="dense")
     with pytest.raises(EmbedderMismatch, match="dim"):
         IngestPipeline(store, tampered, workers=0)
+
+
+def test_a_vector_file_ahead_of_the_catalog_is_reported_and_rebuilt(fake_store) -> None:
+    store, collection = fake_store
+    path = store.vector_path(collection)
+    index = VectorIndex.load(path) if path.exists() else store.vectors(collection)
+    index.seq = store.catalog.last_seq(collection.id) + 1000  # as if the catalog had been restored from an older copy
+    index.save(path)
+    report = store.check(collection)
+    assert not report.ok and "newer than the catalog" in report.vector_file_problem
+    store._vectors.pop(collection.id, None)  # a fresh process: nothing cached
+    rebuilt = store.vectors(collection)
+    assert rebuilt.seq == store.catalog.last_seq(collection.id)
+    assert list(rebuilt.ids()) == list(store.catalog.chunk_ids(collection.id))
