@@ -145,14 +145,20 @@ def _print_report(report: dict[str, Any]) -> None:
         out.print(table)
 
 
+def _selected(store: IndexStore, name: str | None) -> list[Any]:
+    """The named collection, or every collection; a missing name is a CLI error."""
+    try:
+        return [store.catalog.get_collection(name)] if name else store.catalog.list_collections()
+    except NotFound as exc:
+        fail(exc.detail)
+        raise  # unreachable: fail() exits
+
+
 @app.command()
 def status(collection: Optional[str] = typer.Option(None, "--collection", "-c"), as_json: bool = JsonOpt) -> None:
     """Collections with their document, chunk and failure counts, and the failures' reasons."""
     store = _State.store()
-    try:
-        collections = [store.catalog.get_collection(collection)] if collection else store.catalog.list_collections()
-    except NotFound as exc:
-        fail(exc.detail)
+    collections = _selected(store, collection)
     rows = []
     for c in collections:
         failures = store.catalog.list_documents(c.id, status="failed")
@@ -255,10 +261,7 @@ def check(
 ) -> None:
     """Verify that catalog, FTS rows and vectors agree exactly; exit 1 on any mismatch (like git fsck)."""
     store = _State.store()
-    try:
-        targets = [store.catalog.get_collection(collection)] if collection else store.catalog.list_collections()
-    except NotFound as exc:
-        fail(exc.detail)
+    targets = _selected(store, collection)
     reports = []
     for target in targets:
         report = store.check(target)
