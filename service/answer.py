@@ -142,8 +142,9 @@ class Answerer:
             raise InvalidInput(f"top_k must be between 1 and {self.max_top_k}, got {request.top_k}")
 
     def check(self, request: AskRequest) -> None:
-        """Everything that can be refused before an answer starts: input limits and the generator's name."""
+        """Everything that can be refused before an answer starts: input limits, filters and the generator's name."""
         self.validate(request)
+        request.filters.sql()  # a bad filter is a 422 now, not an error event in the middle of a stream
         self.generators.get(request.generator, self.scorer(request.collection))
 
     def rewrite(self, question: str, previous: Sequence[str], generator: str | None = None) -> str:

@@ -210,3 +210,14 @@ def test_an_unexpected_error_is_a_problem_with_the_request_id(tmp_path, embedder
     assert response.json()["request_id"] == "req-123"
     assert response.headers["x-request-id"] == "req-123"
     assert "boom" not in response.text  # no internals leak
+
+
+def test_a_bad_filter_on_a_streamed_ask_is_a_422_before_the_stream(tmp_path, embedder):
+    from fastapi.testclient import TestClient
+    from service_app import make_app
+
+    with TestClient(make_app(tmp_path / "data", embedder)) as client:
+        response = client.post("/v1/ask", json={"question": "staging nodes?", "stream": True,
+                                                "filters": {"metadata": {"bad key": "x"}}})
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
