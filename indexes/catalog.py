@@ -334,17 +334,7 @@ class Catalog:
         vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
         now = time.time()
         with self.transaction() as db:
-            created = self._replace_row(db, collection_id, fields.source, now)
-            cur = db.execute(
-                "INSERT INTO documents(collection_id, source, title, sha256, size, mtime, status, error, warnings,"
-                " metadata, pages, text, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'ok', NULL, ?, ?, ?, ?, ?, ?)",
-                (
-                    collection_id, fields.source, fields.title, fields.sha256, fields.size, fields.mtime,
-                    json.dumps(list(fields.warnings)), json.dumps(fields.metadata or {}, sort_keys=True),
-                    fields.pages, fields.text, created, now,
-                ),
-            )
-            document_id = int(cur.lastrowid)
+            document_id = self._insert_document(db, collection_id, fields, "ok", None, now)
             chunk_ids = []
             for ordinal, (chunk, vector) in enumerate(zip(chunks, vectors)):
                 cur = db.execute(
@@ -366,6 +356,23 @@ class Catalog:
             )
         return document_id, chunk_ids
 
+    def _insert_document(
+        self, db: sqlite3.Connection, collection_id: int, fields: DocumentFields, status: str, error: str | None,
+        now: float,
+    ) -> int:
+        """Replace any document with the same source by a new row (keeping its creation time); returns its id."""
+        created = self._replace_row(db, collection_id, fields.source, now)
+        cur = db.execute(
+            "INSERT INTO documents(collection_id, source, title, sha256, size, mtime, status, error, warnings,"
+            " metadata, pages, text, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                collection_id, fields.source, fields.title, fields.sha256, fields.size, fields.mtime, status, error,
+                json.dumps(list(fields.warnings)), json.dumps(fields.metadata or {}, sort_keys=True),
+                fields.pages, fields.text, created, now,
+            ),
+        )
+        return int(cur.lastrowid)
+
     def _replace_row(self, db: sqlite3.Connection, collection_id: int, source: str, now: float) -> float:
         """Remove an existing document with the same source; returns its creation time (or now)."""
         row = db.execute(
@@ -380,17 +387,7 @@ class Catalog:
         """Store a failed document (no chunks), replacing any earlier version: the file as it is now can't be read."""
         now = time.time()
         with self.transaction() as db:
-            created = self._replace_row(db, collection_id, fields.source, now)
-            cur = db.execute(
-                "INSERT INTO documents(collection_id, source, title, sha256, size, mtime, status, error, warnings,"
-                " metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'failed', ?, ?, ?, ?, ?)",
-                (
-                    collection_id, fields.source, fields.title, fields.sha256, fields.size, fields.mtime, error,
-                    json.dumps(list(fields.warnings)), json.dumps(fields.metadata or {}, sort_keys=True),
-                    created, now,
-                ),
-            )
-            return int(cur.lastrowid)
+            return self._insert_document(db, collection_id, fields, "failed", error, now)
 
     def delete_document(self, document_id: int) -> None:
         """Delete a document with its chunks and FTS rows."""
