@@ -207,19 +207,6 @@ class Catalog:
                 raise
             db.execute("COMMIT")
 
-    @contextmanager
-    def snapshot(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: every query inside sees the same committed state."""
-        db = self.db
-        if db.in_transaction:
-            yield db
-            return
-        db.execute("BEGIN")
-        try:
-            yield db
-        finally:
-            db.execute("COMMIT")
-
     def close(self) -> None:
         """Close this thread's connection."""
         conn = getattr(self._local, "conn", None)

@@ -58,7 +58,7 @@ class SearchFilters:
 
 
 class Searcher:
-    """Runs searches against an IndexStore; each search reads one committed snapshot of the catalog."""
+    """Runs searches against an IndexStore; a hit whose chunk was deleted after ranking is dropped, never half-shown."""
 
     def __init__(self, store: IndexStore, rrf_k: int = 60, fusion: str = "minmax", candidates: int = 50) -> None:
         if fusion not in FUSION_METHODS:
