@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from indexes.errors import Conflict, NotFound, StorageError
-from indexes.lexical import FTS_TOKENIZER, fts_body, match_expression
+from indexes.lexical import ANALYSIS_VERSION, FTS_TOKENIZER, fts_body, match_expression
 from indexes.types import ChunkInput
 
 SCHEMA_VERSION = 2  # 2: one FTS5 table per collection
@@ -168,16 +168,20 @@ class Catalog:
             raise StorageError(f"cannot open catalog {self.path}: {exc}") from exc
 
     def _migrate(self) -> None:
-        """Bring a catalog written by an older docqa up to this schema (FTS rows are derived, so rebuilt)."""
+        """Bring a catalog written by an older docqa up to this schema and text analysis (FTS rows are derived,
+        so a table missing or analysed another way is rebuilt from the chunks)."""
         tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        analysed = self.db.execute("SELECT value FROM meta WHERE key = 'analysis_version'").fetchone()
+        reanalyse = analysed is None or int(analysed[0]) != ANALYSIS_VERSION
         for collection in self.list_collections():
-            if fts_table(collection.id) not in tables:
+            if reanalyse or fts_table(collection.id) not in tables:
                 self.rebuild_fts(collection.id)
         if "chunks_fts" in tables:  # schema 1 kept every collection in one FTS table
             with self.transaction() as db:
                 db.execute("DROP TABLE chunks_fts")
         with self.transaction() as db:
             db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('analysis_version', ?)", (str(ANALYSIS_VERSION),))
 
     # -- connections and transactions -------------------------------------------------------------
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 
-# FTS5 folds case and diacritics itself ("remove_diacritics 2"), so "ferias" matches "férias".
+import Stemmer
+
+# Text reaches FTS5 already folded and stemmed (see `analyse`); the tokenizer only splits it into words.
 FTS_TOKENIZER = "unicode61 remove_diacritics 2"
 
-# Bump when what is indexed or how questions are analysed changes: evaluation indexes are keyed by it.
-ANALYSIS_VERSION = 2  # 2: one FTS table per collection; his/her/him/he are stop words
+# Bump when what is indexed or how questions are analysed changes: the catalog rebuilds every FTS table
+# written with another version when it opens, and evaluation indexes are keyed by it.
+ANALYSIS_VERSION = 3  # 3: Snowball stems; 2: one FTS table per collection; his/her/him/he are stop words
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -44,6 +48,39 @@ def query_language(text: str) -> str | None:
     return "en" if english > portuguese else "pt"
 
 
+_LANGUAGES = {"en": "english", "pt": "portuguese"}
+_local = threading.local()
+
+
+def _thread_stemmers() -> dict[str, Stemmer.Stemmer]:
+    """This thread's stemmers (a PyStemmer object must not be shared between threads)."""
+    stemmers = getattr(_local, "stemmers", None)
+    if stemmers is None:
+        stemmers = _local.stemmers = {code: Stemmer.Stemmer(name) for code, name in _LANGUAGES.items()}
+    return stemmers
+
+
+def word_stems(word: str) -> frozenset[str]:
+    """A folded word's English and Portuguese stems."""
+    return frozenset(s.stemWord(word) for s in _thread_stemmers().values())
+
+
+def _stem_words(words: list[str], language: str | None) -> list[str]:
+    """Snowball stems of folded words; with no language, each word's English stem and, where it differs,
+    its Portuguese one (short texts and questions whose language can't be told match either way)."""
+    stemmers = _thread_stemmers()
+    if language is not None:
+        return stemmers[language].stemWords(words)
+    english, portuguese = stemmers["en"].stemWords(words), stemmers["pt"].stemWords(words)
+    return [s for pair in zip(english, portuguese) for s in (pair if pair[0] != pair[1] else pair[:1])]
+
+
+def analyse(text: str, language: str | None = None) -> str:
+    """The words of a text as FTS5 indexes them: folded, stemmed in the text's language (`query_language`)."""
+    words = _WORD.findall(fold(text))
+    return " ".join(_stem_words(words, language or query_language(text)))
+
+
 def query_terms(question: str) -> list[str]:
     """The distinct content words of a question, folded, in order."""
     seen: dict[str, None] = {}
@@ -54,14 +91,17 @@ def query_terms(question: str) -> list[str]:
 
 
 def match_expression(question: str) -> str | None:
-    """An FTS5 MATCH expression ORing the question's terms (quoted, so no FTS syntax leaks through)."""
+    """An FTS5 MATCH expression ORing the stems of the question's terms (quoted, so no FTS syntax leaks through)."""
     terms = query_terms(question)
     if not terms:
         return None
-    return " OR ".join(f'"{t}"' for t in terms)
+    stems = dict.fromkeys(_stem_words(terms, query_language(question)))
+    return " OR ".join(f'"{t}"' for t in stems)
 
 
 def fts_body(text: str, heading_path: tuple[str, ...] | list[str]) -> str:
-    """The text indexed for BM25: headings first, so a section's title counts as evidence."""
+    """The text indexed for BM25: headings first, so a section's title counts as evidence; stemmed in the
+    language of the chunk's own text."""
     heading = " ".join(heading_path)
-    return f"{heading}\n{text}" if heading else text
+    language = query_language(text)
+    return analyse(f"{heading}\n{text}" if heading else text, language)

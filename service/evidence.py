@@ -13,20 +13,14 @@ from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
-import Stemmer
 
 from indexes.embedders import Embedder
-from indexes.lexical import query_terms
+from indexes.lexical import query_terms, word_stems
 from ingest.chunking import sentence_spans
 from service.generators.base import Passage
 
 _CACHE_SIZE = 20_000
-_STEMMERS = (Stemmer.Stemmer("english"), Stemmer.Stemmer("portuguese"))
-
-
-@lru_cache(maxsize=65536)
-def _stems(word: str) -> frozenset[str]:
-    return frozenset(s.stemWord(word) for s in _STEMMERS)
+_stems = lru_cache(maxsize=65536)(word_stems)
 
 
 def term_stems(text: str) -> list[frozenset[str]]:

@@ -245,3 +245,22 @@ def test_a_schema_1_catalog_is_migrated_to_one_fts_table_per_collection(tmp_path
     assert [i for i, _ in migrated.lexical_search(cid, "rotation", 5)] == ids
     names = {r[0] for r in migrated.db.execute("SELECT name FROM sqlite_master")}
     assert "chunks_fts" not in names and fts_table(cid) in names
+
+
+def test_fts_rows_analysed_by_an_older_docqa_are_rebuilt_when_the_catalog_opens(tmp_path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    catalog = Catalog(path)
+    cid = catalog.create_collection("docs", IDENTITY).id
+    _, ids = catalog.put_document(cid, fields("a.md"), chunks_of("the rotations were scheduled weekly"), vectors(1))
+    catalog.close()
+    db = sqlite3.connect(path)  # as an older docqa wrote it: unstemmed words and no analysis version
+    db.execute(f"UPDATE {fts_table(cid)} SET body = 'the rotations were scheduled weekly'")
+    db.execute("DELETE FROM meta WHERE key = 'analysis_version'")
+    db.commit()
+    db.close()
+    reopened = Catalog(path)
+    assert [i for i, _ in reopened.lexical_search(cid, "rotation schedule", 5)] == ids
+    stored = reopened.db.execute("SELECT value FROM meta WHERE key = 'analysis_version'").fetchone()[0]
+    assert stored == str(catalog_module.ANALYSIS_VERSION)

@@ -248,7 +248,8 @@ def test_a_parse_stopped_by_the_time_limit_keeps_the_indexed_version(store, tmp_
     collection = store.ensure_collection("timed")
     IngestPipeline(store, collection, workers=0).ingest_paths([folder])
     before = store.catalog.find_document(collection.id, str(note.resolve()))
-    note.write_text("# Note\n\nThe rotation lasts two weeks.\n\n" + "More text. " * 50_000)
+    # ~50 ms of parsing and 10 MB to send back: far past the limit even when a busy machine delays the check
+    note.write_text("# Note\n\nThe rotation lasts two weeks.\n\n" + "More text. " * 1_000_000)
     report = IngestPipeline(store, collection, workers=0, parse_timeout=0.0001).ingest_paths([folder])
     [result] = report.results
     assert result.status == "failed" and "parsing took longer" in result.reason and "kept" in result.reason

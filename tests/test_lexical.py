@@ -1,0 +1,59 @@
+"""How text is analysed for BM25: folded, stemmed in its own language, and questions the same way."""
+
+from __future__ import annotations
+
+import threading
+
+from indexes.lexical import analyse, fts_body, match_expression, query_language, query_terms, word_stems
+
+
+def test_english_text_is_stemmed_in_english() -> None:
+    assert analyse("The rotations were scheduled weekly") == "the rotat were schedul week"
+
+
+def test_portuguese_text_is_folded_then_stemmed_in_portuguese() -> None:
+    assert query_language("As férias são marcadas pelos gestores") == "pt"
+    assert analyse("As férias são marcadas pelos gestores") == "as fer sao marc pel gestor"
+    # singular or plural, with or without accents: the same stems
+    assert analyse("a ferias foi marcada pelo gestor") == "a fer foi marc pel gestor"
+
+
+def test_a_question_matches_other_forms_of_its_words() -> None:
+    assert match_expression("Which rotations are scheduled?") == '"rotat" OR "schedul"'
+    assert match_expression("Quando as férias são marcadas?") == '"fer" OR "marc"'
+
+
+def test_a_question_whose_language_cannot_be_told_tries_both_stems() -> None:
+    assert query_language("vacation policies") is None
+    assert match_expression("vacation policies") == '"vacat" OR "vacation" OR "polici" OR "polic"'
+
+
+def test_stop_words_only_give_no_expression_and_fts_syntax_never_leaks() -> None:
+    assert match_expression("what is the") is None
+    assert match_expression('NEAR(" OR *)') == '"near"'
+
+
+def test_headings_are_indexed_before_the_text_and_stemmed_with_it() -> None:
+    assert fts_body("The rotations were scheduled", ("On-call", "Rotations")) == "on call rotat the rotat were schedul"
+
+
+def test_query_terms_stay_unstemmed_for_the_evidence_scorer() -> None:
+    assert query_terms("Which rotations are scheduled?") == ["rotations", "scheduled"]
+    assert word_stems("rotations") == frozenset({"rotat", "rotations"})
+
+
+def test_stemming_from_many_threads_gives_the_same_stems() -> None:
+    text = "The rotations were scheduled weekly by the managers of the clusters " * 20
+    expected = analyse(text)
+    results: list[str] = []
+
+    def work() -> None:
+        for _ in range(200):
+            results.append(analyse(text))
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 1600 and set(results) == {expected}
