@@ -4,9 +4,10 @@
 
 Phase 1 (load): default limits; clients loop over /v1/ask (extractive) and /v1/search for `--seconds`
 while a batch of files is uploaded and ingested. Reports throughput, p50/p99 per endpoint and errors by
-status. Target: no errors, p99 of /v1/search <= 500 ms.
-Phase 2 (overload): DOCQA_LIMITS__MAX_CONCURRENT_REQUESTS=--overload-limit; the same clients must get
-503 with Retry-After beyond the limit (counted apart) instead of queueing without bound.
+status. Target: no errors (every response a 200), p99 of /v1/search <= 500 ms.
+Phase 2 (overload): DOCQA_LIMITS__MAX_CONCURRENT_REQUESTS and MAX_QUEUED_REQUESTS = --overload-limit; the
+same clients must get 503 with Retry-After beyond the limit and its queue (counted apart) instead of
+queueing without bound.
 """
 
 from __future__ import annotations
@@ -150,19 +151,19 @@ def main() -> int:
     with DocqaServer(work, env={"DOCQA_LOG_LEVEL": "warning"}, startup_timeout=180) as server:
         results, job, elapsed = asyncio.run(run_phase(server.base_url, options.clients, options.seconds, work / "upload", 10))
     load = report(f"load: {options.clients} clients, upload job {job}", results, elapsed)
-    # A 503 with Retry-After is the service shedding load as designed (asks have their own in-flight limit);
-    # errors are everything else that is not a 200.
-    errors = sum(n for s in load.values() for status, n in s["statuses"].items() if status not in (200, 503))
-    load_shed = sum(s["statuses"].get(503, 0) for s in load.values())
+    # Within capacity (default limits: requests past the in-flight limit wait in a bounded queue), anything
+    # but a 200 is an error, a 503 included.
+    errors = sum(n for s in load.values() for status, n in s["statuses"].items() if status != 200)
 
-    overloaded = {"DOCQA_LOG_LEVEL": "warning", "DOCQA_LIMITS__MAX_CONCURRENT_REQUESTS": str(options.overload_limit)}
+    overloaded = {"DOCQA_LOG_LEVEL": "warning", "DOCQA_LIMITS__MAX_CONCURRENT_REQUESTS": str(options.overload_limit),
+                  "DOCQA_LIMITS__MAX_QUEUED_REQUESTS": str(options.overload_limit)}
     with DocqaServer(work, env=overloaded, startup_timeout=180) as server:
         results, _, elapsed = asyncio.run(run_phase(server.base_url, options.clients, min(options.seconds, 15), None, 100))
     overload = report(f"overload: {options.clients} clients, max {options.overload_limit} requests in flight", results, elapsed)
     other = sum(n for s in overload.values() for status, n in s["statuses"].items() if status not in (200, 503))
     shed = sum(s["statuses"].get(503, 0) for s in overload.values())
     search_p99 = load.get("/v1/search", {}).get("p99", float("nan"))
-    print(f"\nload errors: {errors} (503s shed under load: {load_shed}); search p99 {search_p99 * 1000:.0f} ms (target <= 500 ms);"
+    print(f"\nload errors: {errors}; search p99 {search_p99 * 1000:.0f} ms (target <= 500 ms);"
           f" overload: {shed} shed with 503, {other} other errors")
     shutil.rmtree(work, ignore_errors=True)
     return 0 if errors == 0 and other == 0 and shed > 0 else 1

@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, default_limit=settings.limits.max_request_bytes,
                        upload_limit=settings.limits.max_upload_bytes * settings.limits.max_files_per_upload)
     app.add_middleware(ConcurrencyLimitMiddleware, limit=settings.limits.max_concurrent_requests, metrics=ctx.metrics,
-                       answer_limit=settings.limits.max_concurrent_answers)
+                       answer_limit=settings.limits.max_concurrent_answers, queue=settings.limits.max_queued_requests,
+                       queue_seconds=settings.limits.queue_seconds)
     app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -119,36 +120,71 @@ class BodyLimitMiddleware:
 _ANSWER_PATHS = re.compile(r"^/v1/(ask|chat/completions|conversations/[^/]+/messages)$")
 
 
-class ConcurrencyLimitMiddleware:
-    """Beyond its limit, answer 503 with Retry-After instead of queueing without bound.
+class Gate:
+    """At most `slots` holders at once; up to `queue` more wait their turn (first come, first served) for at
+    most `timeout` seconds. `enter` returns False, at once or after the wait, when there is no room."""
 
-    Answers (retrieval + evidence scoring or an LLM) cost ten times a search, so they get a limit of their
-    own: a burst of questions then can't starve searches and the rest of the API.
+    def __init__(self, slots: int, queue: int, timeout: float) -> None:
+        self.slots = slots
+        self.queue = queue
+        self.timeout = timeout
+        self._free = asyncio.Semaphore(slots)
+        self.waiting = 0
+
+    async def enter(self) -> bool:
+        if self._free.locked() and self.waiting >= self.queue:
+            return False
+        self.waiting += 1
+        try:
+            await asyncio.wait_for(self._free.acquire(), self.timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            self.waiting -= 1
+
+    def leave(self) -> None:
+        self._free.release()
+
+
+class ConcurrencyLimitMiddleware:
+    """A bounded queue in front of the API: past `limit` requests in flight, requests wait (at most `queue`
+    of them, at most `queue_seconds` each); past that, 503 with Retry-After instead of queueing without bound.
+
+    Answers (retrieval + evidence scoring or an LLM) cost ten times a search, so they queue apart, for a
+    slot of their own, before taking one of the shared slots: a burst of questions then waits its turn
+    without starving searches and the rest of the API.
     """
 
-    def __init__(self, app: ASGIApp, limit: int, metrics: Metrics, answer_limit: int | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int, metrics: Metrics, answer_limit: int | None = None,
+        queue: int = 0, queue_seconds: float = 0.0,
+    ) -> None:
         self.app = app
-        self.limit = limit
-        self.answer_limit = answer_limit or limit
         self.metrics = metrics
-        self.in_flight = 0
-        self.answers_in_flight = 0
+        self.requests = Gate(limit, queue, queue_seconds)
+        self.answers = Gate(answer_limit or limit, queue, queue_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in _UNLIMITED or scope["path"].startswith(("/static", "/assets")):
             await self.app(scope, receive, send)
             return
         answer = scope["method"] == "POST" and bool(_ANSWER_PATHS.match(scope["path"]))
-        if self.in_flight >= self.limit or (answer and self.answers_in_flight >= self.answer_limit):
-            self.metrics.rejected.inc()
-            what = f"{self.answer_limit} answers" if answer and self.in_flight < self.limit else f"{self.limit} requests"
-            await _send_problem(send, 503, "Service overloaded", f"more than {what} in flight; retry shortly",
-                                [(b"retry-after", b"1")])
+        if answer and not await self.answers.enter():
+            await self._shed(send, f"{self.answers.slots} answers in flight and {self.answers.queue} waiting")
             return
-        self.in_flight += 1
-        self.answers_in_flight += answer
         try:
-            await self.app(scope, receive, send)
+            if not await self.requests.enter():
+                await self._shed(send, f"{self.requests.slots} requests in flight and {self.requests.queue} waiting")
+                return
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self.requests.leave()
         finally:
-            self.in_flight -= 1
-            self.answers_in_flight -= answer
+            if answer:
+                self.answers.leave()
+
+    async def _shed(self, send: Send, what: str) -> None:
+        self.metrics.rejected.inc()
+        await _send_problem(send, 503, "Service overloaded", f"{what}; retry shortly", [(b"retry-after", b"1")])

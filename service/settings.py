@@ -100,10 +100,13 @@ class LimitsConfig(BaseModel):
     max_text_chars: int = Field(20_000_000, gt=0)
     max_chunks: int = Field(50_000, gt=0)
     max_parse_seconds: float = Field(120.0, gt=0)
-    # In flight at once, beyond which requests get 503 + Retry-After. Scaled to the cores: past that, requests
-    # only queue, and latency grows without adding throughput (benchmarks/load.py).
+    # Worked on at once, scaled to the cores (more only interleave, adding latency, not throughput); past
+    # that, up to `max_queued_requests` wait, each at most `queue_seconds`, then 503 + Retry-After. Answers
+    # queue apart for their own slots (benchmarks/load.py).
     max_concurrent_requests: int = Field(default_factory=lambda: 6 * (os.cpu_count() or 1), gt=0)
     max_concurrent_answers: int = Field(default_factory=lambda: os.cpu_count() or 1, gt=0)
+    max_queued_requests: int = Field(100, ge=0)
+    queue_seconds: float = Field(30.0, ge=0)
 
 
 class AuthConfig(BaseModel):
