@@ -21,7 +21,7 @@ from indexes.errors import Conflict, NotFound, StorageError
 from indexes.lexical import ANALYSIS_VERSION, FTS_TOKENIZER, fts_body, match_expression
 from indexes.types import ChunkInput
 
-SCHEMA_VERSION = 2  # 2: one FTS5 table per collection
+SCHEMA_VERSION = 3  # 3: chunks.sentence_vectors; 2: one FTS5 table per collection
 
 
 def fts_table(collection_id: int) -> str:
@@ -71,7 +71,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     page_start INTEGER,
     page_end INTEGER,
     heading_path TEXT NOT NULL DEFAULT '[]',
-    embedding BLOB NOT NULL
+    embedding BLOB NOT NULL,
+    sentence_vectors BLOB  -- float16 (sentences x dim), from the chunk's own forward pass; NULL if none
 );
 CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks(document_id);
 CREATE INDEX IF NOT EXISTS chunks_by_collection ON chunks(collection_id);
@@ -176,6 +177,10 @@ class Catalog:
         for collection in self.list_collections():
             if reanalyse or fts_table(collection.id) not in tables:
                 self.rebuild_fts(collection.id)
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(chunks)")}
+        if "sentence_vectors" not in columns:  # schema 2 had none: such chunks score by the chunk vector alone
+            with self.transaction() as db:
+                db.execute("ALTER TABLE chunks ADD COLUMN sentence_vectors BLOB")
         if "chunks_fts" in tables:  # schema 1 kept every collection in one FTS table
             with self.transaction() as db:
                 db.execute("DROP TABLE chunks_fts")
@@ -315,6 +320,7 @@ class Catalog:
         fields: DocumentFields,
         chunks: Sequence[ChunkInput],
         embeddings: np.ndarray,
+        sentence_vectors: Sequence[np.ndarray | None] | None = None,
     ) -> tuple[int, list[int]]:
         """Insert or replace a document with its chunks, FTS rows and vectors, in one transaction.
 
@@ -323,17 +329,22 @@ class Catalog:
         if len(chunks) != len(embeddings):
             raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings")
         vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
+        sentences = [None] * len(chunks) if sentence_vectors is None else list(sentence_vectors)
+        if len(sentences) != len(chunks):
+            raise ValueError(f"{len(chunks)} chunks but {len(sentences)} sentence vector sets")
         now = time.time()
         with self.transaction() as db:
             document_id = self._insert_document(db, collection_id, fields, "ok", None, now)
             chunk_ids = []
-            for ordinal, (chunk, vector) in enumerate(zip(chunks, vectors)):
+            for ordinal, (chunk, vector, sentence) in enumerate(zip(chunks, vectors, sentences)):
                 cur = db.execute(
                     "INSERT INTO chunks(document_id, collection_id, ordinal, text, embed_text, start, end,"
-                    " page_start, page_end, heading_path, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " page_start, page_end, heading_path, embedding, sentence_vectors)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         document_id, collection_id, ordinal, chunk.text, chunk.embed_text, chunk.start, chunk.end,
                         chunk.page_start, chunk.page_end, json.dumps(list(chunk.heading_path)), vector.tobytes(),
+                        None if sentence is None else np.asarray(sentence, dtype=np.float16).tobytes(),
                     ),
                 )
                 chunk_ids.append(int(cur.lastrowid))
@@ -420,6 +431,24 @@ class Catalog:
         """Every chunk id of a collection, ascending."""
         rows = self.db.execute("SELECT id FROM chunks WHERE collection_id = ? ORDER BY id", (collection_id,))
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def chunk_and_sentence_vectors(
+        self, chunk_ids: Sequence[int], dim: int, db: sqlite3.Connection | None = None
+    ) -> dict[int, tuple[np.ndarray, np.ndarray | None]]:
+        """For each chunk id found: its vector and its sentences' vectors (None where it has none)."""
+        found: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        ids = list(chunk_ids)
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            rows = (db or self.db).execute(
+                f"SELECT id, embedding, sentence_vectors FROM chunks WHERE id IN ({','.join('?' * len(part))})", part
+            )
+            for chunk_id, vector, sentences in rows:
+                found[chunk_id] = (
+                    np.frombuffer(vector, dtype=np.float32),
+                    None if sentences is None else np.frombuffer(sentences, dtype=np.float16).reshape(-1, dim),
+                )
+        return found
 
     def embeddings(self, chunk_ids: Sequence[int] | None = None, collection_id: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Stored vectors, as (ids, matrix): for the given chunk ids, or for a whole collection."""

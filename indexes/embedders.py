@@ -7,7 +7,7 @@ import os
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -53,6 +53,18 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> np.ndarray: ...
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+
+Spans = Sequence[tuple[int, int]]
+
+
+@runtime_checkable
+class SpanEmbedder(Protocol):
+    """An embedder that can also give vectors for spans (sentences) of each passage, from the same pass."""
+
+    def embed_documents_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Spans]
+    ) -> tuple[np.ndarray, list[np.ndarray | None]]: ...
 
 
 _MULTILINGUAL_MARKERS = ("multilingual", "labse", "bge-m3", "xlm", "distiluse")
@@ -186,6 +198,49 @@ class SentenceTransformerEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         """Embed one query with the query prompt; returns (dim,) float32, L2-normalised."""
         return self._encode([text], self.identity.query_prompt)[0]
+
+    def embed_documents_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Spans]
+    ) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        """Passage vectors as `embed_documents` gives them and, from the same forward pass, one vector per
+        (start, end) character span of each text: the mean of the span's token vectors, as a mean-pooling
+        model pools a whole passage ("late" pooling; sentences keep their passage's context). A text gets
+        None where the model doesn't pool by mean or its tokens can't be matched to characters."""
+        model = self._load()
+        if not texts:
+            return np.zeros((0, self.identity.dim), dtype=np.float32), []
+        if not self._pools_by_mean():
+            return self.embed_documents(texts), [None] * len(texts)
+        prompt = self.identity.document_prompt
+        inputs = [prompt + t for t in texts]
+        outputs = model.encode(inputs, batch_size=self.batch_size, output_value=None, convert_to_numpy=False,
+                               show_progress_bar=False)
+        matrix = np.stack([o["sentence_embedding"].float().cpu().numpy() for o in outputs]).astype(np.float32)
+        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        encoded = model.tokenizer(inputs, return_offsets_mapping=True, truncation=True,
+                                  max_length=model.max_seq_length, verbose=False)
+        per_text: list[np.ndarray | None] = []
+        for i, output in enumerate(outputs):
+            ids, offsets = encoded["input_ids"][i], np.asarray(encoded["offset_mapping"][i]).reshape(-1, 2)
+            if output["input_ids"][: len(ids)].tolist() != list(ids):
+                per_text.append(None)
+                continue
+            tokens = output["token_embeddings"][: len(ids)].float().cpu().numpy()
+            starts, ends = offsets[:, 0], offsets[:, 1]
+            vectors = []
+            for start, end in spans[i]:
+                inside = (ends > starts) & (starts >= start + len(prompt)) & (ends <= end + len(prompt))
+                vectors.append(tokens[inside].mean(axis=0) if inside.any() else np.zeros(tokens.shape[1], np.float32))
+            found = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
+            per_text.append(found / np.maximum(np.linalg.norm(found, axis=1, keepdims=True), 1e-12))
+        return matrix, per_text
+
+    def _pools_by_mean(self) -> bool:
+        config = next((m.get_config_dict() for m in self._load() if type(m).__name__ == "Pooling"), {})
+        return config.get("pooling_mode") == "mean" or (
+            config.get("pooling_mode_mean_tokens") is True
+            and not any(config.get(f"pooling_mode_{m}") for m in ("cls_token", "max_tokens", "lasttoken"))
+        )
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Word pieces each text takes as a document input, prompt and special tokens included."""

@@ -81,6 +81,11 @@ def analyse(text: str, language: str | None = None) -> str:
     return " ".join(_stem_words(words, language or query_language(text)))
 
 
+def word_count(text: str) -> int:
+    """How many words a text has."""
+    return len(_WORD.findall(text))
+
+
 def query_terms(question: str) -> list[str]:
     """The distinct content words of a question, folded, in order."""
     seen: dict[str, None] = {}

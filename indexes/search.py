@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
+
+import numpy as np
 
 from indexes.catalog import Collection
 from indexes.errors import InvalidInput
 from indexes.embedders import is_multilingual
-from indexes.fusion import CROSS_LANGUAGE_DENSE_WEIGHT, FUSION_METHODS, reciprocal_rank_fusion
-from indexes.lexical import query_language
+from indexes.fusion import CROSS_LANGUAGE_DENSE_WEIGHT, DENSE_WEIGHT, FUSION_METHODS, reciprocal_rank_fusion
+from indexes.lexical import query_language, word_count
 from indexes.store import IndexStore
 from indexes.types import Hit
 
@@ -20,6 +22,14 @@ Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "lexical", "hybrid")
 
 _METADATA_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+# A question of a sentence or two is matched against sentences as well as whole chunks: every candidate's
+# dense score is (1 - SENTENCE_WEIGHT) * cosine(chunk) + SENTENCE_WEIGHT * cosine(its best sentence), and
+# that sharper dense side gets SENTENCE_DENSE_WEIGHT in the fusion. A longer query (a paragraph, as in
+# ArguAna) is compared with whole chunks only. Tuned on SQuAD, checked on FaQuAD and ArguAna: docs/quality.md.
+SENTENCE_WEIGHT = 0.7
+SENTENCE_DENSE_WEIGHT = 0.6
+SENTENCE_QUERY_MAX_WORDS = 40
 
 
 @dataclass(frozen=True)
@@ -60,13 +70,20 @@ class SearchFilters:
 class Searcher:
     """Runs searches against an IndexStore; a hit whose chunk was deleted after ranking is dropped, never half-shown."""
 
-    def __init__(self, store: IndexStore, rrf_k: int = 60, fusion: str = "minmax", candidates: int = 50) -> None:
+    def __init__(
+        self, store: IndexStore, rrf_k: int = 60, fusion: str = "minmax", candidates: int = 50,
+        dense_weight: float = DENSE_WEIGHT, sentence_weight: float = SENTENCE_WEIGHT,
+        sentence_dense_weight: float = SENTENCE_DENSE_WEIGHT,
+    ) -> None:
         if fusion not in FUSION_METHODS:
             raise ValueError(f"fusion must be one of {sorted(FUSION_METHODS)}, got {fusion!r}")
         self.store = store
         self.rrf_k = rrf_k
         self.fusion = fusion
         self.candidates = candidates
+        self.dense_weight = dense_weight
+        self.sentence_weight = sentence_weight
+        self.sentence_dense_weight = sentence_dense_weight
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="docqa-bm25")
 
     def search(
@@ -88,27 +105,58 @@ class Searcher:
             if mode in ("lexical", "hybrid") else None
         )
         if mode in ("dense", "hybrid"):
-            rankings["dense"] = self._dense(collection, query, depth, allowed)
+            vector = self.store.embedder(collection).embed_query(query)
+            rankings["dense"] = self.store.vectors(collection).search(vector, depth, allowed)
         if lexical is not None:
             rankings["lexical"] = lexical.result()
+        cross_language = self.cross_language(collection, query)
+        dense_weight = self.dense_weight
+        if "dense" in rankings and not cross_language:
+            dense_weight = self._by_sentence(collection, query, vector, rankings)
         if mode == "hybrid":
-            fused = FUSION_METHODS[self.fusion](rankings, k=self.rrf_k, weights=self.weights(collection, query))
+            weights = self.weights(dense_weight, cross_language)
+            fused = FUSION_METHODS[self.fusion](rankings, k=self.rrf_k, weights=weights)
         else:
             fused = rankings[mode]
         return self._hits(collection, fused[:k], rankings)
 
     @staticmethod
-    def weights(collection: Collection, query: str) -> dict[str, float] | None:
-        """Fusion weights for this query: the defaults, unless an English-only embedder meets another language."""
-        language = query_language(query)
-        if language in (None, "en") or is_multilingual(collection.embedder):
-            return None
-        return {"dense": CROSS_LANGUAGE_DENSE_WEIGHT, "lexical": 1.0 - CROSS_LANGUAGE_DENSE_WEIGHT}
+    def cross_language(collection: Collection, query: str) -> bool:
+        """Whether an English-only embedder meets a question in another language (its dense side is noise)."""
+        return query_language(query) not in (None, "en") and not is_multilingual(collection.embedder)
 
-    def _dense(self, collection: Collection, query: str, k: int, allowed: list[int] | None) -> list[tuple[int, float]]:
-        embedder = self.store.embedder(collection)
-        vector = embedder.embed_query(query)
-        return self.store.vectors(collection).search(vector, k, allowed)
+    def weights(self, dense_weight: float, cross_language: bool) -> dict[str, float] | None:
+        """Fusion weights: `dense_weight` (RRF: equal), or CROSS_LANGUAGE_DENSE_WEIGHT across languages."""
+        if cross_language:
+            return {"dense": CROSS_LANGUAGE_DENSE_WEIGHT, "lexical": 1.0 - CROSS_LANGUAGE_DENSE_WEIGHT}
+        if self.fusion == "rrf":
+            return None
+        return {"dense": dense_weight, "lexical": 1.0 - dense_weight}
+
+    def _by_sentence(
+        self, collection: Collection, query: str, vector: np.ndarray, rankings: dict[str, list[tuple[int, float]]]
+    ) -> float:
+        """For a short question, re-score the dense side: every candidate of either list by its chunk and its
+        best sentence (`sentence_weight`; a chunk stored without sentence vectors by the chunk alone). Returns
+        the dense side's fusion weight: `sentence_dense_weight` if re-scored, else `dense_weight`."""
+        if self.sentence_weight <= 0 or word_count(query) > SENTENCE_QUERY_MAX_WORDS:
+            return self.dense_weight
+        ids = list(dict.fromkeys(i for ranking in rankings.values() for i, _ in ranking))
+        stored = self.store.catalog.chunk_and_sentence_vectors(ids, int(collection.embedder["dim"]))
+        if all(sentences is None for _, sentences in stored.values()):
+            return self.dense_weight
+        scored = []
+        for chunk_id in ids:
+            if chunk_id not in stored:  # deleted since it was ranked
+                continue
+            chunk, sentences = stored[chunk_id]
+            whole = float(chunk @ vector)
+            best = whole
+            if sentences is not None and len(sentences):
+                best = float((sentences.astype(np.float32) @ vector).max())
+            scored.append((chunk_id, (1.0 - self.sentence_weight) * whole + self.sentence_weight * best))
+        rankings["dense"] = sorted(scored, key=lambda kv: (-kv[1], kv[0]))
+        return self.sentence_dense_weight
 
     def _allowed_ids(self, collection: Collection, filters: SearchFilters) -> list[int]:
         where, args = filters.sql()

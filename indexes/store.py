@@ -145,10 +145,11 @@ class IndexStore:
     # -- writes -----------------------------------------------------------------------------------
 
     def put_document(
-        self, collection: Collection, fields: DocumentFields, chunks: Sequence[ChunkInput], embeddings: np.ndarray
+        self, collection: Collection, fields: DocumentFields, chunks: Sequence[ChunkInput], embeddings: np.ndarray,
+        sentence_vectors: Sequence[np.ndarray | None] | None = None,
     ) -> tuple[int, list[int]]:
         """Commit one document (one transaction), then bring the in-memory vectors up to date."""
-        result = self.catalog.put_document(collection.id, fields, chunks, embeddings)
+        result = self.catalog.put_document(collection.id, fields, chunks, embeddings, sentence_vectors)
         self.vectors(collection)
         return result
 

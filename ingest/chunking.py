@@ -117,6 +117,12 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     return [s for s in (_strip(text, a, b) for a, b in spans) if s[0] < s[1]]
 
 
+def embed_sentence_spans(chunk: ChunkInput) -> list[tuple[int, int]]:
+    """The sentences of a chunk's text as spans of its embed_text (which is heading context + the text)."""
+    offset = len(chunk.embed_text) - len(chunk.text)
+    return [(a + offset, b + offset) for a, b in sentence_spans(chunk.text)]
+
+
 def _ends_sentence(text: str, begin: int, dot: int, after: int, end: int) -> bool:
     """Whether the punctuation at text[dot:after] closes a sentence."""
     following = text[after:end].lstrip()

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from indexes.catalog import Collection, DocumentFields
+from indexes.embedders import SpanEmbedder
 from indexes.errors import DocQAError, LimitExceeded, ParseError
 from indexes.store import IndexStore
 from indexes.types import ChunkInput
-from ingest.chunking import ChunkingOptions, chunk_document
+from ingest.chunking import ChunkingOptions, chunk_document, embed_sentence_spans
 from ingest.isolation import IngestLimits, ParseInterrupted, parser_process
 from ingest.parsers import SUPPORTED_SUFFIXES, ParsedDocument
 
@@ -259,13 +260,20 @@ class IngestPipeline:
         """Embed a batch of documents together, then commit each in its own transaction."""
         if not pending:
             return
-        texts = [c.embed_text for p in pending for c in p.chunks]
-        vectors = self.embedder.embed_documents(texts)
+        chunks = [c for p in pending for c in p.chunks]
+        texts = [c.embed_text for c in chunks]
+        if isinstance(self.embedder, SpanEmbedder):
+            spans = [embed_sentence_spans(c) for c in chunks]
+            vectors, sentences = self.embedder.embed_documents_with_spans(texts, spans)
+        else:
+            vectors, sentences = self.embedder.embed_documents(texts), [None] * len(texts)
         progress.chunks_embedded(len(texts))
         offset = 0
         for item in pending:
             n = len(item.chunks)
-            document_id, _ = self.store.put_document(self.collection, item.fields, item.chunks, vectors[offset : offset + n])
+            document_id, _ = self.store.put_document(
+                self.collection, item.fields, item.chunks, vectors[offset : offset + n], sentences[offset : offset + n]
+            )
             offset += n
             result = FileResult(item.file.source, "replaced" if item.replacing else "ingested", chunks=n, document_id=document_id)
             report.results.append(result)

@@ -9,6 +9,8 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexes.embedders import DEFAULT_MODEL, EmbedderSpec
+from indexes.fusion import DENSE_WEIGHT
+from indexes.search import SENTENCE_DENSE_WEIGHT, SENTENCE_WEIGHT
 
 
 class EmbedderConfig(BaseModel):
@@ -77,6 +79,11 @@ class RetrievalConfig(BaseModel):
     candidates: int = Field(50, gt=0)
     fusion: str = "minmax"  # convex combination of min-max scores; "rrf" and "zscore" too (docs/quality.md)
     rrf_k: int = Field(60, gt=0)
+    # Score fusion (docs/quality.md): the dense side's weight; for short questions, a chunk's best sentence's
+    # share of its dense score and the dense side's weight then.
+    dense_weight: float = Field(DENSE_WEIGHT, ge=0, le=1)
+    sentence_weight: float = Field(SENTENCE_WEIGHT, ge=0, le=1)
+    sentence_dense_weight: float = Field(SENTENCE_DENSE_WEIGHT, ge=0, le=1)
     context_chars: int = Field(6000, gt=0)
 
 

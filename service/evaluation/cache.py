@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from indexes.embedders import Embedder, EmbedderIdentity
+from indexes.embedders import Embedder, EmbedderIdentity, SpanEmbedder, Spans
 
 
 class CachedEmbedder:
@@ -59,6 +59,13 @@ class CachedEmbedder:
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         """Document vectors, embedding only texts never seen before."""
         return self._cached("document", list(texts), self.inner.embed_documents)
+
+    def embed_documents_with_spans(self, texts: Sequence[str], spans: Sequence[Spans]) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        """Passages with their spans' vectors, from the wrapped embedder, uncached: this runs once per scratch
+        index (which is itself kept), unlike questions and evidence sentences."""
+        if not isinstance(self.inner, SpanEmbedder):
+            return self.embed_documents(texts), [None] * len(texts)
+        return self.inner.embed_documents_with_spans(texts, spans)
 
     def embed_query(self, text: str) -> np.ndarray:
         """A query vector, embedded once per text."""

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from indexes.catalog import Collection
+from indexes.catalog import SCHEMA_VERSION, Collection
 from indexes.embedders import EmbedderSpec, build_embedder
 from indexes.lexical import ANALYSIS_VERSION
 from indexes.search import MODES, Searcher
@@ -89,7 +89,7 @@ class ScratchIndex:
 
 
 def _fingerprint(evalset: EvalSet, config: EvalConfig, beir: bool) -> str:
-    digest = hashlib.sha256(json.dumps([config.backend, config.model, config.titles, beir, ANALYSIS_VERSION]).encode())
+    digest = hashlib.sha256(json.dumps([config.backend, config.model, config.titles, beir, ANALYSIS_VERSION, SCHEMA_VERSION]).encode())
     for key, (title, text) in sorted(evalset.documents.items()):
         digest.update(f"{key}\0{title}\0{text}\0".encode())
     return digest.hexdigest()[:16]
@@ -163,7 +163,8 @@ def evaluate_retrieval(
         if mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
     r = config.retrieval
-    searcher = Searcher(index.store, rrf_k=r.rrf_k, fusion=r.fusion, candidates=r.candidates)
+    searcher = Searcher(index.store, rrf_k=r.rrf_k, fusion=r.fusion, candidates=r.candidates, dense_weight=r.dense_weight,
+                        sentence_weight=r.sentence_weight, sentence_dense_weight=r.sentence_dense_weight)
     relevant = [evalset.relevant(q) for q in evalset.questions]
     results = {}
     for mode in modes:
