@@ -507,8 +507,9 @@ class Catalog:
         if allowed is not None:
             if not allowed:
                 return []
-            sql += f" AND rowid IN ({','.join('?' * len(allowed))})"
-            args += list(allowed)
+            # One JSON parameter, not one per id: a filter may allow more ids than SQLite binds variables.
+            sql += " AND rowid IN (SELECT value FROM json_each(?))"
+            args.append(json.dumps([int(i) for i in allowed]))
         sql += f" ORDER BY bm25({table}) LIMIT ?"
         args.append(k)
         return [(int(r[0]), float(r[1])) for r in db.execute(sql, args)]

@@ -264,3 +264,13 @@ def test_fts_rows_analysed_by_an_older_docqa_are_rebuilt_when_the_catalog_opens(
     assert [i for i, _ in reopened.lexical_search(cid, "rotation schedule", 5)] == ids
     stored = reopened.db.execute("SELECT value FROM meta WHERE key = 'analysis_version'").fetchone()[0]
     assert stored == str(catalog_module.ANALYSIS_VERSION)
+
+
+def test_lexical_search_takes_more_allowed_ids_than_sqlite_binds_variables(catalog: Catalog, cid: int) -> None:
+    _, ids = catalog.put_document(cid, fields("a.md"), chunks_of("the rotation lasts a week", "rotation handover"), vectors(2))
+    import sqlite3
+
+    catalog.db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)  # stock builds' cap (this one's may be higher)
+    allowed = list(range(10**6, 10**6 + 40_000)) + [ids[1]]
+    assert [i for i, _ in catalog.lexical_search(cid, "rotation", 5, allowed)] == [ids[1]]
+    assert catalog.lexical_search(cid, "rotation", 5, []) == []
