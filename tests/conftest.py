@@ -13,6 +13,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from indexes.embedders import EmbedderSpec, SentenceTransformerEmbedder  # noqa: E402
 from indexes.store import IndexStore  # noqa: E402
+from indexes.catalog import Catalog  # noqa: E402
+from fake_catalog import IDENTITY  # noqa: E402
 from llm_server import llama_server, llama_server_process, smollm2_path  # noqa: E402,F401 (session fixtures, shared)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,3 +44,15 @@ def samples_copy(tmp_path: Path) -> Path:
     target = tmp_path / "docs"
     shutil.copytree(SAMPLES, target, ignore=shutil.ignore_patterns("*.py"))
     return target
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    """An empty catalog in a fresh directory."""
+    return Catalog(tmp_path / "catalog.sqlite3")
+
+
+@pytest.fixture
+def cid(catalog: Catalog) -> int:
+    """A collection of the `catalog` fixture, with the fake 8-dimensional embedder identity."""
+    return catalog.create_collection("docs", IDENTITY).id

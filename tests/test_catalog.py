@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,10 +10,8 @@ import indexes.catalog as catalog_module
 from indexes.catalog import Catalog, DocumentFields, fts_table
 from indexes.errors import Conflict, NotFound
 from indexes.types import ChunkInput
+from fake_catalog import IDENTITY, unit_vectors
 
-DIM = 8
-IDENTITY = {"backend": "fake", "model": "fake-8", "dim": DIM, "max_tokens": 128,
-            "query_prompt": "", "document_prompt": "", "precision": "fp32"}
 
 
 def chunks_of(*texts: str, heading: tuple[str, ...] = ()) -> list[ChunkInput]:
@@ -26,10 +23,7 @@ def chunks_of(*texts: str, heading: tuple[str, ...] = ()) -> list[ChunkInput]:
     return out
 
 
-def vectors(n: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    matrix = rng.normal(size=(n, DIM)).astype(np.float32)
-    return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+vectors = unit_vectors
 
 
 def fields(source: str, sha: str = "sha-1", **extra) -> DocumentFields:
@@ -44,16 +38,6 @@ def table_counts(catalog: Catalog) -> dict[str, int]:
     counts = {t: catalog.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("documents", "chunks", "changes")}
     counts["fts"] = len(fts_rowids(catalog))
     return counts
-
-
-@pytest.fixture
-def catalog(tmp_path: Path) -> Catalog:
-    return Catalog(tmp_path / "catalog.sqlite3")
-
-
-@pytest.fixture
-def cid(catalog: Catalog) -> int:
-    return catalog.create_collection("docs", IDENTITY).id
 
 
 def test_a_collection_keeps_its_embedder_identity(catalog: Catalog) -> None:

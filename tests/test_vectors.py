@@ -17,31 +17,11 @@ from indexes.store import IndexStore
 from indexes.types import ChunkInput
 from indexes.vectors import VectorIndex
 from ingest.pipeline import IngestPipeline
-
-DIM = 8
-IDENTITY = {"backend": "fake", "model": "fake-8", "dim": DIM, "max_tokens": 128,
-            "query_prompt": "", "document_prompt": "", "precision": "fp32"}
-
-
-def unit_vectors(n: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    matrix = rng.normal(size=(n, DIM)).astype(np.float32)
-    return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
-
+from fake_catalog import DIM, IDENTITY, unit_vectors
 
 def put(catalog: Catalog, cid: int, source: str, n: int, seed: int = 0) -> list[int]:
     chunks = [ChunkInput(f"{source} {i}", f"{source} {i}", i, i + 1) for i in range(n)]
     return catalog.put_document(cid, DocumentFields(source, f"sha-{seed}", 1), chunks, unit_vectors(n, seed))[1]
-
-
-@pytest.fixture
-def catalog(tmp_path: Path) -> Catalog:
-    return Catalog(tmp_path / "catalog.sqlite3")
-
-
-@pytest.fixture
-def cid(catalog: Catalog) -> int:
-    return catalog.create_collection("docs", IDENTITY).id
 
 
 # -- VectorIndex ------------------------------------------------------------------------------------
