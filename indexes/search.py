@@ -145,16 +145,14 @@ class Searcher:
         stored = self.store.catalog.chunk_and_sentence_vectors(ids, int(collection.embedder["dim"]))
         if all(sentences is None for _, sentences in stored.values()):
             return self.dense_weight
-        scored = []
-        for chunk_id in ids:
-            if chunk_id not in stored:  # deleted since it was ranked
-                continue
-            chunk, sentences = stored[chunk_id]
-            whole = float(chunk @ vector)
-            best = whole
-            if sentences is not None and len(sentences):
-                best = float((sentences.astype(np.float32) @ vector).max())
-            scored.append((chunk_id, (1.0 - self.sentence_weight) * whole + self.sentence_weight * best))
+        found = [i for i in ids if i in stored]  # a chunk deleted since it was ranked drops out
+        wholes = np.stack([stored[i][0] for i in found]) @ vector
+        # every sentence of every candidate in one product; a chunk without sentences stands for itself
+        parts = [stored[i][1] if stored[i][1] is not None and len(stored[i][1]) else stored[i][0][None, :] for i in found]
+        sentences = np.concatenate(parts).astype(np.float32) @ vector
+        best = np.maximum.reduceat(sentences, np.cumsum([0] + [len(m) for m in parts[:-1]]))
+        mixed = (1.0 - self.sentence_weight) * wholes + self.sentence_weight * best
+        scored = list(zip(found, mixed.tolist()))
         rankings["dense"] = sorted(scored, key=lambda kv: (-kv[1], kv[0]))
         return self.sentence_dense_weight
 

@@ -236,15 +236,15 @@ def test_fts_rows_analysed_by_an_older_docqa_are_rebuilt_when_the_catalog_opens(
     path = tmp_path / "old.sqlite3"
     catalog = Catalog(path)
     cid = catalog.create_collection("docs", IDENTITY).id
-    _, ids = catalog.put_document(cid, fields("a.md"), chunks_of("the rotations were scheduled weekly"), vectors(1))
+    _, ids = catalog.put_document(cid, fields("a.md"), chunks_of("As férias são marcadas pelos gestores"), vectors(1))
     catalog.close()
     db = sqlite3.connect(path)  # as an older docqa wrote it: unstemmed words and no analysis version
-    db.execute(f"UPDATE {fts_table(cid)} SET body = 'the rotations were scheduled weekly'")
+    db.execute(f"UPDATE {fts_table(cid)} SET body = 'as ferias sao marcadas pelos gestores'")
     db.execute("DELETE FROM meta WHERE key = 'analysis_version'")
     db.commit()
     db.close()
     reopened = Catalog(path)
-    assert [i for i, _ in reopened.lexical_search(cid, "rotation schedule", 5)] == ids
+    assert [i for i, _ in reopened.lexical_search(cid, "Quando a férias é marcada?", 5)] == ids
     stored = reopened.db.execute("SELECT value FROM meta WHERE key = 'analysis_version'").fetchone()[0]
     assert stored == str(catalog_module.ANALYSIS_VERSION)
 
