@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -211,19 +213,28 @@ def test_deleting_a_collection_removes_everything_it_owned(catalog: Catalog, cid
     assert fts_rowids(catalog) == kept
 
 
-def test_a_schema_1_catalog_is_migrated_to_one_fts_table_per_collection(tmp_path) -> None:
+def written_by_an_older_docqa(tmp_path, text: str, *statements: str) -> tuple[Path, int, list[int]]:
+    """A catalog holding one document of `text`, then changed by raw SQL to look as an older docqa left it."""
     import sqlite3
 
     path = tmp_path / "old.sqlite3"
     catalog = Catalog(path)
     cid = catalog.create_collection("docs", IDENTITY).id
-    _, ids = catalog.put_document(cid, fields("a.md"), chunks_of("the rotation lasts a week"), vectors(1))
+    _, ids = catalog.put_document(cid, fields("a.md"), chunks_of(text), vectors(1))
     catalog.close()
-    db = sqlite3.connect(path)  # make it look like schema 1: one shared FTS table, none per collection
-    db.execute(f"DROP TABLE {fts_table(cid)}")
-    db.execute("CREATE VIRTUAL TABLE chunks_fts USING fts5(body)")
+    db = sqlite3.connect(path)
+    for statement in statements:
+        db.execute(statement.format(fts=fts_table(cid)))
     db.commit()
     db.close()
+    return path, cid, ids
+
+
+def test_a_schema_1_catalog_is_migrated_to_one_fts_table_per_collection(tmp_path) -> None:
+    # schema 1: one shared FTS table, none per collection
+    path, cid, ids = written_by_an_older_docqa(
+        tmp_path, "the rotation lasts a week", "DROP TABLE {fts}", "CREATE VIRTUAL TABLE chunks_fts USING fts5(body)"
+    )
     migrated = Catalog(path)
     assert [i for i, _ in migrated.lexical_search(cid, "rotation", 5)] == ids
     names = {r[0] for r in migrated.db.execute("SELECT name FROM sqlite_master")}
@@ -231,18 +242,11 @@ def test_a_schema_1_catalog_is_migrated_to_one_fts_table_per_collection(tmp_path
 
 
 def test_fts_rows_analysed_by_an_older_docqa_are_rebuilt_when_the_catalog_opens(tmp_path) -> None:
-    import sqlite3
-
-    path = tmp_path / "old.sqlite3"
-    catalog = Catalog(path)
-    cid = catalog.create_collection("docs", IDENTITY).id
-    _, ids = catalog.put_document(cid, fields("a.md"), chunks_of("As férias são marcadas pelos gestores"), vectors(1))
-    catalog.close()
-    db = sqlite3.connect(path)  # as an older docqa wrote it: unstemmed words and no analysis version
-    db.execute(f"UPDATE {fts_table(cid)} SET body = 'as ferias sao marcadas pelos gestores'")
-    db.execute("DELETE FROM meta WHERE key = 'analysis_version'")
-    db.commit()
-    db.close()
+    # unstemmed words and no analysis version recorded
+    path, cid, ids = written_by_an_older_docqa(
+        tmp_path, "As férias são marcadas pelos gestores",
+        "UPDATE {fts} SET body = 'as ferias sao marcadas pelos gestores'", "DELETE FROM meta WHERE key = 'analysis_version'",
+    )
     reopened = Catalog(path)
     assert [i for i, _ in reopened.lexical_search(cid, "Quando a férias é marcada?", 5)] == ids
     stored = reopened.db.execute("SELECT value FROM meta WHERE key = 'analysis_version'").fetchone()[0]
