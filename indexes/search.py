@@ -148,7 +148,8 @@ class Searcher:
         found = [i for i in ids if i in stored]  # a chunk deleted since it was ranked drops out
         wholes = np.stack([stored[i][0] for i in found]) @ vector
         # every sentence of every candidate in one product; a chunk without sentences stands for itself
-        parts = [stored[i][1] if stored[i][1] is not None and len(stored[i][1]) else stored[i][0][None, :] for i in found]
+        parts = [sentences if sentences is not None and len(sentences) else chunk[None, :]
+                 for chunk, sentences in (stored[i] for i in found)]
         sentences = np.concatenate(parts).astype(np.float32) @ vector
         best = np.maximum.reduceat(sentences, np.cumsum([0] + [len(m) for m in parts[:-1]]))
         mixed = (1.0 - self.sentence_weight) * wholes + self.sentence_weight * best

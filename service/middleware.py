@@ -132,7 +132,10 @@ class Gate:
         self.waiting = 0
 
     async def enter(self) -> bool:
-        if self._free.locked() and self.waiting >= self.queue:
+        if not self._free.locked():  # a free slot and nobody ahead: take it without waiting
+            await self._free.acquire()
+            return True
+        if self.waiting >= self.queue:
             return False
         self.waiting += 1
         try:

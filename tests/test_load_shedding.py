@@ -153,3 +153,18 @@ def test_timeouts_racing_releases_never_lose_a_slot() -> None:
             assert [(await t).status_code for t in (search, answer)] == [200, 200]
 
     asyncio.run(main())
+
+
+def test_with_no_queue_and_no_wait_free_slots_still_admit_requests() -> None:
+    async def main() -> None:
+        inner = SlowApp()
+        app = ConcurrencyLimitMiddleware(inner, limit=2, metrics=Metrics(), queue=0, queue_seconds=0)
+        async with client_for(app) as http:
+            held = [asyncio.create_task(http.get("/v1/collections")) for _ in range(2)]
+            await _started(2, inner)
+            shed = await http.get("/v1/collections")
+            inner.release.set()
+            assert [(await t).status_code for t in held] == [200, 200]
+        assert shed.status_code == 503
+
+    asyncio.run(main())

@@ -60,7 +60,9 @@ class CachedEmbedder:
         """Document vectors, embedding only texts never seen before."""
         return self._cached("document", list(texts), self.inner.embed_documents)
 
-    def embed_documents_with_spans(self, texts: Sequence[str], spans: Sequence[Spans]) -> tuple[np.ndarray, list[np.ndarray | None]]:
+    def embed_documents_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Spans]
+    ) -> tuple[np.ndarray, list[np.ndarray | None]]:
         """Passages with their spans' vectors, from the wrapped embedder, uncached: this runs once per scratch
         index (which is itself kept), unlike questions and evidence sentences."""
         if not isinstance(self.inner, SpanEmbedder):

@@ -89,7 +89,8 @@ class ScratchIndex:
 
 
 def _fingerprint(evalset: EvalSet, config: EvalConfig, beir: bool) -> str:
-    digest = hashlib.sha256(json.dumps([config.backend, config.model, config.titles, beir, ANALYSIS_VERSION, SCHEMA_VERSION]).encode())
+    key = [config.backend, config.model, config.titles, beir, ANALYSIS_VERSION, SCHEMA_VERSION]
+    digest = hashlib.sha256(json.dumps(key).encode())
     for key, (title, text) in sorted(evalset.documents.items()):
         digest.update(f"{key}\0{title}\0{text}\0".encode())
     return digest.hexdigest()[:16]
