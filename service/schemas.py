@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# A catalog row id as clients may send it: SQLite integers are 64-bit, so a larger number is a 422, not a 500.
+RowId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 COLLECTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 MetadataValue = str | int | float | bool
@@ -25,7 +28,7 @@ class Filters(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"source_glob": "*.pdf", "metadata": {"team": ["infra", "ml"]}}]})
 
-    document_ids: list[int] | None = Field(None, description="Only these documents.")
+    document_ids: list[RowId] | None = Field(None, description="Only these documents.")
     source_glob: str | None = Field(None, max_length=500, description="Only documents whose source matches (SQLite GLOB).")
     metadata: dict[str, MetadataValue | list[MetadataValue]] = Field(
         default_factory=dict, description="Metadata equality (scalar) or membership (list)."

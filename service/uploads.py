@@ -39,7 +39,15 @@ def check_supported(name: str) -> None:
 
 
 async def store_uploads(uploads: Sequence[UploadFile], root: Path, limit: int) -> list[tuple[str, Path]]:
-    """Store every upload or none: if one is refused, the files this request added are removed again."""
+    """Store every upload or none: if one is refused, the files this request added are removed again.
+    Names must differ: a document is known by its name, so a second file of the same name would replace
+    the first within the same job."""
+    seen: set[str] = set()
+    for upload in uploads:
+        name = safe_filename(upload.filename)
+        if name in seen:
+            raise InvalidInput(f"{name}: appears twice in this upload; each file needs its own name")
+        seen.add(name)
     stored: list[tuple[str, Path]] = []
     added: list[Path] = []
     try:

@@ -188,6 +188,25 @@ def test_a_second_upload_of_the_same_bytes_keeps_the_first_file(make_client, tmp
     assert download.status_code == 200 and download.content == data
 
 
+def test_two_files_of_the_same_name_in_one_upload_is_422_and_stores_nothing(make_client, tmp_path):
+    client = make_client()
+    files = [("files", ("notes.md", b"# A\n\nFirst.")), ("files", ("other.md", b"# B")), ("files", ("dir/notes.md", b"# C"))]
+    body = problem(client.post("/v1/collections/default/documents", files=files), 422)
+    assert body["detail"] == "notes.md: appears twice in this upload; each file needs its own name"
+    assert not [p for p in (tmp_path / "data" / "uploads").rglob("*") if p.is_file()]
+
+
+def test_a_document_id_past_sqlite_integers_is_422_not_500(make_client):
+    client = make_client()
+    huge = 2**63
+    for response in (client.get(f"/v1/collections/default/documents/{huge}"),
+                     client.get(f"/v1/collections/default/documents/{huge}/file"),
+                     client.delete(f"/v1/collections/default/documents/{huge}"),
+                     client.post("/v1/search", json={"query": "kettle", "filters": {"document_ids": [huge]}})):
+        assert "document_id" in str(problem(response, 422))
+    problem(client.get(f"/v1/collections/default/documents/{huge - 1}"), 404)
+
+
 def test_too_many_files_in_one_upload_is_422(make_client):
     client = make_client(limits=LimitsConfig(max_files_per_upload=2))
     files = [("files", (f"n{i}.txt", b"note")) for i in range(3)]

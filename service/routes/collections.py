@@ -17,7 +17,7 @@ from ingest.pipeline import IngestLimits, IngestPipeline, IngestReport, Progress
 from service.auth import Principal
 from service.context import ServiceContext, get_context, get_principal
 from service.schemas import (
-    ChunkOut, CollectionCreate, CollectionOut, DocumentDetail, DocumentOut, JobOut, PathIngest, Problem,
+    ChunkOut, CollectionCreate, CollectionOut, DocumentDetail, DocumentOut, JobOut, PathIngest, Problem, RowId,
 )
 from service.uploads import resolve_server_path, store_uploads
 
@@ -82,7 +82,7 @@ def list_documents(name: str, status: str | None = None, ctx: ServiceContext = D
 
 @router.get("/collections/{name}/documents/{document_id}", response_model=DocumentDetail, responses=NOT_FOUND,
             summary="Get a document with its chunks")
-def get_document(name: str, document_id: int, ctx: ServiceContext = Depends(get_context),
+def get_document(name: str, document_id: RowId, ctx: ServiceContext = Depends(get_context),
                  principal: Principal = Depends(get_principal)) -> dict[str, Any]:
     """A document and its chunks, in order."""
     collection = ctx.collection(name, principal)
@@ -92,7 +92,7 @@ def get_document(name: str, document_id: int, ctx: ServiceContext = Depends(get_
 
 
 @router.delete("/collections/{name}/documents/{document_id}", status_code=204, responses=NOT_FOUND, summary="Delete a document")
-def delete_document(name: str, document_id: int, ctx: ServiceContext = Depends(get_context),
+def delete_document(name: str, document_id: RowId, ctx: ServiceContext = Depends(get_context),
                     principal: Principal = Depends(get_principal)) -> Response:
     """Remove a document; it is never cited again."""
     principal.require_write(name)
@@ -116,7 +116,7 @@ def source_path(ctx: ServiceContext, collection: Collection, document: DocumentR
 
 @router.get("/collections/{name}/documents/{document_id}/file", responses={**NOT_FOUND, 200: {"content": {"application/octet-stream": {"example": "%PDF-1.7 … (the stored file's bytes)"}}}},
             response_class=FileResponse, summary="Download the source document")
-def download(name: str, document_id: int, ctx: ServiceContext = Depends(get_context),
+def download(name: str, document_id: RowId, ctx: ServiceContext = Depends(get_context),
              principal: Principal = Depends(get_principal)) -> FileResponse:
     """The original file; PDFs open inline (append #page=N to jump to a page)."""
     collection = ctx.collection(name, principal)
