@@ -216,6 +216,17 @@ class Catalog:
                 raise
             db.execute("COMMIT")
 
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction on this thread's connection: every read inside sees the same committed state,
+        whatever other connections commit meanwhile (WAL)."""
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            db.execute("COMMIT")
+
     def close(self) -> None:
         """Close this thread's connection."""
         conn = getattr(self._local, "conn", None)

@@ -162,36 +162,47 @@ class IndexStore:
     # -- consistency ------------------------------------------------------------------------------
 
     def check(self, collection: Collection) -> CheckReport:
-        """Compare catalog chunks, FTS rows and the vectors on disk (caught up) exactly, like `git fsck`."""
-        chunk_ids = self.catalog.chunk_ids(collection.id)
-        fts = self.catalog.fts_ids(collection.id)
-        report = CheckReport(collection.name, len(chunk_ids), 0, int((fts > 0).sum()))
-        report.orphan_fts = sorted(int(-i) for i in fts if i < 0)
-        fts_ids = fts[fts > 0]
-        report.missing_fts = sorted(int(i) for i in np.setdiff1d(chunk_ids, fts_ids))
-        report.orphan_fts += sorted(int(i) for i in np.setdiff1d(fts_ids, chunk_ids))
-        index = self._vectors_for_check(collection, report)
-        vector_ids = index.ids() if index is not None else np.zeros(0, dtype=np.int64)
-        report.vectors = len(vector_ids)
-        report.missing_vectors = sorted(int(i) for i in np.setdiff1d(chunk_ids, vector_ids))
-        report.orphan_vectors = sorted(int(i) for i in np.setdiff1d(vector_ids, chunk_ids))
-        ids, matrix = self.catalog.embeddings(collection_id=collection.id)
+        """Compare catalog chunks, FTS rows and the vectors on disk (caught up) exactly, like `git fsck`.
+
+        The vector file is read first, then every catalog read happens in one snapshot, so an ingestion
+        committing meanwhile can't show up as a mismatch (the file is never ahead of a later snapshot)."""
+        path = self.vector_path(collection)
+        try:
+            loaded: VectorIndex | str | None = VectorIndex.load(path) if path.exists() else None
+        except Exception as exc:
+            loaded = f"{path} cannot be read: {exc}"
+        with self.catalog.snapshot():
+            chunk_ids = self.catalog.chunk_ids(collection.id)
+            fts = self.catalog.fts_ids(collection.id)
+            report = CheckReport(collection.name, len(chunk_ids), 0, int((fts > 0).sum()))
+            report.orphan_fts = sorted(int(-i) for i in fts if i < 0)
+            fts_ids = fts[fts > 0]
+            report.missing_fts = sorted(int(i) for i in np.setdiff1d(chunk_ids, fts_ids))
+            report.orphan_fts += sorted(int(i) for i in np.setdiff1d(fts_ids, chunk_ids))
+            index = self._vectors_for_check(collection, report, loaded)
+            vector_ids = index.ids() if index is not None else np.zeros(0, dtype=np.int64)
+            report.vectors = len(vector_ids)
+            report.missing_vectors = sorted(int(i) for i in np.setdiff1d(chunk_ids, vector_ids))
+            report.orphan_vectors = sorted(int(i) for i in np.setdiff1d(vector_ids, chunk_ids))
+            ids, matrix = self.catalog.embeddings(collection_id=collection.id)
         if len(ids) and matrix.shape[1] != int(collection.embedder["dim"]):
             report.bad_dimensions = [int(i) for i in ids]
         return report
 
-    def _vectors_for_check(self, collection: Collection, report: CheckReport) -> VectorIndex | None:
+    def _vectors_for_check(
+        self, collection: Collection, report: CheckReport, loaded: VectorIndex | str | None
+    ) -> VectorIndex | None:
+        """The vector file as loaded, caught up to the catalog; None (and the problem reported) if unusable."""
         path = self.vector_path(collection)
-        if not path.exists():
+        if loaded is None:
             if self.catalog.last_seq(collection.id) == 0:
                 return VectorIndex(int(collection.embedder["dim"]))
             report.vector_file_problem = f"{path} is missing"
             return None
-        try:
-            index = VectorIndex.load(path)
-        except Exception as exc:
-            report.vector_file_problem = f"{path} cannot be read: {exc}"
+        if isinstance(loaded, str):
+            report.vector_file_problem = loaded
             return None
+        index = loaded
         if index.seq > self.catalog.last_seq(collection.id):
             report.vector_file_problem = f"{path} reflects change {index.seq}, newer than the catalog's last"
             return None

@@ -296,3 +296,21 @@ def test_a_vector_file_ahead_of_the_catalog_is_reported_and_rebuilt(fake_store) 
     rebuilt = store.vectors(collection)
     assert rebuilt.seq == store.catalog.last_seq(collection.id)
     assert list(rebuilt.ids()) == list(store.catalog.chunk_ids(collection.id))
+
+
+def test_check_reads_one_snapshot_while_an_ingestion_commits(fake_store, monkeypatch) -> None:
+    store, collection = fake_store
+    writer = Catalog(store.catalog.path)  # another connection, as a concurrent ingestion would have
+    read_fts = store.catalog.fts_ids
+    committed: list[int] = []
+
+    def commit_then_read(collection_id: int):
+        if not committed:  # a document lands between check's read of the chunk ids and of the FTS rows
+            committed.extend(put(writer, collection.id, "late.md", 3, seed=7))
+        return read_fts(collection_id)
+
+    monkeypatch.setattr(store.catalog, "fts_ids", commit_then_read)
+    report = store.check(collection)
+    assert committed and report.ok, report
+    assert report.chunks == report.fts_rows == report.vectors == 9  # the late document is not half-seen
+    assert store.check(collection).chunks == 12  # and the next check sees all of it
