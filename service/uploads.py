@@ -42,17 +42,17 @@ async def store_uploads(uploads: Sequence[UploadFile], root: Path, limit: int) -
     """Store every upload or none: if one is refused, the files this request added are removed again.
     Names must differ: a document is known by its name, so a second file of the same name would replace
     the first within the same job."""
+    names = [safe_filename(upload.filename) for upload in uploads]
     seen: set[str] = set()
-    for upload in uploads:
-        name = safe_filename(upload.filename)
+    for name in names:
         if name in seen:
             raise InvalidInput(f"{name}: appears twice in this upload; each file needs its own name")
         seen.add(name)
     stored: list[tuple[str, Path]] = []
     added: list[Path] = []
     try:
-        for upload in uploads:
-            name, path, is_new = await store_upload(upload, root, limit)
+        for upload, name in zip(uploads, names):
+            path, is_new = await store_upload(upload, name, root, limit)
             stored.append((name, path))
             if is_new:
                 added.append(path)
@@ -65,9 +65,9 @@ async def store_uploads(uploads: Sequence[UploadFile], root: Path, limit: int) -
     return stored
 
 
-async def store_upload(upload: UploadFile, root: Path, limit: int) -> tuple[str, Path, bool]:
-    """Stream one upload to root/<sha256>/<name>, refusing it past `limit` bytes. Returns (name, path, is_new)."""
-    name = safe_filename(upload.filename)
+async def store_upload(upload: UploadFile, name: str, root: Path, limit: int) -> tuple[Path, bool]:
+    """Stream one upload to root/<sha256>/<name> (`name` from `safe_filename`), refusing it past `limit`
+    bytes. Returns (path, is_new)."""
     check_supported(name)
     root.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
@@ -85,7 +85,7 @@ async def store_upload(upload: UploadFile, root: Path, limit: int) -> tuple[str,
         target.parent.mkdir(exist_ok=True)
         is_new = not target.exists()
         os.replace(tmp, target)
-        return name, target, is_new
+        return target, is_new
     finally:
         Path(tmp).unlink(missing_ok=True)
 
