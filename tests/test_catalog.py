@@ -187,6 +187,18 @@ def test_lexical_search_folds_accents_and_ranks_the_matching_chunk_first(catalog
     assert catalog.lexical_search(cid, "the of and", 5) == []  # only stop words: no query at all
 
 
+def test_a_word_the_query_repeats_weighs_more_in_bm25(catalog: Catalog, cid: int) -> None:
+    # Two chunks of equal length, each holding one of the two query words once.
+    _, ids = catalog.put_document(
+        cid, fields("t.md"), chunks_of("Tariffs raise prices for importers.", "Subsidies lower costs for farmers."),
+        vectors(2),
+    )
+    once = dict(catalog.lexical_search(cid, "tariffs subsidies", 5))
+    assert once[ids[0]] == pytest.approx(once[ids[1]], rel=0.05)
+    assert [i for i, _ in catalog.lexical_search(cid, "tariffs subsidies tariffs tariffs", 5)] == ids
+    assert [i for i, _ in catalog.lexical_search(cid, "subsidies tariffs subsidies subsidies", 5)] == ids[::-1]
+
+
 def test_headings_are_searchable_through_fts(catalog: Catalog, cid: int) -> None:
     chunks = chunks_of("Shifts last a week.", heading=("On-call",))
     _, ids = catalog.put_document(cid, fields("h.md"), chunks, vectors(1))

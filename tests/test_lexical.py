@@ -59,3 +59,9 @@ def test_stemming_from_many_threads_gives_the_same_stems() -> None:
     for t in threads:
         t.join()
     assert len(results) == 1600 and set(results) == {expected}
+
+
+def test_a_repeated_word_is_asked_once_per_occurrence() -> None:
+    assert match_expression("Do tariffs hurt the trade, and do tariffs raise prices?") == (
+        '"tariffs" OR "hurt" OR "trade" OR "tariffs" OR "raise" OR "prices"'
+    )
