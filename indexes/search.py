@@ -26,10 +26,32 @@ _METADATA_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 # A question of a sentence or two is matched against sentences as well as whole chunks: every candidate's
 # dense score is (1 - SENTENCE_WEIGHT) * cosine(chunk) + SENTENCE_WEIGHT * cosine(its best sentence), and
 # that sharper dense side gets SENTENCE_DENSE_WEIGHT in the fusion. A longer query (a paragraph, as in
-# ArguAna) is compared with whole chunks only. Tuned on SQuAD, checked on FaQuAD and ArguAna: docs/quality.md.
+# ArguAna) is compared with whole chunks, and expanded once by pseudo-relevance feedback (Rocchio): its
+# vector moves FEEDBACK_WEIGHT toward the mean of the first ranking's top FEEDBACK_CHUNKS chunks and the
+# dense side is searched again. Tuned on SQuAD (sentences) and ArguAna (feedback): docs/quality.md.
 SENTENCE_WEIGHT = 0.7
 SENTENCE_DENSE_WEIGHT = 0.6
-SENTENCE_QUERY_MAX_WORDS = 40
+SHORT_QUERY_MAX_WORDS = 40
+FEEDBACK_CHUNKS = 3
+FEEDBACK_WEIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class SearchTuning:
+    """How rankings are made and fused; the defaults are the measured ones (docs/quality.md)."""
+
+    fusion: str = "minmax"
+    rrf_k: int = 60
+    candidates: int = 50
+    dense_weight: float = DENSE_WEIGHT
+    sentence_weight: float = SENTENCE_WEIGHT
+    sentence_dense_weight: float = SENTENCE_DENSE_WEIGHT
+    feedback_chunks: int = FEEDBACK_CHUNKS
+    feedback_weight: float = FEEDBACK_WEIGHT
+
+    def __post_init__(self) -> None:
+        if self.fusion not in FUSION_METHODS:
+            raise ValueError(f"fusion must be one of {sorted(FUSION_METHODS)}, got {self.fusion!r}")
 
 
 @dataclass(frozen=True)
@@ -70,20 +92,9 @@ class SearchFilters:
 class Searcher:
     """Runs searches against an IndexStore; a hit whose chunk was deleted after ranking is dropped, never half-shown."""
 
-    def __init__(
-        self, store: IndexStore, rrf_k: int = 60, fusion: str = "minmax", candidates: int = 50,
-        dense_weight: float = DENSE_WEIGHT, sentence_weight: float = SENTENCE_WEIGHT,
-        sentence_dense_weight: float = SENTENCE_DENSE_WEIGHT,
-    ) -> None:
-        if fusion not in FUSION_METHODS:
-            raise ValueError(f"fusion must be one of {sorted(FUSION_METHODS)}, got {fusion!r}")
+    def __init__(self, store: IndexStore, tuning: SearchTuning | None = None) -> None:
         self.store = store
-        self.rrf_k = rrf_k
-        self.fusion = fusion
-        self.candidates = candidates
-        self.dense_weight = dense_weight
-        self.sentence_weight = sentence_weight
-        self.sentence_dense_weight = sentence_dense_weight
+        self.tuning = tuning or SearchTuning()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="docqa-bm25")
 
     def search(
@@ -97,7 +108,7 @@ class Searcher:
             raise InvalidInput(f"k must be > 0, got {k}")
         filters = filters or SearchFilters()
         allowed = None if filters.empty else self._allowed_ids(collection, filters)
-        depth = max(k, self.candidates)
+        depth = max(k, self.tuning.candidates)
         rankings: dict[str, list[tuple[int, float]]] = {}
         # BM25 runs in SQLite and the query embedding in torch, both without the GIL: overlap them.
         lexical = (
@@ -109,16 +120,35 @@ class Searcher:
             rankings["dense"] = self.store.vectors(collection).search(vector, depth, allowed)
         if lexical is not None:
             rankings["lexical"] = lexical.result()
+        if mode == "lexical":
+            return self._hits(collection, rankings["lexical"][:k], rankings)
         cross_language = self.cross_language(collection, query)
-        dense_weight = self.dense_weight
-        if "dense" in rankings and not cross_language:
-            dense_weight = self._by_sentence(collection, query, vector, rankings)
-        if mode == "hybrid":
-            weights = self.weights(dense_weight, cross_language)
-            fused = FUSION_METHODS[self.fusion](rankings, k=self.rrf_k, weights=weights)
-        else:
-            fused = rankings[mode]
+        short = word_count(query) <= SHORT_QUERY_MAX_WORDS
+        dense_weight = self.tuning.dense_weight
+        if short and not cross_language:
+            dense_weight = self._by_sentence(collection, vector, rankings)
+        fused = self._fuse(mode, rankings, dense_weight, cross_language)
+        if not short and self.tuning.feedback_chunks > 0:
+            vector = self._feedback(vector, fused)
+            rankings["dense"] = self.store.vectors(collection).search(vector, depth, allowed)
+            fused = self._fuse(mode, rankings, dense_weight, cross_language)
         return self._hits(collection, fused[:k], rankings)
+
+    def _fuse(
+        self, mode: str, rankings: dict[str, list[tuple[int, float]]], dense_weight: float, cross_language: bool
+    ) -> list[tuple[int, float]]:
+        if mode == "dense":
+            return rankings["dense"]
+        weights = self.weights(dense_weight, cross_language)
+        return FUSION_METHODS[self.tuning.fusion](rankings, k=self.tuning.rrf_k, weights=weights)
+
+    def _feedback(self, vector: np.ndarray, ranked: list[tuple[int, float]]) -> np.ndarray:
+        """The query vector moved toward the mean of the top-ranked chunks' vectors, at unit length."""
+        _, top = self.store.catalog.embeddings([i for i, _ in ranked[: self.tuning.feedback_chunks]])
+        if not len(top):  # nothing ranked, or deleted since
+            return vector
+        moved = vector + self.tuning.feedback_weight * top.mean(axis=0)
+        return (moved / np.linalg.norm(moved)).astype(np.float32)
 
     @staticmethod
     def cross_language(collection: Collection, query: str) -> bool:
@@ -129,22 +159,22 @@ class Searcher:
         """Fusion weights: `dense_weight` (RRF: equal), or CROSS_LANGUAGE_DENSE_WEIGHT across languages."""
         if cross_language:
             return {"dense": CROSS_LANGUAGE_DENSE_WEIGHT, "lexical": 1.0 - CROSS_LANGUAGE_DENSE_WEIGHT}
-        if self.fusion == "rrf":
+        if self.tuning.fusion == "rrf":
             return None
         return {"dense": dense_weight, "lexical": 1.0 - dense_weight}
 
     def _by_sentence(
-        self, collection: Collection, query: str, vector: np.ndarray, rankings: dict[str, list[tuple[int, float]]]
+        self, collection: Collection, vector: np.ndarray, rankings: dict[str, list[tuple[int, float]]]
     ) -> float:
         """For a short question, re-score the dense side: every candidate of either list by its chunk and its
         best sentence (`sentence_weight`; a chunk stored without sentence vectors by the chunk alone). Returns
         the dense side's fusion weight: `sentence_dense_weight` if re-scored, else `dense_weight`."""
-        if self.sentence_weight <= 0 or word_count(query) > SENTENCE_QUERY_MAX_WORDS:
-            return self.dense_weight
+        if self.tuning.sentence_weight <= 0:
+            return self.tuning.dense_weight
         ids = list(dict.fromkeys(i for ranking in rankings.values() for i, _ in ranking))
         stored = self.store.catalog.chunk_and_sentence_vectors(ids, int(collection.embedder["dim"]))
         if all(sentences is None for _, sentences in stored.values()):
-            return self.dense_weight
+            return self.tuning.dense_weight
         found = [i for i in ids if i in stored]  # a chunk deleted since it was ranked drops out
         wholes = np.stack([stored[i][0] for i in found]) @ vector
         # every sentence of every candidate in one product; a chunk without sentences stands for itself
@@ -152,10 +182,11 @@ class Searcher:
                  for chunk, sentences in (stored[i] for i in found)]
         sentences = np.concatenate(parts).astype(np.float32) @ vector
         best = np.maximum.reduceat(sentences, np.cumsum([0] + [len(m) for m in parts[:-1]]))
-        mixed = (1.0 - self.sentence_weight) * wholes + self.sentence_weight * best
+        weight = self.tuning.sentence_weight
+        mixed = (1.0 - weight) * wholes + weight * best
         scored = list(zip(found, mixed.tolist()))
         rankings["dense"] = sorted(scored, key=lambda kv: (-kv[1], kv[0]))
-        return self.sentence_dense_weight
+        return self.tuning.sentence_dense_weight
 
     def _allowed_ids(self, collection: Collection, filters: SearchFilters) -> list[int]:
         where, args = filters.sql()
@@ -187,4 +218,4 @@ class Searcher:
         return hits
 
 
-__all__ = ["Searcher", "SearchFilters", "MODES", "reciprocal_rank_fusion"]
+__all__ = ["Searcher", "SearchFilters", "SearchTuning", "MODES", "reciprocal_rank_fusion"]

@@ -118,9 +118,7 @@ class Answerer:
         abstention: AbstentionConfig, max_question_chars: int = 2000, max_top_k: int = 50,
     ) -> None:
         self.store = store
-        self.searcher = Searcher(store, rrf_k=retrieval.rrf_k, fusion=retrieval.fusion, candidates=retrieval.candidates,
-                                 dense_weight=retrieval.dense_weight, sentence_weight=retrieval.sentence_weight,
-                                 sentence_dense_weight=retrieval.sentence_dense_weight)
+        self.searcher = Searcher(store, retrieval.tuning())
         self.generators = generators
         self.retrieval = retrieval
         self.abstention = abstention

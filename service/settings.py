@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexes.embedders import DEFAULT_MODEL, EmbedderSpec
 from indexes.fusion import DENSE_WEIGHT
-from indexes.search import SENTENCE_DENSE_WEIGHT, SENTENCE_WEIGHT
+from indexes.search import FEEDBACK_CHUNKS, FEEDBACK_WEIGHT, SENTENCE_DENSE_WEIGHT, SENTENCE_WEIGHT, SearchTuning
 
 
 class EmbedderConfig(BaseModel):
@@ -84,7 +84,14 @@ class RetrievalConfig(BaseModel):
     dense_weight: float = Field(DENSE_WEIGHT, ge=0, le=1)
     sentence_weight: float = Field(SENTENCE_WEIGHT, ge=0, le=1)
     sentence_dense_weight: float = Field(SENTENCE_DENSE_WEIGHT, ge=0, le=1)
+    # A long query's pseudo-relevance feedback: how many top chunks, and how far the query moves toward them (0: off).
+    feedback_chunks: int = Field(FEEDBACK_CHUNKS, ge=0, le=20)
+    feedback_weight: float = Field(FEEDBACK_WEIGHT, ge=0, le=2)
     context_chars: int = Field(6000, gt=0)
+
+    def tuning(self) -> SearchTuning:
+        """The ranking settings, as the Searcher takes them."""
+        return SearchTuning(**self.model_dump(include=set(SearchTuning.__dataclass_fields__)))
 
 
 class AbstentionConfig(BaseModel):

@@ -5,11 +5,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from indexes.embedders import EmbedderSpec
 from indexes.errors import InvalidInput
-from indexes.search import MODES, SearchFilters, Searcher
+from indexes.search import (
+    FEEDBACK_CHUNKS, FEEDBACK_WEIGHT, MODES, SHORT_QUERY_MAX_WORDS, SearchFilters, SearchTuning, Searcher,
+)
 from indexes.store import IndexStore
 from indexes.types import Hit
 from ingest.pipeline import IngestPipeline, SourceFile
@@ -149,3 +152,43 @@ def test_an_unknown_mode_or_a_non_positive_k_is_invalid_input(indexed) -> None:
 def test_a_question_of_only_stop_words_still_gets_dense_hits(indexed) -> None:
     assert search(indexed, "what is the", mode="lexical") == []
     assert len(search(indexed, "what is the", mode="hybrid", k=2)) == 2
+
+
+# A query of a paragraph (more than SHORT_QUERY_MAX_WORDS words), as when a whole argument is the query.
+LONG_QUERY = (
+    "Our platform team runs a staging cluster before every release, and we keep wondering how big it is. "
+    "How many nodes does the staging cluster have, who looks after it when something breaks at night, "
+    "how long are its logs kept, and what should an engineer do first when a deployment to staging fails "
+    "halfway through the rollout?"
+)
+
+
+def test_a_long_query_is_searched_again_from_its_first_hits(indexed) -> None:
+    store, collection = indexed
+    assert len(LONG_QUERY.split()) > SHORT_QUERY_MAX_WORDS
+    vector = store.embedder(collection).embed_query(LONG_QUERY)
+    vectors = store.vectors(collection)
+    first = vectors.search(vector, 50, None)
+    _, top = store.catalog.embeddings([i for i, _ in first[:FEEDBACK_CHUNKS]])
+    moved = vector + FEEDBACK_WEIGHT * top.mean(axis=0)
+    expected = vectors.search((moved / np.linalg.norm(moved)).astype(np.float32), 50, None)[:5]
+
+    hits = Searcher(store).search(collection, LONG_QUERY, mode="dense", k=5)
+    assert [h.chunk_id for h in hits] == [i for i, _ in expected]
+    assert [h.score for h in hits] == pytest.approx([s for _, s in expected], abs=1e-5)
+    plain = Searcher(store, SearchTuning(feedback_chunks=0)).search(collection, LONG_QUERY, mode="dense", k=5)
+    assert [h.score for h in plain] == pytest.approx([s for _, s in first[:5]], abs=1e-5)
+    assert [h.score for h in plain] != pytest.approx([h.score for h in hits], abs=1e-3)
+    # hybrid too: the fused list is built again from the moved vector's dense ranking
+    hybrid = Searcher(store).search(collection, LONG_QUERY, k=3)
+    ids, matrix = store.catalog.embeddings([h.chunk_id for h in hybrid])
+    cosines = dict(zip(ids.tolist(), (matrix @ (moved / np.linalg.norm(moved))).tolist()))
+    assert [h.scores["dense"] for h in hybrid] == pytest.approx([cosines[h.chunk_id] for h in hybrid], abs=1e-4)
+
+
+def test_a_short_question_is_not_expanded(indexed) -> None:
+    store, collection = indexed
+    question = "How many nodes does the staging cluster have?"
+    with_feedback = Searcher(store).search(collection, question, k=5)
+    without = Searcher(store, SearchTuning(feedback_chunks=0)).search(collection, question, k=5)
+    assert [(h.chunk_id, h.score) for h in with_feedback] == [(h.chunk_id, h.score) for h in without]

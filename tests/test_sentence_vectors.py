@@ -11,7 +11,7 @@ import pytest
 
 from indexes.catalog import Catalog
 from indexes.embedders import EmbedderSpec, SentenceTransformerEmbedder, bundled_model_path
-from indexes.search import SENTENCE_QUERY_MAX_WORDS, Searcher
+from indexes.search import SHORT_QUERY_MAX_WORDS, SearchTuning, Searcher
 from indexes.store import IndexStore
 from indexes.types import ChunkInput
 from ingest.chunking import embed_sentence_spans, sentence_spans
@@ -94,7 +94,7 @@ def test_ingestion_stores_one_float16_vector_per_sentence_of_each_chunk(indexed,
 
 def test_a_sentence_buried_in_a_long_chunk_lifts_it_for_a_short_question(indexed) -> None:
     store, collection = indexed
-    whole_chunks = Searcher(store, sentence_weight=0.0).search(collection, QUESTION, mode="dense", k=2)
+    whole_chunks = Searcher(store, SearchTuning(sentence_weight=0.0)).search(collection, QUESTION, mode="dense", k=2)
     by_sentence = Searcher(store).search(collection, QUESTION, mode="dense", k=2)
     assert names(whole_chunks) == ["cycling.md", "office-guide.md"]  # the chunk about bikes in general
     assert names(by_sentence) == ["office-guide.md", "cycling.md"]  # the chunk whose sentence answers
@@ -103,10 +103,10 @@ def test_a_sentence_buried_in_a_long_chunk_lifts_it_for_a_short_question(indexed
 
 def test_a_long_query_and_a_question_in_another_language_compare_whole_chunks_only(indexed) -> None:
     store, collection = indexed
-    long_query = " ".join([QUESTION] * (SENTENCE_QUERY_MAX_WORDS // 7 + 1))
+    long_query = " ".join([QUESTION] * (SHORT_QUERY_MAX_WORDS // 7 + 1))
     portuguese = "Existe estacionamento para bicicletas no subsolo do escritório?"
     for query in (long_query, portuguese):
-        plain = Searcher(store, sentence_weight=0.0).search(collection, query, mode="dense", k=2)
+        plain = Searcher(store, SearchTuning(sentence_weight=0.0)).search(collection, query, mode="dense", k=2)
         default = Searcher(store).search(collection, query, mode="dense", k=2)
         assert [(h.chunk_id, h.score) for h in default] == [(h.chunk_id, h.score) for h in plain]
 
@@ -127,7 +127,7 @@ def test_chunks_from_before_sentence_vectors_score_by_the_chunk_alone(tmp_path, 
     columns = {r[1] for r in reopened.catalog.db.execute("PRAGMA table_info(chunks)")}
     assert "sentence_vectors" in columns
     old = reopened.catalog.get_collection("old")
-    plain = Searcher(reopened, sentence_weight=0.0).search(old, QUESTION, k=1)
+    plain = Searcher(reopened, SearchTuning(sentence_weight=0.0)).search(old, QUESTION, k=1)
     default = Searcher(reopened).search(old, QUESTION, k=1)
     assert names(default) == ["office-guide.md"] and default[0].score == plain[0].score
 

@@ -163,9 +163,7 @@ def evaluate_retrieval(
     for mode in modes:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
-    r = config.retrieval
-    searcher = Searcher(index.store, rrf_k=r.rrf_k, fusion=r.fusion, candidates=r.candidates, dense_weight=r.dense_weight,
-                        sentence_weight=r.sentence_weight, sentence_dense_weight=r.sentence_dense_weight)
+    searcher = Searcher(index.store, config.retrieval.tuning())
     relevant = [evalset.relevant(q) for q in evalset.questions]
     results = {}
     for mode in modes:
