@@ -36,11 +36,9 @@ DESCRIPTION = """Ask questions over your documents and get answers that cite the
 
 def build_context(settings: Settings) -> ServiceContext:
     """Open the data directory and build the shared services (fails fast on an unusable data dir)."""
-    import faiss
     import torch
 
-    torch.set_num_threads(settings.embedder.torch_threads)
-    faiss.omp_set_num_threads(settings.embedder.torch_threads)  # one query per request: no OpenMP fan-out
+    torch.set_num_threads(settings.embedder.torch_threads)  # FAISS: one thread per query, in VectorIndex.search
     store = IndexStore(settings.data_dir, settings.embedder.spec())
     limits = settings.limits
     answerer = Answerer(store, GeneratorRegistry(settings.generator), settings.retrieval, settings.abstention,

@@ -21,8 +21,9 @@ class EmbedderConfig(BaseModel):
     device: str = "cpu"
     precision: str = Field("fp32", pattern="^(fp32|bf16)$")
     batch_size: int = Field(64, gt=0)
-    # The service embeds and searches for many small requests at once: one intra-op thread each (torch and
-    # FAISS) avoids oversubscribing the cores (query embedding: 9.5 ms with 1 thread vs 38-158 ms with 2 under load).
+    # The service embeds for many small requests at once: one torch intra-op thread each avoids oversubscribing
+    # the cores (query embedding: 9.5 ms with 1 thread vs 38-158 ms with 2 under load). FAISS always scans a
+    # query in one thread (indexes/vectors.py).
     torch_threads: int = Field(1, gt=0)
 
     def spec(self) -> EmbedderSpec:
