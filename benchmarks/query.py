@@ -31,10 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from indexes.catalog import DocumentFields  # noqa: E402
 from indexes.embedders import SentenceTransformerEmbedder  # noqa: E402
 from indexes.store import IndexStore  # noqa: E402
-from indexes.types import ChunkInput  # noqa: E402
+from indexes.types import ChunkInput, DocumentFields  # noqa: E402
 from server import DocqaServer  # noqa: E402  (tests/server.py: a real `docqa serve` on a free port)
 
 SQUAD = ROOT.parent / "shared" / "eval" / "squad-v2.0-dev-half" / "dev-v2.0.json"

@@ -11,126 +11,15 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from indexes.errors import Conflict, NotFound, StorageError
-from indexes.lexical import ANALYSIS_VERSION, FTS_TOKENIZER, fts_body, match_expression
-from indexes.types import ChunkInput
-
-SCHEMA_VERSION = 3  # 3: chunks.sentence_vectors; 2: one FTS5 table per collection
-
-
-def fts_table(collection_id: int) -> str:
-    """The FTS5 table of a collection. One table each, so BM25 needs no join to filter by collection (3x faster)."""
-    return f"fts_{int(collection_id)}"
-
-
-def _create_fts(db: sqlite3.Connection, collection_id: int) -> None:
-    db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts_table(collection_id)} USING fts5(body, tokenize='{FTS_TOKENIZER}')")
-
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS collections (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: jobs, caches and FTS tables name collections by id
-    name TEXT NOT NULL UNIQUE,
-    description TEXT NOT NULL DEFAULT '',
-    embedder TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS documents (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: citations and links name documents by id
-    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
-    source TEXT NOT NULL,
-    title TEXT,
-    sha256 TEXT,
-    size INTEGER,
-    mtime REAL,
-    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
-    error TEXT,
-    warnings TEXT NOT NULL DEFAULT '[]',
-    metadata TEXT NOT NULL DEFAULT '{{}}',
-    pages INTEGER,
-    text TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    UNIQUE (collection_id, source)
-);
-CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a chunk id cited once must not name other text later
-    document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
-    collection_id INTEGER NOT NULL,
-    ordinal INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    embed_text TEXT NOT NULL,
-    start INTEGER NOT NULL,
-    end INTEGER NOT NULL,
-    page_start INTEGER,
-    page_end INTEGER,
-    heading_path TEXT NOT NULL DEFAULT '[]',
-    embedding BLOB NOT NULL,
-    sentence_vectors BLOB  -- float16 (sentences x dim), from the chunk's own forward pass; NULL if none
-);
-CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks(document_id);
-CREATE INDEX IF NOT EXISTS chunks_by_collection ON chunks(collection_id);
-CREATE TABLE IF NOT EXISTS changes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    collection_id INTEGER NOT NULL,
-    chunk_id INTEGER NOT NULL,
-    op TEXT NOT NULL CHECK (op IN ('add', 'del'))
-);
-CREATE INDEX IF NOT EXISTS changes_by_collection ON changes(collection_id, seq);
-"""
-
-
-@dataclass(frozen=True)
-class Collection:
-    """A named set of documents embedded by one embedder."""
-
-    id: int
-    name: str
-    description: str
-    embedder: dict[str, Any]
-    created_at: float
-
-
-@dataclass(frozen=True)
-class DocumentRecord:
-    """A document as the catalog holds it (without its full text)."""
-
-    id: int
-    collection_id: int
-    source: str
-    title: str | None
-    sha256: str | None
-    size: int | None
-    mtime: float | None
-    status: str
-    error: str | None
-    warnings: list[str]
-    metadata: dict[str, Any]
-    pages: int | None
-    created_at: float
-    updated_at: float
-    chunk_count: int = 0
-
-
-@dataclass(frozen=True)
-class DocumentFields:
-    """What the pipeline knows about a file when it commits it."""
-
-    source: str
-    sha256: str
-    size: int
-    mtime: float | None = None
-    title: str | None = None
-    metadata: dict[str, Any] | None = None
-    pages: int | None = None
-    warnings: Sequence[str] = ()
-    text: str | None = None
+from indexes.lexical import ANALYSIS_VERSION, fts_body, match_expression
+from indexes.schema import SCHEMA, SCHEMA_VERSION, create_fts, fts_table
+from indexes.types import ChunkInput, Collection, DocumentFields, DocumentRecord
 
 
 _DOC_COLUMNS = (
@@ -244,7 +133,7 @@ class Catalog:
                     "INSERT INTO collections(name, description, embedder, created_at) VALUES (?, ?, ?, ?)",
                     (name, description, json.dumps(embedder, sort_keys=True), time.time()),
                 )
-                _create_fts(db, int(cur.lastrowid))
+                create_fts(db, int(cur.lastrowid))
         except sqlite3.IntegrityError:
             raise Conflict(f"collection {name!r} already exists") from None
         return self.get_collection(name)
@@ -491,7 +380,7 @@ class Catalog:
     def rebuild_fts(self, collection_id: int) -> None:
         """Re-derive the FTS table of a collection from its chunks (orphans go with the old rows)."""
         with self.transaction() as db:
-            _create_fts(db, collection_id)
+            create_fts(db, collection_id)
             db.execute(f"DELETE FROM {fts_table(collection_id)}")
             rows = db.execute(
                 "SELECT id, text, heading_path FROM chunks WHERE collection_id = ?", (collection_id,)

@@ -10,13 +10,12 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from indexes.catalog import Collection
-from indexes.errors import InvalidInput
 from indexes.embedders import is_multilingual
+from indexes.errors import InvalidInput
 from indexes.fusion import CROSS_LANGUAGE_DENSE_WEIGHT, DENSE_WEIGHT, FUSION_METHODS, reciprocal_rank_fusion
 from indexes.lexical import query_language, word_count
 from indexes.store import IndexStore
-from indexes.types import Hit
+from indexes.types import Collection, Hit
 
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "lexical", "hybrid")

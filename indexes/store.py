@@ -9,10 +9,10 @@ from typing import Sequence
 
 import numpy as np
 
-from indexes.catalog import Catalog, Collection, DocumentFields
+from indexes.catalog import Catalog
 from indexes.embedders import Embedder, EmbedderIdentity, EmbedderSpec, build_embedder
 from indexes.errors import EmbedderMismatch, StorageError
-from indexes.types import ChunkInput
+from indexes.types import ChunkInput, Collection, DocumentFields
 from indexes.vectors import VectorIndex
 
 CATALOG_FILE = "catalog.sqlite3"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 
 @dataclass(frozen=True)
@@ -43,3 +43,50 @@ class Hit:
     def page(self) -> int | None:
         """The first page the chunk is on, if the format has pages."""
         return self.page_start
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A named set of documents embedded by one embedder."""
+
+    id: int
+    name: str
+    description: str
+    embedder: dict[str, Any]
+    created_at: float
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """A document as the catalog holds it (without its full text)."""
+
+    id: int
+    collection_id: int
+    source: str
+    title: str | None
+    sha256: str | None
+    size: int | None
+    mtime: float | None
+    status: str
+    error: str | None
+    warnings: list[str]
+    metadata: dict[str, Any]
+    pages: int | None
+    created_at: float
+    updated_at: float
+    chunk_count: int = 0
+
+
+@dataclass(frozen=True)
+class DocumentFields:
+    """What the pipeline knows about a file when it commits it."""
+
+    source: str
+    sha256: str
+    size: int
+    mtime: float | None = None
+    title: str | None = None
+    metadata: dict[str, Any] | None = None
+    pages: int | None = None
+    warnings: Sequence[str] = ()
+    text: str | None = None

@@ -17,11 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from indexes.catalog import Collection, DocumentFields
 from indexes.embedders import SpanEmbedder
 from indexes.errors import DocQAError, LimitExceeded, ParseError
 from indexes.store import IndexStore
-from indexes.types import ChunkInput
+from indexes.types import ChunkInput, Collection, DocumentFields
 from ingest.chunking import ChunkingOptions, chunk_document, embed_sentence_spans
 from ingest.isolation import IngestLimits, ParseInterrupted, parser_process
 from ingest.parsers import SUPPORTED_SUFFIXES, ParsedDocument

@@ -6,12 +6,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
-from indexes.catalog import Collection
 from indexes.errors import GeneratorUnavailable, InvalidInput, NotFound
 from indexes.lexical import query_terms
 from indexes.search import Searcher, SearchFilters
 from indexes.store import IndexStore
-from indexes.types import Hit
+from indexes.types import Collection, Hit
 from service.chat import rewrite_follow_up
 from service.citations import VerifiedAnswer, verify
 from service.evidence import EvidenceScorer, lexical_overlap, passage_sentences

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
-from indexes.catalog import Collection
 from indexes.errors import NotFound
 from indexes.store import IndexStore
+from indexes.types import Collection
 from service.answer import Answerer
 from service.chat import ConversationStore
 from service.auth import ANONYMOUS_ADMIN, Principal

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 import indexes.catalog as catalog_module
-from indexes.catalog import Catalog, DocumentFields, fts_table
+from indexes.catalog import Catalog
 from indexes.errors import Conflict, NotFound
-from indexes.types import ChunkInput
+from indexes.schema import fts_table
+from indexes.types import ChunkInput, DocumentFields
 from fake_catalog import IDENTITY, unit_vectors
 
 

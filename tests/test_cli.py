@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 import indexes.store as store_module
 import ingest.cli as cli
 from indexes.embedders import EmbedderIdentity
+from indexes.schema import fts_table
 from indexes.store import IndexStore
 from indexes.vectors import VectorIndex
-from indexes.catalog import fts_table
 
 runner = CliRunner()
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"

@@ -23,9 +23,9 @@ import pytest
 from typer.testing import CliRunner
 
 import ingest.cli as cli
+from indexes.schema import fts_table
 from indexes.store import IndexStore
 from indexes.vectors import VectorIndex
-from indexes.catalog import fts_table
 
 pytestmark = pytest.mark.slow
 

@@ -19,9 +19,9 @@ from typing import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from indexes.catalog import Collection
 from indexes.errors import LimitExceeded, ParseError
 from indexes.store import IndexStore
+from indexes.types import Collection
 from ingest.isolation import IngestLimits
 from ingest.parsers import parse_bytes
 from ingest.pipeline import IngestPipeline, SourceFile

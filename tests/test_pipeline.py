@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from indexes.catalog import Collection
 from indexes.store import IndexStore
+from indexes.types import Collection
 from ingest.pipeline import IngestPipeline, SourceFile
 
 SAMPLE_NAMES = ["atlas-report.pdf", "faq.html", "handbook.md", "onboarding.docx", "politica-de-ferias.md"]

@@ -133,7 +133,7 @@ def test_chunks_from_before_sentence_vectors_score_by_the_chunk_alone(tmp_path, 
 
 
 def test_the_catalog_refuses_a_sentence_vector_list_of_the_wrong_length(tmp_path) -> None:
-    from indexes.catalog import DocumentFields
+    from indexes.types import DocumentFields
 
     catalog = Catalog(tmp_path / "c.sqlite3")
     cid = catalog.create_collection("c", {"dim": 4}).id

@@ -10,11 +10,12 @@ import pytest
 
 import indexes.store as store_module
 import indexes.vectors as vectors_module
-from indexes.catalog import Catalog, DocumentFields, fts_table
+from indexes.catalog import Catalog
 from indexes.errors import EmbedderMismatch, StorageError
+from indexes.schema import fts_table
 from indexes.search import Searcher
 from indexes.store import IndexStore
-from indexes.types import ChunkInput
+from indexes.types import ChunkInput, DocumentFields
 from indexes.vectors import VectorIndex
 from ingest.pipeline import IngestPipeline
 from fake_catalog import DIM, IDENTITY, unit_vectors

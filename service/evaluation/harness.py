@@ -10,11 +10,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from indexes.catalog import SCHEMA_VERSION, Collection
 from indexes.embedders import EmbedderSpec, build_embedder
 from indexes.lexical import ANALYSIS_VERSION
+from indexes.schema import SCHEMA_VERSION
 from indexes.search import MODES, Searcher
 from indexes.store import IndexStore
+from indexes.types import Collection
 from ingest.chunking import ChunkingOptions
 from ingest.pipeline import IngestPipeline, SourceFile
 from service.answer import Answerer, AskRequest

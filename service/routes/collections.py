@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
-from indexes.catalog import Collection, DocumentRecord
 from indexes.errors import InvalidInput, NotFound
+from indexes.types import Collection, DocumentRecord
 from ingest.pipeline import IngestLimits, IngestPipeline, IngestReport, ProgressSink, SourceFile, discover, sha256_file
 from service.auth import Principal
 from service.context import ServiceContext, get_context, get_principal
