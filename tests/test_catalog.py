@@ -188,6 +188,16 @@ def test_lexical_search_folds_accents_and_ranks_the_matching_chunk_first(catalog
     assert catalog.lexical_search(cid, "the of and", 5) == []  # only stop words: no query at all
 
 
+def test_english_questions_match_other_forms_of_their_words(catalog: Catalog, cid: int) -> None:
+    _, ids = catalog.put_document(
+        cid, fields("e.md"),
+        chunks_of("The rotations were scheduled by the team leads.", "The office is closed on public holidays."),
+        vectors(2),
+    )
+    assert [i for i, _ in catalog.lexical_search(cid, "Who schedules the rotation?", 5)] == [ids[0]]
+    assert [i for i, _ in catalog.lexical_search(cid, "Is the office closing on a holiday?", 5)] == [ids[1]]
+
+
 def test_a_word_the_query_repeats_weighs_more_in_bm25(catalog: Catalog, cid: int) -> None:
     # Two chunks of equal length, each holding one of the two query words once.
     _, ids = catalog.put_document(
