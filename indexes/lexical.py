@@ -89,13 +89,14 @@ def word_count(text: str) -> int:
     return len(_WORD.findall(text))
 
 
+def _content_words(text: str) -> list[str]:
+    """The folded words of a text that are not function words, in order, repeats kept."""
+    return [w for w in _WORD.findall(fold(text)) if w not in STOP_WORDS]
+
+
 def query_terms(question: str) -> list[str]:
     """The distinct content words of a question, folded, in order."""
-    seen: dict[str, None] = {}
-    for word in _WORD.findall(fold(question)):
-        if word not in STOP_WORDS and word not in seen:
-            seen[word] = None
-    return list(seen)
+    return list(dict.fromkeys(_content_words(question)))
 
 
 def match_expression(question: str) -> str | None:
@@ -103,7 +104,7 @@ def match_expression(question: str) -> str | None:
     leaks through), once per occurrence: FTS5 scores each phrase of the query, so a word the query repeats
     weighs more, as in BM25's query term frequency. Questions rarely repeat a word; a long query (a whole
     argument in ArguAna) does, and there BM25 rose from 45.6 to 49.0 nDCG@10 (docs/quality.md)."""
-    words = [w for w in _WORD.findall(fold(question)) if w not in STOP_WORDS]
+    words = _content_words(question)
     if not words:
         return None
     return " OR ".join(f'"{t}"' for t in _stem_words(words, query_language(question)))
