@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from ingest.cli import _State, app, fail, out
 from service.evaluation.cli import eval_app
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 app.add_typer(eval_app, name="eval")
 
@@ -33,10 +36,22 @@ def serve(
     _State.store().catalog.close()  # fail fast, in one line, on a data dir that cannot be used
     configure_logging(settings.log_level, settings.log_json)
     uvicorn.run(
-        "service.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
+        "service.cli:worker_app", factory=True, host=host or settings.host, port=port or settings.port,
         workers=workers or settings.workers, log_config=None, proxy_headers=True,
         timeout_graceful_shutdown=10,
     )
+
+
+def worker_app() -> FastAPI:
+    """The app as each `docqa serve` worker builds it: settings from the environment, and logging set up
+    here too, since a spawned worker process starts without the parent's log handlers."""
+    from service.app import create_app
+    from service.logs import configure_logging
+    from service.settings import Settings
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return create_app(settings)
 
 
 keys_app = typer.Typer(help="API keys: create, list, revoke (stored hashed in the catalog).", no_args_is_help=True)

@@ -23,6 +23,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            "pid": record.process,  # which worker, when `docqa serve --workers N` runs several
         }
         request_id = request_id_var.get()
         if request_id:
