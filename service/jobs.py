@@ -1,7 +1,8 @@
 """Background ingestion jobs: uploads answer 202 at once; a bounded pool runs the same pipeline as the CLI.
 
-Jobs live in the catalog database (table `jobs`), so any worker process can report on them and a
-restart marks interrupted ones as failed instead of leaving them 'running' forever.
+Jobs live in the catalog database (table `jobs`), so any worker process can report on them. Each job
+names the process running it: a process starting up marks the unfinished jobs of processes that are gone
+as failed (instead of leaving them 'running' forever), and leaves those of workers still alive alone.
 """
 
 from __future__ import annotations
@@ -31,11 +32,26 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT,
     created_at REAL NOT NULL,
     started_at REAL,
-    finished_at REAL
+    finished_at REAL,
+    pid INTEGER  -- the process running it
 );
 """
 
 INGEST_NICENESS = 10
+
+
+def _alive(pid: int | None) -> bool:
+    """Whether another process of this id runs on this host (None: a job written before owners were kept;
+    our own id: a job of an earlier process that had it, since this one has started none yet)."""
+    if not pid or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
 RunIngest = Callable[[Sequence[SourceFile], ProgressSink], IngestReport]
 
 
@@ -81,10 +97,13 @@ class JobRunner:
         self.on_file: Callable[[FileResult], None] | None = None
         with catalog.transaction() as db:
             db.execute(JOBS_SCHEMA)
-            db.execute(
-                "UPDATE jobs SET state = 'failed', error = 'interrupted by a restart', finished_at = ?"
-                " WHERE state IN ('queued', 'running')",
-                (time.time(),),
+            if "pid" not in {r[1] for r in db.execute("PRAGMA table_info(jobs)")}:
+                db.execute("ALTER TABLE jobs ADD COLUMN pid INTEGER")  # older catalogs: their jobs have no owner
+            unfinished = db.execute("SELECT id, pid FROM jobs WHERE state IN ('queued', 'running')").fetchall()
+            orphans = [job_id for job_id, pid in unfinished if not _alive(pid)]
+            db.executemany(
+                "UPDATE jobs SET state = 'failed', error = 'interrupted by a restart', finished_at = ? WHERE id = ?",
+                [(time.time(), job_id) for job_id in orphans],
             )
 
     def submit(self, collection: str, files: Sequence[SourceFile], run: RunIngest) -> dict[str, Any]:
@@ -98,8 +117,8 @@ class JobRunner:
         try:
             with self.catalog.transaction() as db:
                 db.execute(
-                    "INSERT INTO jobs(id, collection, state, files, created_at) VALUES (?, ?, 'queued', ?, ?)",
-                    (job_id, collection, json.dumps(outcomes), time.time()),
+                    "INSERT INTO jobs(id, collection, state, files, created_at, pid) VALUES (?, ?, 'queued', ?, ?, ?)",
+                    (job_id, collection, json.dumps(outcomes), time.time(), os.getpid()),
                 )
             self._pool.submit(self._run, job_id, files, outcomes, run)
         except BaseException:
