@@ -19,6 +19,8 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 def fold(text: str) -> str:
     """Lower-case and strip diacritics, as the FTS5 tokenizer does."""
+    if text.isascii():  # nothing to decompose: the common case at ingestion, ten times faster
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 

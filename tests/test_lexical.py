@@ -1,10 +1,14 @@
-"""How text is analysed for BM25: folded, stemmed if Portuguese, and questions the same way."""
+"""How text is analysed for BM25: folded, stemmed in its language (English or Portuguese), and questions the same way."""
 
 from __future__ import annotations
 
 import threading
+import unicodedata
 
-from indexes.lexical import analyse, fts_body, match_expression, query_language, query_terms, word_stems
+from hypothesis import given
+from hypothesis import strategies as st
+
+from indexes.lexical import analyse, fold, fts_body, match_expression, query_language, query_terms, word_stems
 
 
 def test_english_text_is_folded_then_stemmed_in_english() -> None:
@@ -67,3 +71,9 @@ def test_a_repeated_word_is_asked_once_per_occurrence() -> None:
     assert match_expression("Do tariffs hurt the trade, and do tariffs raise prices?") == (
         '"tariff" OR "hurt" OR "trade" OR "tariff" OR "rais" OR "price"'
     )
+
+
+@given(st.text())
+def test_fold_lowers_and_strips_diacritics_with_or_without_its_ascii_shortcut(text: str) -> None:
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    assert fold(text) == "".join(c for c in decomposed if not unicodedata.combining(c))
