@@ -40,9 +40,18 @@ PORTUGUESE_WORDS = frozenset(fold(w) for w in _PORTUGUESE)
 STOP_WORDS = ENGLISH_WORDS | PORTUGUESE_WORDS
 
 
+def _words(text: str) -> list[str]:
+    """A text's words, folded, in order."""
+    return _WORD.findall(fold(text))
+
+
 def query_language(text: str) -> str | None:
     """'en' or 'pt' by which language's function words the text uses more; None when it can't tell."""
-    words = _WORD.findall(fold(text))
+    return _language(_words(text))
+
+
+def _language(words: list[str]) -> str | None:
+    """The language of folded words, as `query_language` tells it."""
     english = sum(w in ENGLISH_WORDS for w in words)
     portuguese = sum(w in PORTUGUESE_WORDS for w in words)
     if english == portuguese:
@@ -80,10 +89,10 @@ def _stem_words(words: list[str], language: str | None) -> list[str]:
     return [s for forms in zip(words, english, portuguese) for s in dict.fromkeys(forms)]
 
 
-def analyse(text: str, language: str | None = None) -> str:
+def analyse(text: str) -> str:
     """The words of a text as FTS5 indexes them: folded, stemmed in its language (`query_language`)."""
-    words = _WORD.findall(fold(text))
-    return " ".join(_stem_words(words, language or query_language(text)))
+    words = _words(text)
+    return " ".join(_stem_words(words, _language(words)))
 
 
 def word_count(text: str) -> int:
@@ -91,14 +100,14 @@ def word_count(text: str) -> int:
     return len(_WORD.findall(text))
 
 
-def _content_words(text: str) -> list[str]:
-    """The folded words of a text that are not function words, in order, repeats kept."""
-    return [w for w in _WORD.findall(fold(text)) if w not in STOP_WORDS]
+def _content_words(words: list[str]) -> list[str]:
+    """The words that are not function words, in order, repeats kept."""
+    return [w for w in words if w not in STOP_WORDS]
 
 
 def query_terms(question: str) -> list[str]:
     """The distinct content words of a question, folded, in order."""
-    return list(dict.fromkeys(_content_words(question)))
+    return list(dict.fromkeys(_content_words(_words(question))))
 
 
 def match_expression(question: str) -> str | None:
@@ -106,15 +115,16 @@ def match_expression(question: str) -> str | None:
     leaks through), once per occurrence: FTS5 scores each phrase of the query, so a word the query repeats
     weighs more, as in BM25's query term frequency. Questions rarely repeat a word; a long query (a whole
     argument in ArguAna) does, and there BM25 rose from 45.6 to 49.0 nDCG@10 (docs/quality.md)."""
-    words = _content_words(question)
-    if not words:
+    words = _words(question)
+    content = _content_words(words)
+    if not content:
         return None
-    return " OR ".join(f'"{t}"' for t in _stem_words(words, query_language(question)))
+    return " OR ".join(f'"{t}"' for t in _stem_words(content, _language(words)))
 
 
 def fts_body(text: str, heading_path: tuple[str, ...] | list[str]) -> str:
     """The text indexed for BM25: headings first, so a section's title counts as evidence; stemmed in the
-    language of the chunk's own text."""
-    heading = " ".join(heading_path)
-    language = query_language(text)
-    return analyse(f"{heading}\n{text}" if heading else text, language)
+    language of the chunk's own text (or, when that can't be told, of the headings and text together)."""
+    words = _words(text)
+    both = _words(" ".join(heading_path)) + words
+    return " ".join(_stem_words(both, _language(words) or _language(both)))

@@ -43,6 +43,8 @@ def test_stop_words_only_give_no_expression_and_fts_syntax_never_leaks() -> None
 def test_headings_are_indexed_before_the_text_and_stemmed_with_it() -> None:
     assert fts_body("The rotations were scheduled", ("On-call", "Rotations")) == "on call rotat the rotat were schedul"
     assert fts_body("As férias são marcadas", ("Férias",)) == "fer as fer sao marc"
+    # a text whose language can't be told is stemmed in the language of its headings and text together
+    assert fts_body("vacation policies", ("The rotations",)) == "the rotat vacat polici"
 
 
 def test_query_terms_stay_unstemmed_for_the_evidence_scorer() -> None:
