@@ -29,6 +29,7 @@ _ABBREVIATIONS = frozenset(
 )
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’»)\]]*(?=\s)|\n")
 _WORD_RE = re.compile(r"\S+")
+_WRAPPED_LINE = 30  # a line at least this long that runs on past its break is prose wrapped, not a heading or item
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,10 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     end = len(text) if end is None else end
     spans, begin = [], start
     for match in _SENTENCE_END.finditer(text, start, end):
-        if match.group() != "\n" and not _ends_sentence(text, begin, match.start(), match.end(), end):
+        if match.group() == "\n":
+            if _wrapped(text, begin, match.start(), match.end(), end):
+                continue
+        elif not _ends_sentence(text, begin, match.start(), match.end(), end):
             continue
         spans.append((begin, match.end()))
         begin = match.end()
@@ -121,6 +125,17 @@ def embed_sentence_spans(chunk: ChunkInput) -> list[tuple[int, int]]:
     """The sentences of a chunk's text as spans of its embed_text (which is heading context + the text)."""
     offset = len(chunk.embed_text) - len(chunk.text)
     return [(a + offset, b + offset) for a, b in sentence_spans(chunk.text)]
+
+
+def _wrapped(text: str, begin: int, newline: int, after: int, end: int) -> bool:
+    """Whether a line break only wraps a sentence (PDF lines, hard-wrapped Markdown): the line before runs on
+    (no closing punctuation, long enough to be prose) and the next line continues it (a lower-case word or a
+    figure). A blank line or a list item always starts anew."""
+    line = text[max(begin, text.rfind("\n", begin, newline) + 1) : newline].rstrip()
+    nxt = text[after:end]
+    if not line or not nxt or nxt[0] in "\n-*•" or line[-1] in ".!?…:;|":
+        return False
+    return len(line) >= _WRAPPED_LINE and (nxt[0].islower() or nxt[0].isdigit())
 
 
 def _ends_sentence(text: str, begin: int, dot: int, after: int, end: int) -> bool:

@@ -2,7 +2,8 @@
 
 The samples folder holds small documents written for docqa's demo and tests: an engineering
 handbook (Markdown), a fictional project report (PDF), a FAQ page (HTML), a vacation policy in
-Portuguese (Markdown) and an onboarding guide (DOCX). All content is original and fictional;
+Portuguese (Markdown), a Portuguese intranet page of short sections, each a heading and a paragraph
+(laboratorio-ia.html, written by hand) and an onboarding guide (DOCX). All content is original and fictional;
 each holds concrete facts that tests ask about. Run `python samples/make_samples.py` to rebuild.
 """
 

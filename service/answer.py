@@ -7,16 +7,17 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 from indexes.errors import GeneratorUnavailable, InvalidInput, NotFound
-from indexes.lexical import query_terms
 from indexes.search import Searcher, SearchFilters
 from indexes.store import IndexStore
 from indexes.types import Collection, Hit
 from service.chat import rewrite_follow_up
 from service.citations import VerifiedAnswer, verify
-from service.evidence import EvidenceScorer, lexical_overlap, passage_sentences
+from service.evidence import EvidenceScorer, passage_sentences
 from service.generators.base import NOT_IN_DOCUMENTS, Passage
 from service.generators.registry import GeneratorRegistry
+from service.questions import analyse_question
 from service.settings import AbstentionConfig, RetrievalConfig
+from service.verdict import Verdict, judge
 
 SUPPORT_THRESHOLD = 0.5  # a claim whose best cited sentence scores below this is flagged unsupported
 
@@ -33,7 +34,12 @@ class Answer:
     timings: dict[str, float]
     verified: VerifiedAnswer | None = None
     generator: str = "extractive"
-    evidence: float = 0.0
+    verdict: Verdict = field(default_factory=lambda: Verdict(0.0))
+
+    @property
+    def evidence(self) -> float:
+        """The best sentence's evidence score (what the abstention floor is compared with)."""
+        return self.verdict.evidence
 
     @property
     def cited(self) -> list[int]:
@@ -87,6 +93,7 @@ def merge_hits(hits: Sequence[Hit], document_text: Any, budget_chars: int) -> li
                 n=len(passages) + 1, text=text, title=first.title, source=first.source, page=first.page_start,
                 heading_path=first.heading_path, document_id=first.document_id,
                 chunk_ids=tuple(h.chunk_id for h in group), score=max(h.score for h in group),
+                headings=tuple(dict.fromkeys(t for h in group for t in h.heading_path)),
             )
         )
     return passages
@@ -99,14 +106,28 @@ def _touch(a: Hit, b: Hit) -> bool:
 
 
 def _group_text(group: list[Hit], document_text: Any) -> str:
+    """The document's text from the first chunk to the last, with the heading of each chunk that starts a new
+    section as a line of its own (parsers keep headings out of the text, so a merged passage would lose them)."""
     if len(group) == 1:
         return group[0].text
     try:
         full = document_text(group[0].document_id)
     except NotFound:  # replaced since the search: its chunks' own texts still hold
         full = ""
-    start, end = group[0].start, max(h.end for h in group)
-    return full[start:end] if full else "\n".join(h.text for h in group)
+    if not full:
+        return "\n".join(h.text for h in group)
+    parts, cursor, path = [], group[0].start, group[0].heading_path
+    for hit in group:
+        if hit.start >= cursor and hit.heading_path != path and hit.heading_path:
+            gap, heading = full[cursor:hit.start], hit.heading_path[-1]
+            present = heading in full[cursor : hit.start + len(heading) + 1]  # a PDF keeps its headings in the text
+            parts.append(gap if present else gap.rstrip() + f"\n\n{heading}\n")
+            cursor = hit.start
+        path = hit.heading_path
+        if hit.end > cursor:
+            parts.append(full[cursor:hit.end])
+            cursor = hit.end
+    return "".join(parts)
 
 
 class Answerer:
@@ -179,13 +200,13 @@ class Answerer:
         generator = self.generators.get(request.generator, scorer)
         mark = time.perf_counter()
         ranked = scorer.rank(request.question, passage_sentences(passages))
-        evidence = ranked[0].score if ranked else 0.0
+        verdict = judge(analyse_question(request.question), ranked, passages, scorer.weights)
         timings["evidence_ms"] = _ms(mark)
         yield AnswerEvent("citations", passages)
-        reason = self._abstain_reason(request.question, passages, evidence)
+        reason = self._abstain_reason(passages, verdict)
         if reason:
             timings["total_ms"] = _ms(started)
-            yield AnswerEvent("done", Answer(request.question, "", passages, True, reason, timings, None, generator.name, evidence))
+            yield AnswerEvent("done", Answer(request.question, "", passages, True, reason, timings, None, generator.name, verdict))
             return
         mark = time.perf_counter()
         pieces: list[str] = []
@@ -203,20 +224,20 @@ class Answerer:
             if close:
                 close()
         timings["generation_ms"] = _ms(mark)
-        yield AnswerEvent("done", self._finish(request, "".join(pieces).strip(), passages, timings, started, generator.name, evidence))
+        yield AnswerEvent("done", self._finish(request, "".join(pieces).strip(), passages, timings, started, generator.name, verdict))
 
     def _finish(
         self, request: AskRequest, text: str, passages: list[Passage], timings: dict[str, float], started: float,
-        generator: str, evidence: float,
+        generator: str, verdict: Verdict,
     ) -> Answer:
         if not text or NOT_IN_DOCUMENTS.rstrip(".") in text:
             timings["total_ms"] = _ms(started)
-            return Answer(request.question, "", passages, True, "the generator found no answer in the passages", timings, None, generator, evidence)
+            return Answer(request.question, "", passages, True, "the generator found no answer in the passages", timings, None, generator, verdict)
         mark = time.perf_counter()
         verified = verify(text, passages, self.scorer(request.collection), SUPPORT_THRESHOLD)
         timings["verification_ms"] = _ms(mark)
         timings["total_ms"] = _ms(started)
-        return Answer(request.question, verified.text, passages, False, None, timings, verified, generator, evidence)
+        return Answer(request.question, verified.text, passages, False, None, timings, verified, generator, verdict)
 
     def ask(self, request: AskRequest) -> Answer:
         """The whole answer at once."""
@@ -227,17 +248,13 @@ class Answerer:
         assert answer is not None
         return answer
 
-    def _abstain_reason(self, question: str, passages: Sequence[Passage], evidence: float) -> str | None:
-        """Why to abstain, or None: no passages, or the best sentence's evidence is below the calibrated floor."""
+    def _abstain_reason(self, passages: Sequence[Passage], verdict: Verdict) -> str | None:
+        """Why to abstain, or None: no passages, or the verdict's reason at the calibrated floor."""
         if not passages:
             return "no passage in the collection matches the question"
-        if not self.abstention.enabled or evidence >= self.abstention.min_support:
+        if not self.abstention.enabled:
             return None
-        joined = " ".join(p.text for p in passages)
-        missing = [t for t in query_terms(question) if lexical_overlap(t, joined) == 0]
-        if missing:
-            return f"no passage mentions {', '.join(repr(t) for t in missing[:5])}"
-        return f"the closest passages do not answer the question (evidence {evidence:.2f} < {self.abstention.min_support:.2f})"
+        return verdict.reason(self.abstention.min_support)
 
 
 def _ms(since: float) -> float:

@@ -8,6 +8,8 @@ from typing import Sequence
 
 from service.evidence import EvidenceScorer, split_sentences
 from service.generators.base import Passage
+from service.questions import analyse_question
+from service.verdict import passage_context, unmatched
 
 MARKER = re.compile(r"\s?\[(\d{1,3})\]")
 LEADING_MARKERS = re.compile(r"^\s*(?:\[\d{1,3}\]\s*)+")
@@ -67,7 +69,9 @@ def verify(text: str, passages: Sequence[Passage], scorer: EvidenceScorer, thres
     for claim, cited in _claims(cleaned):
         supports = {n: scorer.support(claim, [by_n[n].text]) for n in cited}
         best = max(supports.values(), default=0.0)
-        result.claims.append(Claim(claim, cited, best, bool(cited) and best >= threshold))
+        # the abstention's own test: a name or number of the claim that no cited passage mentions
+        invented = unmatched(analyse_question(claim).entities, [passage_context(by_n[n]) for n in cited])
+        result.claims.append(Claim(claim, cited, best, bool(cited) and best >= threshold and not invented))
         for n, s in supports.items():
             result.citation_support[n] = min(s, result.citation_support.get(n, 1.0))
     return result

@@ -6,40 +6,97 @@ words found in the sentence, matched through English and Portuguese stems).
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
 
 from indexes.embedders import Embedder
-from indexes.lexical import query_terms, word_stems
+from indexes.lexical import STOP_WORDS, fold, query_terms
 from ingest.chunking import sentence_spans
 from service.generators.base import Passage
+from service.mentions import carries
+from service.morphology import roots_of, word_roots
+from service.questions import QuestionAnalysis, analyse_question
 
 _CACHE_SIZE = 20_000
-_stems = lru_cache(maxsize=65536)(word_stems)
+_WORD = re.compile(r"\w+", re.UNICODE)
+_SECTION_NUMBER = re.compile(r"^\s*(?:\d+(?:\.\d+)*\.?|[IVXLC]+\.)\s+")
+_TERMINAL = ".!?:;…,"
+_HEADING_MAX_WORDS = 10
+_OPENING_WORDS = 4  # an entity among a sentence's first content words is what the sentence is about
 
 
-def term_stems(text: str) -> list[frozenset[str]]:
-    """The stems of each content word of a text (folded case and accents)."""
-    return [_stems(w) for w in query_terms(text)]
+def term_roots(text: str) -> list[frozenset[str]]:
+    """The roots (stems and light roots, `morphology.word_roots`) of each content word of a text."""
+    return [word_roots(w) for w in query_terms(text)]
+
+
+def text_roots(text: str) -> set[str]:
+    """Every root of every word of a text, function words included (they never match a content word)."""
+    return roots_of([fold(w) for w in _WORD.findall(text)])
 
 
 def lexical_overlap(query: str, text: str) -> float:
-    """Share of the query's content words that appear in the text (by any stem); 0 when the query has none."""
-    wanted = term_stems(query)
+    """Share of the query's content words that appear in the text (by any root); 0 when the query has none."""
+    wanted = term_roots(query)
     if not wanted:
         return 0.0
-    present: set[str] = set().union(*term_stems(text)) if text else set()
-    return sum(1 for stems in wanted if stems & present) / len(wanted)
+    present = text_roots(text) if text else set()
+    return sum(1 for roots in wanted if roots & present) / len(wanted)
 
 
-def passage_sentences(passages: Sequence[Passage]) -> list[tuple[int, str]]:
-    """(passage number, sentence) for every sentence of every passage, in order."""
-    return [(p.n, s) for p in passages for s in split_sentences(p.text)]
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence of one passage, with the headings it sits under; a heading line is context, not an answer."""
+
+    n: int
+    text: str
+    context: tuple[str, ...] = ()
+    heading: bool = False
+    rank: float = 1.0  # its passage's retrieval score over the best passage's (0..1)
+
+
+def passage_sentences(passages: Sequence[Passage]) -> list[Sentence]:
+    """Every sentence of every passage, in order, each with its headings (the passage's, then any heading line
+    met in its text)."""
+    out: list[Sentence] = []
+    best = max((p.score for p in passages), default=0.0)
+    for p in passages:
+        rank = p.score / best if best > 0 else 1.0
+        known = {_norm(h) for h in (*p.heading_path, *p.headings, p.title) if h}
+        context = tuple(p.heading_path)
+        for a, b in sentence_spans(p.text):
+            text = p.text[a:b].strip()
+            if not text:
+                continue
+            if is_heading(text, p.text, b, known):
+                context = (*p.heading_path[:-1], text)
+                out.append(Sentence(p.n, text, context, heading=True, rank=rank))
+            else:
+                out.append(Sentence(p.n, text, context, rank=rank))
+    return out
+
+
+def is_heading(text: str, passage: str, end: int, known: set[str]) -> bool:
+    """A known heading or title, or a line shaped like one: alone on its line, short, no closing punctuation,
+    no figures (a table row or an item with a number is content)."""
+    if _norm(text) in known:
+        return True
+    line_ends = end >= len(passage) or passage[end:end + 1] == "\n"
+    if not line_ends or text[-1] in _TERMINAL or "|" in text:
+        return False
+    body = _SECTION_NUMBER.sub("", text)
+    words = _WORD.findall(body)
+    return 0 < len(words) <= _HEADING_MAX_WORDS and not any(c.isdigit() for c in body)
+
+
+def _norm(text: str) -> str:
+    return " ".join(_WORD.findall(fold(text)))
 
 
 def split_sentences(text: str) -> list[str]:
@@ -56,19 +113,88 @@ class ScoredSentence:
     score: float
     cosine: float
     overlap: float
+    carries: bool = True  # holds a value of the kind the question asks for
+    about: float = 0.0  # how much it is about the question's subject (0..1)
+
+
+@dataclass(frozen=True)
+class EvidenceWeights:
+    """How a sentence's score is made (measured on SQuAD and FaQuAD, docs/quality.md): meaning and wording
+    (`alpha` of the cosine, the rest the IDF-weighted share of the question's words it holds, headings above
+    it included), plus `carries` when it holds a value of the asked kind, `about` for being about the
+    question's subject, `passage` times its passage's retrieval rank, and `follow` of the lead of the
+    sentence before it in the same passage (an answer often follows the sentence that restates the question:
+    "... is often seen as P. This hypothesis is called the Cobham–Edmonds thesis.")."""
+
+    alpha: float = 0.6
+    carries: float = 0.1
+    about: float = 0.0
+    idf: bool = True
+    passage: float = 0.5
+    follow: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+
+    def mix(self, cosine: float, overlap: float) -> float:
+        """Meaning and wording alone (0..1)."""
+        return self.alpha * max(cosine, 0.0) + (1 - self.alpha) * overlap
+
+
+def about(sentence: Sentence, question: QuestionAnalysis) -> float:
+    """How much a sentence is about the question's entities: each counts 1 where it opens the sentence or
+    heads its section, 0.5 where it is only mentioned further on, 0 where absent; 1 when there are none."""
+    entities = question.entities
+    if not entities:
+        return 1.0
+    words = [fold(w) for w in _WORD.findall(sentence.text)]
+    opening = roots_of([w for w in words if w not in STOP_WORDS][:_OPENING_WORDS])
+    opening |= roots_of([fold(w) for h in sentence.context for w in _WORD.findall(h)])
+    everywhere = roots_of(words)
+    total = 0.0
+    for term in entities:
+        total += 1.0 if term.roots & opening else 0.5 if term.roots & everywhere else 0.0
+    return total / len(entities)
+
+
+def score_sentences(
+    question: QuestionAnalysis, sentences: Sequence[Sentence], cosines: Sequence[float], weights: EvidenceWeights,
+) -> list[ScoredSentence]:
+    """Score sentences for a question from their cosines, best first."""
+    wanted = [t.roots for t in question.terms]
+    presents = [text_roots(" ".join((s.text, *s.context))) for s in sentences]
+    if weights.idf and wanted:
+        # a word found in every candidate tells them apart less than one found in a few (IDF over the candidates)
+        n = len(sentences)
+        idf = [math.log(1 + n / (1 + sum(1 for present in presents if roots & present))) for roots in wanted]
+    else:
+        idf = [1.0] * len(wanted)
+    total = sum(idf)
+    scored = []
+    for sentence, cosine, present in zip(sentences, cosines, presents):
+        overlap = sum(w for roots, w in zip(wanted, idf) if roots & present) / total if total else 0.0
+        has = carries(sentence.text, question)
+        on = about(sentence, question)
+        score = weights.mix(cosine, overlap) + weights.carries * has + weights.about * on + weights.passage * sentence.rank
+        scored.append(ScoredSentence(sentence.n, sentence.text, score, cosine, overlap, has, on))
+    own = [s.score for s in scored]
+    for i in range(1, len(scored)):
+        lead = own[i - 1] - own[i]
+        if lead > 0 and sentences[i].n == sentences[i - 1].n:
+            scored[i] = replace(scored[i], score=own[i] + weights.follow * lead)
+    return sorted(scored, key=lambda s: -s.score)
 
 
 class EvidenceScorer:
-    """Scores sentences with an embedder and word overlap; weight `alpha` goes to meaning."""
+    """Scores sentences with an embedder, word overlap and what the question asks for (`EvidenceWeights`)."""
 
-    def __init__(self, embedder: Embedder, alpha: float = 0.6) -> None:
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    def __init__(self, embedder: Embedder, weights: EvidenceWeights | None = None) -> None:
         self.embedder = embedder
-        self.alpha = alpha
+        self.weights = weights or EvidenceWeights()
         # The answerer (to decide on abstaining) and the extractive generator rank the same sentences,
         # and citation checks embed them again: remember both.
-        self._last: tuple[tuple[str, tuple[tuple[int, str], ...]], list[ScoredSentence]] | None = None
+        self._last: tuple[tuple[str, tuple[Sentence, ...]], list[ScoredSentence]] | None = None
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -87,31 +213,22 @@ class EvidenceScorer:
                 self._vectors.popitem(last=False)
         return out
 
-    def rank(self, query: str, sentences: Sequence[tuple[int, str]]) -> list[ScoredSentence]:
-        """Score (passage number, sentence) pairs against `query`, best first."""
+    def rank(self, query: str, sentences: Sequence[Sentence]) -> list[ScoredSentence]:
+        """Score a question's candidate sentences, best first; heading lines are left out (context, not answers)."""
         key = (query, tuple(sentences))
         last = self._last
         if last is not None and last[0] == key:
             return last[1]
-        ranked = self._rank(query, sentences)
+        ranked = self._rank(query, [s for s in sentences if not s.heading])
         self._last = (key, ranked)
         return ranked
 
-    def _rank(self, query: str, sentences: Sequence[tuple[int, str]]) -> list[ScoredSentence]:
+    def _rank(self, query: str, sentences: Sequence[Sentence]) -> list[ScoredSentence]:
         if not sentences:
             return []
         q = self.embedder.embed_query(query)
-        vectors = self.embed([s for _, s in sentences])
-        cosines = vectors @ q
-        overlaps = [lexical_overlap(query, text) for _, text in sentences]
-        scored = [
-            ScoredSentence(n, text, self._mix(float(c), o), float(c), o)
-            for (n, text), c, o in zip(sentences, cosines, overlaps)
-        ]
-        return sorted(scored, key=lambda s: -s.score)
-
-    def _mix(self, cosine: float, overlap: float) -> float:
-        return self.alpha * max(cosine, 0.0) + (1 - self.alpha) * overlap
+        cosines = self.embed([s.text for s in sentences]) @ q
+        return score_sentences(analyse_question(query), sentences, [float(c) for c in cosines], self.weights)
 
     def support(self, claim: str, passages: Sequence[str]) -> float:
         """How well the best sentence of the given passages supports a claim (0..1)."""
@@ -123,4 +240,4 @@ class EvidenceScorer:
         cosines = np.asarray(vectors @ claim_vector)
         joined = " ".join(passages)
         overlap = lexical_overlap(claim, joined)
-        return self._mix(float(cosines.max()), overlap)
+        return self.weights.mix(float(cosines.max()), overlap)

@@ -83,14 +83,14 @@ def test_ingest_reports_every_file_as_json_and_exits_0(data_dir: Path, samples_c
     assert set(report) == {"collection", "counts", "chunks", "seconds", "results"}
     assert report["collection"] == "default"
     assert report["counts"] == {"ingested": 5, "unchanged": 0, "replaced": 0, "removed": 0, "failed": 0}
-    assert len(report["results"]) == 5
+    assert len(report["results"]) == 6
     for r in report["results"]:
         assert set(r) == {"source", "status", "reason", "chunks", "document_id"}
         assert r["status"] == "ingested" and r["chunks"] > 0 and r["reason"] is None
         assert Path(r["source"]).parent == samples_copy.resolve()
     assert report["chunks"] == sum(r["chunks"] for r in report["results"])
     again = docqa_json(data_dir, "ingest", samples_copy, "--workers", "0")
-    assert again["counts"]["unchanged"] == 5 and again["chunks"] == 0
+    assert again["counts"]["unchanged"] == 6 and again["chunks"] == 0
 
 
 def test_ingest_with_failing_files_exits_1_and_names_each_file_and_reason(data_dir: Path, samples_copy: Path) -> None:
@@ -101,7 +101,7 @@ def test_ingest_with_failing_files_exits_1_and_names_each_file_and_reason(data_d
     failures = {Path(r["source"]).name: r["reason"] for r in report["results"] if r["status"] == "failed"}
     assert sorted(failures) == ["broken.pdf", "empty.txt", "junk.txt"]
     assert "PDF" in failures["broken.pdf"] and "empty" in failures["empty.txt"] and "binary" in failures["junk.txt"]
-    assert report["counts"]["ingested"] == 5
+    assert report["counts"]["ingested"] == 6
 
     status = docqa_json(data_dir, "status")["collections"][0]
     assert (status["documents"], status["failed"]) == (5, 3)
@@ -170,7 +170,7 @@ def test_remove_by_source_or_id_drops_the_document_and_its_vectors(data_dir: Pat
     assert result.exit_code == 0, result.stderr
     printed = result.stdout.replace("\n", "")  # rich folds long paths at 80 columns when not on a terminal
     assert f"{ingested.resolve() / 'faq.html'} ({faq.chunk_count} chunks)" in printed and "atlas-report.pdf" in printed
-    assert docqa_json(data_dir, "status")["collections"][0]["documents"] == 3
+    assert docqa_json(data_dir, "status")["collections"][0]["documents"] == 4
     saved = VectorIndex.load(store.vector_path(collection))
     assert not gone & set(saved.ids())
     assert saved.seq == store.catalog.last_seq(collection.id)
@@ -181,7 +181,7 @@ def test_removing_an_unknown_document_exits_2_and_removes_nothing(data_dir: Path
     result = docqa(data_dir, "remove", "no-such-file.md")
     assert result.exit_code == 2 and "no-such-file.md" in result.stderr
     assert docqa(data_dir, "remove").exit_code == 2
-    assert docqa_json(data_dir, "status")["collections"][0]["documents"] == 5
+    assert docqa_json(data_dir, "status")["collections"][0]["documents"] == 6
 
 
 def test_remove_all_deletes_the_collection_and_its_vector_file(data_dir: Path, ingested: Path) -> None:
@@ -273,7 +273,7 @@ def test_sync_through_the_cli_removes_deleted_files(data_dir: Path, samples_copy
     (samples_copy / "faq.html").unlink()
     report = docqa_json(data_dir, "ingest", samples_copy, "--sync", "--workers", "0")
     assert [Path(r["source"]).name for r in report["results"] if r["status"] == "removed"] == ["faq.html"]
-    assert docqa_json(data_dir, "status")["collections"][0]["documents"] == 4
+    assert docqa_json(data_dir, "status")["collections"][0]["documents"] == 5
 
 
 def test_metadata_and_glob_options_shape_what_is_ingested(data_dir: Path, samples_copy: Path) -> None:

@@ -38,7 +38,7 @@ def test_ingesting_the_samples_stores_every_document_with_its_chunks(
     store: IndexStore, collection: Collection, pipeline: IngestPipeline, samples_copy: Path
 ) -> None:
     report = pipeline.ingest_paths([samples_copy])
-    assert report.counts()["ingested"] == 5 and not report.failures
+    assert report.counts()["ingested"] == 6 and not report.failures
     docs = store.catalog.list_documents(collection.id)
     assert [Path(d.source).name for d in docs] == SAMPLE_NAMES
     assert all(d.status == "ok" and d.chunk_count > 0 for d in docs)
@@ -59,7 +59,7 @@ def test_reingesting_an_unchanged_file_writes_nothing(
     updated = {d.source: d.updated_at for d in store.catalog.list_documents(collection.id)}
     report = pipeline.ingest_paths([samples_copy])
     assert {r.status for r in report.results} == {"unchanged"}
-    assert len(report.results) == 5 and report.chunks == 0
+    assert len(report.results) == 6 and report.chunks == 0
     assert store.catalog.last_seq(collection.id) == seq
     assert list(store.catalog.chunk_ids(collection.id)) == ids
     assert {d.source: d.updated_at for d in store.catalog.list_documents(collection.id)} == updated
@@ -146,7 +146,7 @@ def test_sync_without_deletions_removes_nothing(
     pipeline.ingest_paths([samples_copy])
     report = pipeline.ingest_paths([samples_copy], sync=True)
     assert report.counts()["removed"] == 0
-    assert len(store.catalog.list_documents(collection.id)) == 5
+    assert len(store.catalog.list_documents(collection.id)) == 6
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from indexes.types import Hit
 from ingest.pipeline import IngestPipeline, SourceFile
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
-LANGUAGES = {"politica-de-ferias.md": "pt"}
+LANGUAGES = {"politica-de-ferias.md": "pt", "laboratorio-ia.html": "pt"}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def indexed(tmp_path_factory, embedder):
         for p in sorted(docs.iterdir())
     ]
     report = IngestPipeline(store, collection, workers=0).ingest(files)
-    assert report.counts()["ingested"] == 5, report.as_dict()
+    assert report.counts()["ingested"] == 6, report.as_dict()
     return store, collection
 
 
@@ -122,9 +122,9 @@ def test_a_source_glob_restricts_results(indexed) -> None:
 
 def test_a_metadata_filter_restricts_results(indexed) -> None:
     pt = search(indexed, "How many nodes does the staging cluster have?", mode="dense", k=5, metadata={"lang": "pt"})
-    assert pt and {h.source for h in pt} == {"politica-de-ferias.md"}
+    assert pt and {h.source for h in pt} == {"politica-de-ferias.md", "laboratorio-ia.html"}
     either = search(indexed, "gym allowance", mode="hybrid", k=20, metadata={"format": ["docx", "html"]})
-    assert {h.source for h in either} == {"onboarding.docx", "faq.html"}
+    assert {h.source for h in either} == {"onboarding.docx", "faq.html", "laboratorio-ia.html"}
     assert search(indexed, "gym allowance", mode="hybrid", metadata={"lang": "fr"}) == []
     combined = search(indexed, "vacation", mode="dense", k=10, metadata={"lang": "en"}, source_glob="hand*")
     assert combined and {h.source for h in combined} == {"handbook.md"}

@@ -26,6 +26,7 @@ from service.evaluation.metrics import (
 )
 from service.generators.registry import GeneratorRegistry
 from service.settings import AbstentionConfig, GeneratorConfig, RetrievalConfig
+from service.verdict import Verdict
 
 DEPTH = 100  # documents ranked per question: enough for recall@100
 
@@ -183,13 +184,20 @@ class AnswerRecord:
 
     question: Question
     text: str
-    evidence: float
+    verdict: Verdict
     gold_retrieved: bool
     forced: bool  # no passages, or the generator itself found nothing: abstains at any threshold
 
+    @property
+    def evidence(self) -> float:
+        """The best sentence's evidence score."""
+        return self.verdict.evidence
+
     def abstains(self, min_support: float) -> bool:
-        """The answerer's decision at this floor."""
-        return self.forced or self.evidence < min_support
+        """The answerer's decision at this floor (a floor below 0 stands for abstention switched off)."""
+        if self.forced:
+            return True
+        return min_support >= 0 and self.verdict.reason(min_support) is not None
 
 
 def collect_answers(
@@ -203,7 +211,7 @@ def collect_answers(
     for q in evalset.questions:
         answer = answerer.ask(AskRequest(q.text, index.collection))
         gold = any(p.source == q.doc for p in answer.passages)
-        records.append(AnswerRecord(q, answer.text, answer.evidence, gold, answer.abstained))
+        records.append(AnswerRecord(q, answer.text, answer.verdict, gold, answer.abstained))
         if progress:
             progress(1)
     return records

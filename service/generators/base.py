@@ -19,6 +19,7 @@ class Passage:
     document_id: int | None = None
     chunk_ids: tuple[int, ...] = ()
     score: float = 0.0
+    headings: tuple[str, ...] = ()  # every heading the passage's chunks sit under (heading lines in `text` too)
 
 
 class Generator(Protocol):

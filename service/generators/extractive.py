@@ -7,6 +7,7 @@ from typing import Iterator, Sequence
 from indexes.embedders import Embedder
 from service.evidence import EvidenceScorer, ScoredSentence, passage_sentences
 from service.generators.base import NOT_IN_DOCUMENTS, Passage
+from service.questions import AnswerType, analyse_question
 
 
 class ExtractiveGenerator:
@@ -16,7 +17,7 @@ class ExtractiveGenerator:
 
     def __init__(
         self, embedder: Embedder | None = None, *, scorer: EvidenceScorer | None = None,
-        max_sentences: int = 2, keep_within: float = 0.9,
+        max_sentences: int = 2, keep_within: float = 0.7,
     ) -> None:
         if scorer is None and embedder is None:
             raise ValueError("ExtractiveGenerator needs an embedder or a scorer")
@@ -27,15 +28,19 @@ class ExtractiveGenerator:
         self.keep_within = keep_within
 
     def pick(self, question: str, passages: Sequence[Passage]) -> list[ScoredSentence]:
-        """The sentences the answer is made of, in reading order."""
+        """The sentences the answer is made of: the best first, then up to `max_sentences - 1` close runners-up
+        (one more for an enumeration, each of which must enumerate or name); adjacent ones in reading order."""
         sentences = passage_sentences(passages)
         ranked = self.scorer.rank(question, sentences)
         if not ranked:
             return []
-        best = ranked[0].score
-        chosen = [s for s in ranked[: self.max_sentences] if s.score >= best * self.keep_within]
-        order = {pair: i for i, pair in enumerate(sentences)}
-        return sorted(chosen, key=lambda s: order[(s.n, s.text)])
+        floor = ranked[0].score * self.keep_within
+        if analyse_question(question).answer_type is AnswerType.LIST:
+            chosen = [ranked[0]] + [s for s in ranked[1:] if s.carries and s.score >= floor][: self.max_sentences]
+        else:
+            chosen = [s for s in ranked[: self.max_sentences] if s.score >= floor]
+        order = {(s.n, s.text): i for i, s in reversed(list(enumerate(sentences)))}
+        return _in_order(chosen, order)
 
     def generate(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
         """Yield the chosen sentences, each followed by its citation."""
@@ -44,4 +49,12 @@ class ExtractiveGenerator:
             yield NOT_IN_DOCUMENTS
             return
         for i, sentence in enumerate(chosen):
-            yield ("" if i == 0 else " ") + f"{sentence.text} [{sentence.n}]"
+            yield ("" if i == 0 else " ") + f"{' '.join(sentence.text.split())} [{sentence.n}]"
+
+
+def _in_order(chosen: list[ScoredSentence], order: dict[tuple[int, str], int]) -> list[ScoredSentence]:
+    """Best first, except that sentences next to each other in a passage keep their reading order."""
+    positions = [order[(s.n, s.text)] for s in chosen]
+    if max(positions) - min(positions) == len(chosen) - 1:  # one run of neighbours
+        return sorted(chosen, key=lambda s: order[(s.n, s.text)])
+    return chosen

@@ -1,0 +1,181 @@
+"""What kind of answer a sentence can give: numbers, amounts of money, dates, names, enumerations.
+
+Rules over the sentence's text in English and Portuguese, matched to `questions.AnswerType`: a sentence
+"carries" an answer type when it holds a value of that kind that the question itself does not already
+contain (the answer to "How many GPUs did Orion use?" is a number other than any in the question).
+"""
+
+from __future__ import annotations
+
+import re
+
+from indexes.lexical import STOP_WORDS, fold, query_language
+from service.questions import AnswerType, QuestionAnalysis
+
+_NUMBER_WORDS = frozenset(
+    """two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen
+    eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred hundreds thousand thousands
+    million millions billion billions trillion dozen dozens half twice thrice double triple once single
+    dois duas tres quatro cinco seis sete oito nove dez onze doze treze catorze quatorze quinze dezesseis
+    dezessete dezoito dezenove vinte trinta quarenta cinquenta sessenta setenta oitenta noventa cem cento
+    duzentos trezentos quatrocentos quinhentos mil milhao milhoes bilhao bilhoes trilhao metade dobro triplo
+    terco quarto duzia dezenas centenas milhares""".split()
+)
+_MONTHS = frozenset(
+    """january february march april may june july august september october november december jan feb mar apr
+    jun jul aug sep sept oct nov dec janeiro fevereiro marco abril maio junho julho agosto setembro outubro
+    novembro dezembro monday tuesday wednesday thursday friday saturday sunday mondays fridays sundays
+    segunda terca quarta quinta sexta sabado domingo""".split()
+)
+_DATE_WORDS = frozenset(
+    """century centuries decade decades year years ago bc ad bce ce seculo seculos decada decadas ano anos
+    today yesterday tomorrow weekly daily annually monthly hoje ontem amanha""".split()
+)
+_CURRENCY_WORDS = frozenset(
+    """euro euros dollar dollars pound pounds yen yuan franc francs rupee rupees cent cents usd eur gbp brl
+    dolar dolares real reais centavo centavos libra libras""".split()
+)
+# Who-questions are often answered by a role, not a name ("A aprovação é feita pelo gestor direto").
+_ROLES = frozenset(
+    """manager managers director directors owner owners lead leader author authors reviewer reviewers engineer
+    engineers administrator administrators admin admins president chair head ceo cto cfo founder founders team
+    committee board department commander officer employee employees staff customer customers user users
+    gestor gestora gestores diretor diretora diretores dono dona responsavel responsaveis autor autora revisor
+    engenheiro engenheira administrador administradora presidente chefe fundador fundadora equipe time comite
+    conselho departamento colaborador colaboradora colaboradores funcionario funcionarios cliente clientes""".split()
+)
+_FREE_WORDS = frozenset("free gratis gratuito gratuita gratuitos gratuitas".split())
+_DIGITS = re.compile(r"\d")
+_YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})s?\b")
+_TIME = re.compile(r"\b\d{1,2}[:h]\d{2}\b")
+_CURRENCY_SIGN = re.compile(r"[$€£¥₹]|\bR\$")
+_WORD = re.compile(r"[^\W_]+(?:[-'’.,][^\W_]+)*", re.UNICODE)
+_LIST_SEPARATORS = re.compile(r"[,;]|\s(?:and|or|e|ou)\s|\s[-–•]\s|:\s")
+# Words that start a capitalised run without being a name (sentence openers in either language).
+_OPENERS = STOP_WORDS | frozenset(fold(w) for w in "In On At The A An This These It Em No Na Os As Um Uma Se".split())
+
+
+def words(text: str) -> list[str]:
+    """A text's words as written (numbers keep their inner separators: 1,500 / 3.5 / 120-milhões)."""
+    return _WORD.findall(text)
+
+
+def numbers(text: str) -> set[str]:
+    """The numbers a text writes, in digits or words (folded)."""
+    found = set()
+    for word in words(text):
+        folded = fold(word)
+        if _DIGITS.search(folded) or folded in _NUMBER_WORDS:
+            found.add(folded)
+    return found
+
+
+def has_amount(text: str) -> bool:
+    """Money: a currency sign or word next to a number, or 'free'."""
+    folded = [fold(w) for w in words(text)]
+    if any(w in _FREE_WORDS for w in folded):
+        return True
+    if not numbers(text):
+        return False
+    return bool(_CURRENCY_SIGN.search(text)) or any(w in _CURRENCY_WORDS for w in folded)
+
+
+def has_date(text: str) -> bool:
+    """A year, month, weekday, clock time or a date word with a number."""
+    if _YEAR.search(text) or _TIME.search(text):
+        return True
+    folded = [fold(w) for w in words(text)]
+    if any(w in _MONTHS for w in folded):
+        return True
+    return any(w in _DATE_WORDS for w in folded) and bool(numbers(text))
+
+
+def names(text: str) -> set[str]:
+    """Folded capitalised words that read as names: not opening the sentence (unless another follows), not
+    a function word."""
+    found: set[str] = set()
+    tokens = words(text)
+    for i, word in enumerate(tokens):
+        if not word[:1].isupper():
+            continue
+        folded = fold(word)
+        if folded in _OPENERS:
+            continue
+        if i == 0 and not (len(tokens) > 1 and tokens[1][:1].isupper()):
+            continue
+        found.add(folded)
+    return found
+
+
+def enumerates(text: str) -> bool:
+    """Whether the sentence lists several things (separators between words, or a bullet)."""
+    return len(_LIST_SEPARATORS.findall(text)) >= 2 or text.lstrip().startswith(("-", "•", "*"))
+
+
+_NEGATIONS = {
+    "en": frozenset("not never no none nor without cannot".split()),
+    "pt": frozenset("nao nunca nenhum nenhuma jamais sem nem".split()),  # "no" is "in the" here
+}
+_NEGATED_VERB = re.compile(r"n't\b", re.IGNORECASE)
+_ANTONYMS: dict[str, frozenset[str]] = {}
+for _pair in """first last|largest smallest|biggest smallest|before after|increase decrease|increased decreased|
+        more less|more fewer|earliest latest|begin end|began ended|north south|east west|minimum maximum|least most|
+        lowest highest|low high|won lost|win lose|major minor|early late|earlier later|inside outside|upper lower|
+        longest shortest|oldest newest|older newer|top bottom|positive negative|rise fall|strong weak|
+        strongest weakest|common rare|private public|same different|success failure|ancient modern|
+        primeiro ultimo|maior menor|antes depois|mais menos|norte sul|leste oeste|maximo minimo|alto baixo|
+        primeira ultima|inicio fim|aumentou diminuiu|ganhou perdeu""".split("|"):
+    _a, _b = _pair.split()
+    _ANTONYMS[_a] = _ANTONYMS.get(_a, frozenset()) | {_b}
+    _ANTONYMS[_b] = _ANTONYMS.get(_b, frozenset()) | {_a}
+_DATE_PREPOSITIONS = frozenset("in since by until from to before after of em desde ate de a partir".split())
+
+
+def negated(text: str) -> bool:
+    """Whether a text holds a negation in its language (not, never, no, n't / não, nunca, nenhum, sem)."""
+    language = query_language(text)
+    negations = _NEGATIONS[language] if language in _NEGATIONS else _NEGATIONS["en"] - {"no"} | _NEGATIONS["pt"]
+    return bool(_NEGATED_VERB.search(text)) or any(fold(w) in negations for w in words(text))
+
+
+def antonym_swap(question: str, sentence: str) -> tuple[str, str] | None:
+    """(question word, sentence word) where the question says one of a pair of opposites (first / last,
+    maior / menor) and the sentence only the other; None when there is no such pair."""
+    asked = {fold(w) for w in words(question)}
+    said = {fold(w) for w in words(sentence)}
+    for word in sorted(asked & _ANTONYMS.keys()):
+        if word not in said and _ANTONYMS[word] & said:
+            return word, sorted(_ANTONYMS[word] & said)[0]
+    return None
+
+
+def counts(text: str) -> set[str]:
+    """The numbers of a text that are not years given as dates ("since 2022", "em 2019")."""
+    tokens = [fold(w) for w in words(text)]
+    found = set()
+    for i, word in enumerate(tokens):
+        if not (_DIGITS.search(word) or word in _NUMBER_WORDS):
+            continue
+        if _YEAR.fullmatch(word) and i and tokens[i - 1] in _DATE_PREPOSITIONS:
+            continue
+        found.add(word)
+    return found
+
+
+def carries(text: str, question: QuestionAnalysis) -> bool:
+    """Whether the sentence holds a value of the asked kind that the question does not already hold."""
+    kind = question.answer_type
+    asked = {t.folded for t in question.terms} | {fold(w) for w in words(question.text)}
+    if kind is AnswerType.NUMBER:
+        return bool(counts(text) - asked)
+    if kind is AnswerType.AMOUNT:
+        return has_amount(text)
+    if kind is AnswerType.DATE:
+        return has_date(text)
+    if kind is AnswerType.PERSON:
+        return bool(names(text) - asked)
+    if kind is AnswerType.PLACE:
+        return bool(names(text) - asked)
+    if kind is AnswerType.LIST:
+        return enumerates(text) or bool(names(text) - asked)
+    return True
