@@ -82,7 +82,7 @@ def test_ingest_reports_every_file_as_json_and_exits_0(data_dir: Path, samples_c
     report = docqa_json(data_dir, "ingest", samples_copy, "--workers", "0")
     assert set(report) == {"collection", "counts", "chunks", "seconds", "results"}
     assert report["collection"] == "default"
-    assert report["counts"] == {"ingested": 5, "unchanged": 0, "replaced": 0, "removed": 0, "failed": 0}
+    assert report["counts"] == {"ingested": 6, "unchanged": 0, "replaced": 0, "removed": 0, "failed": 0}
     assert len(report["results"]) == 6
     for r in report["results"]:
         assert set(r) == {"source", "status", "reason", "chunks", "document_id"}
@@ -104,7 +104,7 @@ def test_ingest_with_failing_files_exits_1_and_names_each_file_and_reason(data_d
     assert report["counts"]["ingested"] == 6
 
     status = docqa_json(data_dir, "status")["collections"][0]
-    assert (status["documents"], status["failed"]) == (5, 3)
+    assert (status["documents"], status["failed"]) == (6, 3)
     assert {Path(f["source"]).name: f["error"] for f in status["failures"]} == failures
 
     text = docqa(data_dir, "ingest", samples_copy, "--workers", "0")
@@ -128,7 +128,7 @@ def test_status_lists_collections_with_counts_and_embedder(data_dir: Path, inges
     status = docqa_json(data_dir, "status")
     [row] = status["collections"]
     assert set(row) == {"collection", "documents", "failed", "chunks", "embedder", "failures"}
-    assert (row["collection"], row["documents"], row["failed"], row["failures"]) == ("default", 5, 0, [])
+    assert (row["collection"], row["documents"], row["failed"], row["failures"]) == ("default", 6, 0, [])
     assert row["chunks"] > 5
     assert row["embedder"]["model"] == "sentence-transformers/all-MiniLM-L6-v2" and row["embedder"]["dim"] == 384
     assert docqa_json(data_dir, "status", "-c", "default") == status

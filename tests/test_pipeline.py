@@ -12,7 +12,9 @@ from indexes.store import IndexStore
 from indexes.types import Collection
 from ingest.pipeline import IngestPipeline, SourceFile
 
-SAMPLE_NAMES = ["atlas-report.pdf", "faq.html", "handbook.md", "onboarding.docx", "politica-de-ferias.md"]
+SAMPLE_NAMES = [
+    "atlas-report.pdf", "faq.html", "handbook.md", "laboratorio-ia.html", "onboarding.docx", "politica-de-ferias.md",
+]
 
 
 @pytest.fixture
@@ -135,7 +137,9 @@ def test_sync_removes_documents_whose_files_were_deleted_under_the_walked_roots_
     assert [Path(r.source).name for r in removed] == ["faq.html"]
     assert removed[0].chunks == len(gone_ids)
     names = sorted(Path(d.source).name for d in store.catalog.list_documents(collection.id))
-    assert names == ["atlas-report.pdf", "handbook.md", "old.md", "onboarding.docx", "politica-de-ferias.md"]
+    assert names == [
+        "atlas-report.pdf", "handbook.md", "laboratorio-ia.html", "old.md", "onboarding.docx", "politica-de-ferias.md",
+    ]
     assert not set(store.vectors(collection).ids()) & set(gone_ids)
     assert store.check(collection).ok
 
@@ -167,7 +171,7 @@ def test_a_batch_with_bad_files_ingests_the_good_ones_and_records_each_failure(
     assert "pdf" in reasons["broken.pdf"].lower()
     assert "empty" in reasons["empty.md"].lower()
     assert "binary" in reasons["junk.txt"].lower()
-    assert report.counts() == {"ingested": 5, "unchanged": 0, "replaced": 0, "removed": 0, "failed": 3}
+    assert report.counts() == {"ingested": 6, "unchanged": 0, "replaced": 0, "removed": 0, "failed": 3}
 
     failed = store.catalog.list_documents(collection.id, status="failed")
     assert {Path(d.source).name: d.error for d in failed} == reasons

@@ -122,7 +122,8 @@ def test_a_source_glob_restricts_results(indexed) -> None:
 
 def test_a_metadata_filter_restricts_results(indexed) -> None:
     pt = search(indexed, "How many nodes does the staging cluster have?", mode="dense", k=5, metadata={"lang": "pt"})
-    assert pt and {h.source for h in pt} == {"politica-de-ferias.md", "laboratorio-ia.html"}
+    assert pt and {h.source for h in pt} <= {"politica-de-ferias.md", "laboratorio-ia.html"}
+    assert all(h.metadata["lang"] == "pt" for h in pt)
     either = search(indexed, "gym allowance", mode="hybrid", k=20, metadata={"format": ["docx", "html"]})
     assert {h.source for h in either} == {"onboarding.docx", "faq.html", "laboratorio-ia.html"}
     assert search(indexed, "gym allowance", mode="hybrid", metadata={"lang": "fr"}) == []
