@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
@@ -120,7 +121,8 @@ def _group_text(group: list[Hit], document_text: Any) -> str:
     for hit in group:
         if hit.start >= cursor and hit.heading_path != path and hit.heading_path:
             gap, heading = full[cursor:hit.start], hit.heading_path[-1]
-            present = heading in full[cursor : hit.start + len(heading) + 1]  # a PDF keeps its headings in the text
+            line = re.compile(rf"^[ \t]*{re.escape(heading)}[ \t]*$", re.MULTILINE)
+            present = line.search(full, cursor, min(len(full), hit.start + len(heading) + 2))  # a PDF keeps its headings
             parts.append(gap if present else gap.rstrip() + f"\n\n{heading}\n")
             cursor = hit.start
         path = hit.heading_path

@@ -1,7 +1,9 @@
 """Scoring sentences as evidence: for a question (extractive answers, abstention) or for a claim (citation checks).
 
-A score mixes meaning (cosine of the embedder's vectors) and wording (the share of the question's content
-words found in the sentence, matched through English and Portuguese stems).
+A score mixes meaning (cosine of the embedder's vectors) and wording (the IDF-weighted share of the question's
+carrying words found in the sentence or the headings above it, matched through `morphology.word_roots`), plus
+what the question asks for (`EvidenceWeights`). Heading lines are context for the sentences under them, never
+candidates.
 """
 
 from __future__ import annotations
@@ -16,24 +18,19 @@ from typing import Sequence
 import numpy as np
 
 from indexes.embedders import Embedder
-from indexes.lexical import STOP_WORDS, fold, query_terms
+from indexes.lexical import STOP_WORDS, fold
 from ingest.chunking import sentence_spans
 from service.generators.base import Passage
 from service.mentions import carries
-from service.morphology import roots_of, word_roots
+from service.morphology import roots_of
 from service.questions import QuestionAnalysis, analyse_question
 
 _CACHE_SIZE = 20_000
-_WORD = re.compile(r"\w+", re.UNICODE)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)  # as `questions` splits words: max_tokens is two
 _SECTION_NUMBER = re.compile(r"^\s*(?:\d+(?:\.\d+)*\.?|[IVXLC]+\.)\s+")
 _TERMINAL = ".!?:;…,"
 _HEADING_MAX_WORDS = 10
 _OPENING_WORDS = 4  # an entity among a sentence's first content words is what the sentence is about
-
-
-def term_roots(text: str) -> list[frozenset[str]]:
-    """The roots (stems and light roots, `morphology.word_roots`) of each content word of a text."""
-    return [word_roots(w) for w in query_terms(text)]
 
 
 def text_roots(text: str) -> set[str]:
@@ -42,8 +39,9 @@ def text_roots(text: str) -> set[str]:
 
 
 def lexical_overlap(query: str, text: str) -> float:
-    """Share of the query's content words that appear in the text (by any root); 0 when the query has none."""
-    wanted = term_roots(query)
+    """Share of the query's words (`questions.analyse_question`'s terms) that appear in the text (by any root);
+    0 when the query has none."""
+    wanted = [t.roots for t in analyse_question(query).terms]
     if not wanted:
         return 0.0
     present = text_roots(text) if text else set()
@@ -74,7 +72,7 @@ def passage_sentences(passages: Sequence[Passage]) -> list[Sentence]:
             text = p.text[a:b].strip()
             if not text:
                 continue
-            if is_heading(text, p.text, b, known):
+            if is_heading(text, p.text, a, b, known):
                 context = (*p.heading_path[:-1], text)
                 out.append(Sentence(p.n, text, context, heading=True, rank=rank))
             else:
@@ -82,13 +80,13 @@ def passage_sentences(passages: Sequence[Passage]) -> list[Sentence]:
     return out
 
 
-def is_heading(text: str, passage: str, end: int, known: set[str]) -> bool:
+def is_heading(text: str, passage: str, start: int, end: int, known: set[str]) -> bool:
     """A known heading or title, or a line shaped like one: alone on its line, short, no closing punctuation,
-    no figures (a table row or an item with a number is content)."""
+    no figures (a table row or an item with a number is content), not a list item."""
     if _norm(text) in known:
         return True
-    line_ends = end >= len(passage) or passage[end:end + 1] == "\n"
-    if not line_ends or text[-1] in _TERMINAL or "|" in text:
+    alone = passage[:start].rstrip(" \t")[-1:] in ("", "\n") and passage[end:].lstrip(" \t")[:1] in ("", "\n")
+    if not alone or text[-1] in _TERMINAL or "|" in text or text[0] in "-*•–":
         return False
     body = _SECTION_NUMBER.sub("", text)
     words = _WORD.findall(body)
@@ -115,6 +113,7 @@ class ScoredSentence:
     overlap: float
     carries: bool = True  # holds a value of the kind the question asks for
     about: float = 0.0  # how much it is about the question's subject (0..1)
+    context: tuple[str, ...] = ()  # the headings it sits under
 
 
 @dataclass(frozen=True)
@@ -177,11 +176,12 @@ def score_sentences(
         has = carries(sentence.text, question)
         on = about(sentence, question)
         score = weights.mix(cosine, overlap) + weights.carries * has + weights.about * on + weights.passage * sentence.rank
-        scored.append(ScoredSentence(sentence.n, sentence.text, score, cosine, overlap, has, on))
+        scored.append(ScoredSentence(sentence.n, sentence.text, score, cosine, overlap, has, on, sentence.context))
     own = [s.score for s in scored]
     for i in range(1, len(scored)):
         lead = own[i - 1] - own[i]
-        if lead > 0 and sentences[i].n == sentences[i - 1].n:
+        same_section = (sentences[i].n, sentences[i].context) == (sentences[i - 1].n, sentences[i - 1].context)
+        if lead > 0 and same_section:
             scored[i] = replace(scored[i], score=own[i] + weights.follow * lead)
     return sorted(scored, key=lambda s: -s.score)
 
@@ -201,17 +201,17 @@ class EvidenceScorer:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Document vectors for sentences, from a bounded cache where possible."""
         with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
-        fresh = self.embedder.embed_documents(missing) if missing else None
+            found = {t: self._vectors[t] for t in texts if t in self._vectors}  # held here: another thread may evict
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            found.update(zip(missing, self.embedder.embed_documents(missing)))
         with self._lock:
-            for text, vector in zip(missing, fresh if fresh is not None else []):
-                self._vectors[text] = vector
-            out = np.vstack([self._vectors[t] for t in texts])
             for text in texts:
+                self._vectors[text] = found[text]
                 self._vectors.move_to_end(text)
             while len(self._vectors) > _CACHE_SIZE:
                 self._vectors.popitem(last=False)
-        return out
+        return np.vstack([found[t] for t in texts])
 
     def rank(self, query: str, sentences: Sequence[Sentence]) -> list[ScoredSentence]:
         """Score a question's candidate sentences, best first; heading lines are left out (context, not answers)."""

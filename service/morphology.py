@@ -3,7 +3,7 @@ treinado / treinamento, trained / training, GPU / GPUs.
 
 Snowball stems (the ones BM25 uses) leave Portuguese verb forms apart ("usou", "usad", "usand"), so each word
 also gets a light root: its folded form less the longest inflectional or derivational ending that leaves at
-least three letters (two for verbs such as usar). Two words match when any of their roots agree.
+least three letters (us for the forms of usar / use). Two words match when any of their roots agree.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ _PORTUGUESE_ENDINGS = tuple(sorted(
 ))
 _ENGLISH_ENDINGS = tuple(sorted("ations ation ments ment ings ing ers er ied ies ed es s e".split(), key=len, reverse=True))
 _MIN_ROOT = 3
-_PREFIX = 6  # words longer than this also match on their first six letters
-_SHORT_VERB_ROOTS = frozenset("us d f v t l p c".split())  # usar, dar, fazer's f…: two-letter roots allowed only here
+_PREFIX = 7  # words longer than this also match on their first seven letters (six made internet ~ international)
+# usar / usou / usado / usando / used / using share the root "us": allowed only for these verb endings.
+_SHORT_ROOTS = frozenset({"us"})
+_VERB_ROOT_ENDINGS = frozenset("ou ado ada ados adas ando ar am a ed ing e es".split())
 
 # Endings that mark a word as an inflected verb (a participle, gerund, past form or infinitive), by language.
 _VERB_ENDINGS = {
@@ -31,10 +33,9 @@ _VERB_ENDINGS = {
     "en": ("ing", "ed"),
 }
 _NOT_VERBS = frozenset(
-    """estado estados mercado mercados resultado resultados lado lados dado dados cidade cidades vida partido
-    partidos periodo periodos sentido sentidos conteudo conteudos metodo metodos contrato grau lugar mulher
-    mulheres poder par mar bar ar dolar dolares computador jogador senhor senhora valor valores cor primeiro
-    thing string king ring spring wing building meeting ceiling red bed need speed seed feed hundred""".split()
+    """estado estados mercado mercados resultado resultados lado lados dado dados partido partidos periodo
+    periodos sentido sentidos conteudo conteudos metodo metodos lugar mulher poder dolar thing string king
+    ring spring wing building meeting ceiling need speed seed feed hundred""".split()
 )
 
 
@@ -44,7 +45,7 @@ def light_root(word: str) -> str:
         for ending in endings:
             if word.endswith(ending):
                 root = word[: -len(ending)]
-                if len(root) >= _MIN_ROOT or root in _SHORT_VERB_ROOTS and len(word) >= 4:
+                if len(root) >= _MIN_ROOT or root in _SHORT_ROOTS and ending in _VERB_ROOT_ENDINGS:
                     return root
     return word
 
@@ -52,7 +53,7 @@ def light_root(word: str) -> str:
 @lru_cache(maxsize=65536)
 def word_roots(word: str) -> frozenset[str]:
     """The folded word itself, its Snowball stems, its light root, and for a long word its first
-    _PREFIX letters (a truncation stem: treinamento / treinado, parameters / parâmetros)."""
+    _PREFIX letters (a truncation stem: parameters / parâmetros, documentation / documentos)."""
     roots = {word, light_root(word), *word_stems(word)}
     if len(word) > _PREFIX:
         roots.add(word[:_PREFIX] + "…")

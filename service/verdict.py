@@ -103,7 +103,7 @@ def _contradiction(question: QuestionAnalysis, best: ScoredSentence) -> str | No
     if swap:
         return f"the question asks about {swap[0]!r}; the closest passage says {swap[1]!r}"
     numbers = [t for t in question.entities if any(c.isdigit() for c in t.text)]
-    lacking = unmatched(numbers, [best.text])
+    lacking = unmatched(numbers, [best.text, *best.context])
     if lacking:
         return f"the closest passage does not mention {_quoted([t.text for t in lacking])}"
     return None

@@ -23,6 +23,8 @@ class ExtractiveGenerator:
             raise ValueError("ExtractiveGenerator needs an embedder or a scorer")
         if max_sentences <= 0:
             raise ValueError(f"max_sentences must be > 0, got {max_sentences}")
+        if not 0.0 <= keep_within <= 1.0:
+            raise ValueError(f"keep_within must be in [0, 1], got {keep_within}")
         self.scorer = scorer or EvidenceScorer(embedder)  # type: ignore[arg-type]
         self.max_sentences = max_sentences
         self.keep_within = keep_within
@@ -34,7 +36,7 @@ class ExtractiveGenerator:
         ranked = self.scorer.rank(question, sentences)
         if not ranked:
             return []
-        floor = ranked[0].score * self.keep_within
+        floor = ranked[0].score - abs(ranked[0].score) * (1 - self.keep_within)  # the best always qualifies
         if analyse_question(question).answer_type is AnswerType.LIST:
             chosen = [ranked[0]] + [s for s in ranked[1:] if s.carries and s.score >= floor][: self.max_sentences]
         else:
