@@ -32,6 +32,7 @@ class VerifiedAnswer:
     text: str
     claims: list[Claim] = field(default_factory=list)
     citation_support: dict[int, float] = field(default_factory=dict)
+    citation_supported: dict[int, bool] = field(default_factory=dict)  # every claim citing n is backed by n
     removed_markers: list[int] = field(default_factory=list)
 
     @property
@@ -68,12 +69,15 @@ def verify(text: str, passages: Sequence[Passage], scorer: EvidenceScorer, thres
     result = VerifiedAnswer(cleaned, removed_markers=removed)
     for claim, cited in _claims(cleaned):
         supports = {n: scorer.support(claim, [by_n[n].text]) for n in cited}
+        entities = analyse_question(claim).entities
+        # backed by n: close enough in meaning and wording, and no name or number of the claim missing from n
+        # (the abstention's own test, `verdict.unmatched`)
+        backed = {n: s >= threshold and not unmatched(entities, [passage_context(by_n[n])]) for n, s in supports.items()}
         best = max(supports.values(), default=0.0)
-        # the abstention's own test: a name or number of the claim that no cited passage mentions
-        invented = unmatched(analyse_question(claim).entities, [passage_context(by_n[n]) for n in cited])
-        result.claims.append(Claim(claim, cited, best, bool(cited) and best >= threshold and not invented))
+        result.claims.append(Claim(claim, cited, best, any(backed.values())))
         for n, s in supports.items():
             result.citation_support[n] = min(s, result.citation_support.get(n, 1.0))
+            result.citation_supported[n] = backed[n] and result.citation_supported.get(n, True)
     return result
 
 

@@ -45,11 +45,12 @@ def to_filters(filters: Filters | None) -> SearchFilters:
 def citation(p: Passage, answer: Answer | None = None) -> Citation:
     """A passage as the API shows it, with whether and how well the answer cites it."""
     cited = answer is not None and p.n in answer.cited
-    support = answer.verified.citation_support.get(p.n) if cited and answer and answer.verified else None
+    verified = answer.verified if cited and answer else None
     return Citation(
         n=p.n, document_id=p.document_id, title=p.title, source=p.source, page=p.page,
         heading_path=list(p.heading_path), text=p.text, score=p.score, cited=cited,
-        supported=None if support is None else support >= 0.5, support=support,
+        supported=verified.citation_supported.get(p.n) if verified else None,
+        support=verified.citation_support.get(p.n) if verified else None,
     )
 
 
