@@ -104,6 +104,12 @@ def test_the_answers_issue_examples(samples, question: str, expected: Expected) 
     assert right(answer, expected), describe(question, answer)
 
 
+def test_the_sentence_about_the_subject_leads_the_answer(samples) -> None:
+    """Orion's section mentions Vega and its parameters; for Vega's count, Vega's own sentence comes first."""
+    answer = ask(samples, "Quantos parâmetros tem o Vega?")
+    assert answer.text.startswith("O modelo tem 1,3 bilhão de parâmetros"), describe("Vega", answer)
+
+
 def test_an_unanswerable_price_is_refused_for_the_right_reason(samples) -> None:
     answer = ask(samples, "Quanto custa a assinatura mensal do serviço Sirius?")
     assert answer.abstained and "Sirius" in answer.reason and "amount of money" in answer.reason, answer.reason

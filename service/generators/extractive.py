@@ -41,7 +41,8 @@ class ExtractiveGenerator:
             chosen = [ranked[0]] + [s for s in ranked[1:] if s.carries and s.score >= floor][: self.max_sentences]
         else:
             chosen = [s for s in ranked[: self.max_sentences] if s.score >= floor]
-        order = {(s.n, s.text): i for i, s in reversed(list(enumerate(sentences)))}
+        candidates = [s for s in sentences if not s.heading]
+        order = {(s.n, s.text): i for i, s in reversed(list(enumerate(candidates)))}
         return _in_order(chosen, order)
 
     def generate(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
@@ -55,8 +56,11 @@ class ExtractiveGenerator:
 
 
 def _in_order(chosen: list[ScoredSentence], order: dict[tuple[int, str], int]) -> list[ScoredSentence]:
-    """Best first, except that sentences next to each other in a passage keep their reading order."""
+    """Neighbours of one section in reading order; otherwise what is about the question's subject first (its
+    entity opens the sentence or heads its section, `evidence.about`), then by score: for "Quantos parâmetros
+    tem o Vega?" the Vega section's sentence leads, not Orion's that mentions Vega."""
     positions = [order[(s.n, s.text)] for s in chosen]
-    if max(positions) - min(positions) == len(chosen) - 1:  # one run of neighbours
+    one_section = len({(s.n, s.context) for s in chosen}) == 1
+    if one_section and max(positions) - min(positions) == len(chosen) - 1:
         return sorted(chosen, key=lambda s: order[(s.n, s.text)])
-    return chosen
+    return sorted(chosen, key=lambda s: -s.about)  # stable: ties keep the score order
