@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from service.evidence import EvidenceScorer, split_sentences
+from service.evidence import EvidenceScorer, split_sentences, unmatched
 from service.generators.base import Passage
 from service.questions import analyse_question
-from service.verdict import passage_context, unmatched
+from service.verdict import passage_context
 
 MARKER = re.compile(r"\s?\[(\d{1,3})\]")
 LEADING_MARKERS = re.compile(r"^\s*(?:\[\d{1,3}\]\s*)+")
@@ -71,7 +71,7 @@ def verify(text: str, passages: Sequence[Passage], scorer: EvidenceScorer, thres
         supports = {n: scorer.support(claim, [by_n[n].text]) for n in cited}
         entities = analyse_question(claim).entities
         # backed by n: close enough in meaning and wording, and no name or number of the claim missing from n
-        # (the abstention's own test, `verdict.unmatched`)
+        # (the abstention's own test, `evidence.unmatched`)
         backed = {n: s >= threshold and not unmatched(entities, [passage_context(by_n[n])]) for n, s in supports.items()}
         best = max(supports.values(), default=0.0)
         result.claims.append(Claim(claim, cited, best, any(backed.values())))

@@ -23,10 +23,9 @@ from ingest.chunking import sentence_spans
 from service.generators.base import Passage
 from service.mentions import carries
 from service.morphology import roots_of
-from service.questions import QuestionAnalysis, analyse_question
+from service.questions import WORD, QuestionAnalysis, Term, analyse_question
 
 _CACHE_SIZE = 20_000
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)  # as `questions` splits words: max_tokens is two
 _SECTION_NUMBER = re.compile(r"^\s*(?:\d+(?:\.\d+)*\.?|[IVXLC]+\.)\s+")
 _TERMINAL = ".!?:;…,"
 _HEADING_MAX_WORDS = 10
@@ -35,17 +34,24 @@ _OPENING_WORDS = 4  # an entity among a sentence's first content words is what t
 
 def text_roots(text: str) -> set[str]:
     """Every root of every word of a text, function words included (they never match a content word)."""
-    return roots_of([fold(w) for w in _WORD.findall(text)])
+    return roots_of([fold(w) for w in WORD.findall(text)])
+
+
+def unmatched(terms: Sequence[Term], texts: Sequence[str]) -> list[Term]:
+    """The terms that none of the texts mentions (by any root)."""
+    present: set[str] = set()
+    for text in texts:
+        present |= text_roots(text)
+    return [t for t in terms if not t.roots & present]
 
 
 def lexical_overlap(query: str, text: str) -> float:
     """Share of the query's words (`questions.analyse_question`'s terms) that appear in the text (by any root);
     0 when the query has none."""
-    wanted = [t.roots for t in analyse_question(query).terms]
-    if not wanted:
+    terms = analyse_question(query).terms
+    if not terms:
         return 0.0
-    present = text_roots(text) if text else set()
-    return sum(1 for roots in wanted if roots & present) / len(wanted)
+    return 1 - len(unmatched(terms, [text])) / len(terms)
 
 
 @dataclass(frozen=True)
@@ -85,16 +91,19 @@ def is_heading(text: str, passage: str, start: int, end: int, known: set[str]) -
     no figures (a table row or an item with a number is content), not a list item."""
     if _norm(text) in known:
         return True
-    alone = passage[:start].rstrip(" \t")[-1:] in ("", "\n") and passage[end:].lstrip(" \t")[:1] in ("", "\n")
+    line_end = passage.find("\n", end)
+    before = passage[passage.rfind("\n", 0, start) + 1 : start]
+    after = passage[end : len(passage) if line_end < 0 else line_end]
+    alone = not before.strip(" \t") and not after.strip(" \t")
     if not alone or text[-1] in _TERMINAL or "|" in text or text[0] in "-*•–":
         return False
     body = _SECTION_NUMBER.sub("", text)
-    words = _WORD.findall(body)
+    words = WORD.findall(body)
     return 0 < len(words) <= _HEADING_MAX_WORDS and not any(c.isdigit() for c in body)
 
 
 def _norm(text: str) -> str:
-    return " ".join(_WORD.findall(fold(text)))
+    return " ".join(WORD.findall(fold(text)))
 
 
 def split_sentences(text: str) -> list[str]:
@@ -128,7 +137,6 @@ class EvidenceWeights:
     alpha: float = 0.6
     carries: float = 0.1
     about: float = 0.0
-    idf: bool = True
     passage: float = 0.5
     follow: float = 0.5
 
@@ -147,9 +155,9 @@ def about(sentence: Sentence, question: QuestionAnalysis) -> float:
     entities = question.entities
     if not entities:
         return 1.0
-    words = [fold(w) for w in _WORD.findall(sentence.text)]
+    words = [fold(w) for w in WORD.findall(sentence.text)]
     opening = roots_of([w for w in words if w not in STOP_WORDS][:_OPENING_WORDS])
-    opening |= roots_of([fold(w) for h in sentence.context for w in _WORD.findall(h)])
+    opening |= roots_of([fold(w) for h in sentence.context for w in WORD.findall(h)])
     everywhere = roots_of(words)
     total = 0.0
     for term in entities:
@@ -163,12 +171,8 @@ def score_sentences(
     """Score sentences for a question from their cosines, best first."""
     wanted = [t.roots for t in question.terms]
     presents = [text_roots(" ".join((s.text, *s.context))) for s in sentences]
-    if weights.idf and wanted:
-        # a word found in every candidate tells them apart less than one found in a few (IDF over the candidates)
-        n = len(sentences)
-        idf = [math.log(1 + n / (1 + sum(1 for present in presents if roots & present))) for roots in wanted]
-    else:
-        idf = [1.0] * len(wanted)
+    # a word found in every candidate tells them apart less than one found in a few (IDF over the candidates)
+    idf = [math.log(1 + len(sentences) / (1 + sum(1 for present in presents if roots & present))) for roots in wanted]
     total = sum(idf)
     scored = []
     for sentence, cosine, present in zip(sentences, cosines, presents):

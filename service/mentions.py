@@ -36,15 +36,6 @@ _CURRENCY_WORDS = frozenset(
     """euro euros dollar dollars pound pounds yen yuan franc francs rupee rupees cent cents usd eur gbp brl
     dolar dolares reais centavo centavos libra libras""".split()
 )
-# Who-questions are often answered by a role, not a name ("A aprovação é feita pelo gestor direto").
-_ROLES = frozenset(
-    """manager managers director directors owner owners lead leader author authors reviewer reviewers engineer
-    engineers administrator administrators admin admins president chair head ceo cto cfo founder founders team
-    committee board department commander officer employee employees staff customer customers user users
-    gestor gestora gestores diretor diretora diretores dono dona responsavel responsaveis autor autora revisor
-    engenheiro engenheira administrador administradora presidente chefe fundador fundadora equipe time comite
-    conselho departamento colaborador colaboradora colaboradores funcionario funcionarios cliente clientes""".split()
-)
 _FREE_WORDS = frozenset("free gratis gratuito gratuita gratuitos gratuitas".split())
 _DIGITS = re.compile(r"\d")
 _YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})s?\b")
@@ -75,7 +66,7 @@ def has_amount(text: str) -> bool:
     folded = [fold(w) for w in words(text)]
     if any(w in _FREE_WORDS for w in folded):
         return True
-    if not numbers(text):
+    if not any(_is_number(w) for w in folded):
         return False
     return bool(_CURRENCY_SIGN.search(text)) or any(w in _CURRENCY_WORDS for w in folded)
 
@@ -87,7 +78,7 @@ def has_date(text: str) -> bool:
     folded = [fold(w) for w in words(text)]
     if any(w in _MONTHS for w in folded):
         return True
-    return any(w in _DATE_WORDS for w in folded) and bool(numbers(text))
+    return any(w in _DATE_WORDS for w in folded) and any(_is_number(w) for w in folded)
 
 
 def names(text: str) -> set[str]:
@@ -183,8 +174,7 @@ def counts(text: str) -> set[str]:
 def carries(text: str, question: QuestionAnalysis) -> bool:
     """Whether the sentence holds a value of the asked kind: for numbers, names and lists one the question does
     not already hold (the answer to "How many GPUs did Orion use?" is a number other than any in it)."""
-    kind = question.answer_type
-    asked = {t.folded for t in question.terms} | {fold(w) for w in words(question.text)}
+    kind, asked = question.answer_type, question.asked
     if kind is AnswerType.NUMBER:
         return bool(counts(text) - asked)
     if kind is AnswerType.AMOUNT:

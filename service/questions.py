@@ -66,7 +66,8 @@ _QUESTION_WORDS = frozenset(
     eu me meu minha meus minhas nos nosso nossa voce voces posso podemos pode podem devo devemos deve devem
     preciso precisa precisam consigo""".split()
 )
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)  # as the index splits words: on-call is two, licença-maternidade too
+# How questions and passages are split into words for matching: on-call is two, max_tokens too.
+WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _CAPITALISED = re.compile(r"^[A-Z0-9À-Ý]\w*$")
 
 
@@ -89,6 +90,7 @@ class QuestionAnalysis:
     language: str | None
     answer_type: AnswerType
     terms: tuple[Term, ...]
+    asked: frozenset[str] = frozenset()  # every folded word of the question (a value it holds is no answer)
 
     @property
     def entities(self) -> tuple[Term, ...]:
@@ -108,7 +110,7 @@ class QuestionAnalysis:
 
 def answer_type(question: str) -> AnswerType:
     """The kind of answer a question asks for (OTHER when no rule says)."""
-    folded = " ".join(_WORD.findall(fold(question)))
+    folded = " ".join(WORD.findall(fold(question)))
     for pattern, kind in _RULES:
         if pattern.search(folded):
             return kind
@@ -118,7 +120,7 @@ def answer_type(question: str) -> AnswerType:
 @lru_cache(maxsize=4096)
 def analyse_question(question: str) -> QuestionAnalysis:
     """Type, language and carrying terms of a question."""
-    words = _WORD.findall(question)
+    words = WORD.findall(question)
     language = query_language(question)
     terms: list[Term] = []
     seen: set[str] = set()
@@ -132,7 +134,8 @@ def analyse_question(question: str) -> QuestionAnalysis:
         seen.add(folded)
         verb = not entity and is_inflected_verb(folded, language)
         terms.append(Term(word, folded, word_roots(folded), entity, verb))
-    return QuestionAnalysis(question, language, answer_type(question), tuple(terms))
+    asked = frozenset(fold(w) for w in words) | {t.folded for t in terms}
+    return QuestionAnalysis(question, language, answer_type(question), tuple(terms), asked)
 
 
 def _is_entity(word: str, first: bool) -> bool:

@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from service.evidence import EvidenceWeights, ScoredSentence, text_roots
+from service.evidence import EvidenceWeights, ScoredSentence, unmatched
 from service.generators.base import Passage
 from service.mentions import antonym_swap, negated
-from service.questions import AnswerType, QuestionAnalysis, Term
+from service.questions import AnswerType, QuestionAnalysis
 
 _KIND_WORDS = {
     AnswerType.NUMBER: "a number",
@@ -68,14 +68,6 @@ def _quoted(words: Sequence[str]) -> str:
 def passage_context(passage: Passage) -> str:
     """A passage's text with its title and headings: everything a word of the question may be matched in."""
     return " ".join((passage.text, passage.title, *passage.heading_path, *passage.headings))
-
-
-def unmatched(terms: Sequence[Term], texts: Sequence[str]) -> list[Term]:
-    """The terms that none of the texts mentions (by any root)."""
-    present: set[str] = set()
-    for text in texts:
-        present |= text_roots(text)
-    return [t for t in terms if not t.roots & present]
 
 
 def judge(
