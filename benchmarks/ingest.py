@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from indexes.embedders import EmbedderSpec, SentenceTransformerEmbedder  # noqa: E402
-from indexes.store import IndexStore  # noqa: E402
+from indexes.embedded import EmbeddedStore  # noqa: E402
 from ingest.pipeline import IngestPipeline  # noqa: E402
 
 VECTORS: dict[str, "np.ndarray"] = {}
@@ -50,8 +50,8 @@ def measure(precision: str, corpus: Path, work: Path, repeat: int) -> dict[str, 
     model = embedder._load()
     pipeline_seconds, raw_seconds = [], []
     for run in range(repeat):
-        store = IndexStore(work / f"data-{precision}-{run}", EmbedderSpec(precision=precision))
-        store._embedders[("sentence-transformers", embedder.model_name, precision)] = embedder
+        store = EmbeddedStore(work / f"data-{precision}-{run}", EmbedderSpec(precision=precision))
+        store.embedders.add(EmbedderSpec("sentence-transformers", embedder.model_name, precision=precision), embedder)
         collection = store.ensure_collection("bench", embedder)
         pipeline = IngestPipeline(store, collection, workers=0)
         started = time.perf_counter()

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from indexes.embedders import SentenceTransformerEmbedder  # noqa: E402
-from indexes.store import IndexStore  # noqa: E402
+from indexes.embedded import EmbeddedStore  # noqa: E402
 from indexes.types import ChunkInput, DocumentFields  # noqa: E402
 from server import DocqaServer  # noqa: E402  (tests/server.py: a real `docqa serve` on a free port)
 
@@ -60,7 +60,7 @@ def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
 def build(data_dir: Path, size: int, sentences: list[str], dim: int, identity: dict) -> None:
     """A collection of `size` synthetic chunks, committed through the catalog as real documents."""
     rng = random.Random(size)
-    store = IndexStore(data_dir)
+    store = EmbeddedStore(data_dir)
     collection = store.catalog.create_collection("default", identity)
     rng_vectors = np.random.default_rng(size)
     vectors = unit(rng_vectors, size, dim)

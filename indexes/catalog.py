@@ -147,6 +147,15 @@ class Catalog:
             raise NotFound(f"collection {name!r} not found")
         return _collection(row)
 
+    def get_collection_by_id(self, collection_id: int) -> Collection:
+        """The collection with this id; NotFound if there is none."""
+        row = self.db.execute(
+            "SELECT id, name, description, embedder, created_at FROM collections WHERE id = ?", (collection_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"collection {collection_id} not found")
+        return _collection(row)
+
     def find_collection(self, name: str) -> Collection | None:
         """The collection called `name`, or None."""
         try:

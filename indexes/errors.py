@@ -82,3 +82,9 @@ class StorageError(DocQAError):
 
     status = 503
     title = "Storage unavailable"
+
+
+class StorageUnavailable(StorageError):
+    """A database server cannot be reached or did not answer in time; retrying later may work."""
+
+    title = "Storage unavailable"

@@ -110,16 +110,19 @@ def query_terms(question: str) -> list[str]:
     return list(dict.fromkeys(_content_words(_words(question))))
 
 
+def query_stems(question: str) -> list[str]:
+    """The stems BM25 looks up for a question: its content words, stemmed in its language, repeats kept."""
+    words = _words(question)
+    return _stem_words(_content_words(words), _language(words))
+
+
 def match_expression(question: str) -> str | None:
     """An FTS5 MATCH expression ORing the stems of the question's content words (quoted, so no FTS syntax
     leaks through), once per occurrence: FTS5 scores each phrase of the query, so a word the query repeats
     weighs more, as in BM25's query term frequency. Questions rarely repeat a word; a long query (a whole
     argument in ArguAna) does, and there BM25 rose from 45.6 to 49.0 nDCG@10 (docs/quality.md)."""
-    words = _words(question)
-    content = _content_words(words)
-    if not content:
-        return None
-    return " OR ".join(f'"{t}"' for t in _stem_words(content, _language(words)))
+    stems = query_stems(question)
+    return " OR ".join(f'"{t}"' for t in stems) if stems else None
 
 
 def fts_body(text: str, heading_path: tuple[str, ...] | list[str]) -> str:
@@ -128,3 +131,17 @@ def fts_body(text: str, heading_path: tuple[str, ...] | list[str]) -> str:
     words = _words(text)
     both = _words(" ".join(heading_path)) + words
     return " ".join(_stem_words(both, _language(words) or _language(both)))
+
+
+# FTS5's unicode61 tokenizer keeps letters and digits and splits on everything else (underscores too).
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def split_terms(analysed: str) -> list[str]:
+    """Analysed text cut into terms as FTS5's tokenizer cuts it."""
+    return _TOKEN.findall(analysed)
+
+
+def index_terms(text: str, heading_path: tuple[str, ...] | list[str]) -> list[str]:
+    """The terms of a chunk exactly as FTS5 indexes its `fts_body`, for backends that count them themselves."""
+    return split_terms(fts_body(text, heading_path))

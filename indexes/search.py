@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 
@@ -14,13 +12,12 @@ from indexes.embedders import is_multilingual
 from indexes.errors import InvalidInput
 from indexes.fusion import CROSS_LANGUAGE_DENSE_WEIGHT, DENSE_WEIGHT, FUSION_METHODS, reciprocal_rank_fusion
 from indexes.lexical import query_language, word_count
-from indexes.store import IndexStore
+from indexes.filters import Filters
+from indexes.store import SearchQuery, Store
 from indexes.types import Collection, Hit
 
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "lexical", "hybrid")
-
-_METADATA_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 # A question of a sentence or two is matched against sentences as well as whole chunks: every candidate's
 # dense score is (1 - SENTENCE_WEIGHT) * cosine(chunk) + SENTENCE_WEIGHT * cosine(its best sentence), and
@@ -53,70 +50,32 @@ class SearchTuning:
             raise ValueError(f"fusion must be one of {sorted(FUSION_METHODS)}, got {self.fusion!r}")
 
 
-@dataclass(frozen=True)
-class SearchFilters:
-    """Restrictions applied before ranking: documents, a source glob, metadata equality / membership."""
-
-    document_ids: Sequence[int] | None = None
-    source_glob: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def empty(self) -> bool:
-        """True when nothing is filtered."""
-        return self.document_ids is None and not self.source_glob and not self.metadata
-
-    def sql(self) -> tuple[str, list[Any]]:
-        """A WHERE fragment over documents `d`, with its arguments; InvalidInput for a bad filter."""
-        clauses: list[str] = []
-        args: list[Any] = []
-        if self.document_ids is not None:
-            ids = [int(i) for i in self.document_ids]
-            clauses.append(f"d.id IN ({','.join('?' * len(ids))})" if ids else "0")
-            args += ids
-        if self.source_glob:
-            clauses.append("d.source GLOB ?")
-            args.append(self.source_glob)
-        for key, value in self.metadata.items():
-            if not _METADATA_KEY.match(key):
-                raise InvalidInput(f"metadata filter key must match {_METADATA_KEY.pattern}, got {key!r}")
-            values = value if isinstance(value, list) else [value]
-            if not values or not all(isinstance(v, (str, int, float, bool)) for v in values):
-                raise InvalidInput(f"metadata filter {key!r} must be a scalar or a non-empty list of scalars")
-            clauses.append(f"json_extract(d.metadata, '$.\"{key}\"') IN ({','.join('?' * len(values))})")
-            args += values
-        return " AND ".join(clauses) or "1", args
-
-
 class Searcher:
-    """Runs searches against an IndexStore; a hit whose chunk was deleted after ranking is dropped, never half-shown."""
+    """Runs searches against any Store and fuses what it ranks; a hit whose chunk was deleted after ranking is
+    dropped, never half-shown."""
 
-    def __init__(self, store: IndexStore, tuning: SearchTuning | None = None) -> None:
+    def __init__(self, store: Store, tuning: SearchTuning | None = None) -> None:
         self.store = store
         self.tuning = tuning or SearchTuning()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="docqa-bm25")
 
     def search(
         self, collection: Collection, query: str, *, mode: str = "hybrid", k: int = 5,
-        filters: SearchFilters | None = None,
+        filters: Filters | None = None,
     ) -> list[Hit]:
         """The top `k` hits for `query`, best first."""
         if mode not in MODES:
             raise InvalidInput(f"mode must be one of {list(MODES)}, got {mode!r}")
         if k <= 0:
             raise InvalidInput(f"k must be > 0, got {k}")
-        filters = filters or SearchFilters()
-        allowed = None if filters.empty else self._allowed_ids(collection, filters)
-        depth = max(k, self.tuning.candidates)
+        request = SearchQuery(collection, query, None, k, self.tuning.candidates, mode, filters or Filters())
         rankings: dict[str, list[tuple[int, float]]] = {}
-        # BM25 runs in SQLite and the query embedding in torch, both without the GIL: overlap them.
-        lexical = (
-            self._pool.submit(self.store.catalog.lexical_search, collection.id, query, depth, allowed)
-            if mode in ("lexical", "hybrid") else None
-        )
+        # BM25 runs in the store (SQLite, PostgreSQL) and the query embedding in torch, both without the GIL.
+        lexical = self._pool.submit(self.store.lexical_search, request) if mode in ("lexical", "hybrid") else None
         if mode in ("dense", "hybrid"):
             vector = self.store.embedder(collection).embed_query(query)
-            rankings["dense"] = self.store.vectors(collection).search(vector, depth, allowed)
+            request = replace(request, vector=vector)
+            rankings["dense"] = self.store.dense_search(request)
         if lexical is not None:
             rankings["lexical"] = lexical.result()
         if mode == "lexical":
@@ -128,8 +87,7 @@ class Searcher:
             dense_weight = self._by_sentence(collection, vector, rankings)
         fused = self._fuse(mode, rankings, dense_weight, cross_language)
         if not short and self.tuning.feedback_chunks > 0:
-            vector = self._feedback(vector, fused)
-            rankings["dense"] = self.store.vectors(collection).search(vector, depth, allowed)
+            rankings["dense"] = self.store.dense_search(replace(request, vector=self._feedback(vector, fused)))
             fused = self._fuse(mode, rankings, dense_weight, cross_language)
         return self._hits(collection, fused[:k], rankings)
 
@@ -143,7 +101,7 @@ class Searcher:
 
     def _feedback(self, vector: np.ndarray, ranked: list[tuple[int, float]]) -> np.ndarray:
         """The query vector moved toward the mean of the top-ranked chunks' vectors, at unit length."""
-        _, top = self.store.catalog.embeddings([i for i, _ in ranked[: self.tuning.feedback_chunks]])
+        _, top = self.store.embeddings([i for i, _ in ranked[: self.tuning.feedback_chunks]])
         if not len(top):  # nothing ranked, or deleted since
             return vector
         moved = vector + self.tuning.feedback_weight * top.mean(axis=0)
@@ -171,7 +129,7 @@ class Searcher:
         if self.tuning.sentence_weight <= 0:
             return self.tuning.dense_weight
         ids = list(dict.fromkeys(i for ranking in rankings.values() for i, _ in ranking))
-        stored = self.store.catalog.chunk_and_sentence_vectors(ids, int(collection.embedder["dim"]))
+        stored = self.store.chunk_vectors(ids, int(collection.embedder["dim"]))
         if all(sentences is None for _, sentences in stored.values()):
             return self.tuning.dense_weight
         found = [i for i in ids if i in stored]  # a chunk deleted since it was ranked drops out
@@ -187,18 +145,10 @@ class Searcher:
         rankings["dense"] = sorted(scored, key=lambda kv: (-kv[1], kv[0]))
         return self.tuning.sentence_dense_weight
 
-    def _allowed_ids(self, collection: Collection, filters: SearchFilters) -> list[int]:
-        where, args = filters.sql()
-        rows = self.store.catalog.db.execute(
-            f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.collection_id = ? AND {where}",
-            [collection.id, *args],
-        )
-        return [r[0] for r in rows]
-
     def _hits(
         self, collection: Collection, ranked: list[tuple[int, float]], rankings: dict[str, list[tuple[int, float]]]
     ) -> list[Hit]:
-        rows = self.store.catalog.chunk_rows([cid for cid, _ in ranked])
+        rows = self.store.chunks([cid for cid, _ in ranked])
         per_retriever = {name: dict(r) for name, r in rankings.items()}
         hits = []
         for chunk_id, score in ranked:
@@ -207,14 +157,14 @@ class Searcher:
                 continue
             hits.append(
                 Hit(
-                    chunk_id=chunk_id, document_id=row[1], collection=collection.name, text=row[3], score=score,
-                    title=row[9] or row[10], source=row[10], ordinal=row[2], start=row[4], end=row[5],
-                    page_start=row[6], page_end=row[7], heading_path=tuple(json.loads(row[8])),
-                    metadata=json.loads(row[11]),
+                    chunk_id=chunk_id, document_id=row.document_id, collection=collection.name, text=row.text,
+                    score=score, title=row.title or row.source, source=row.source, ordinal=row.ordinal,
+                    start=row.start, end=row.end, page_start=row.page_start, page_end=row.page_end,
+                    heading_path=row.heading_path, metadata=row.metadata,
                     scores={n: s[chunk_id] for n, s in per_retriever.items() if chunk_id in s},
                 )
             )
         return hits
 
 
-__all__ = ["Searcher", "SearchFilters", "SearchTuning", "MODES", "reciprocal_rank_fusion"]
+__all__ = ["Searcher", "SearchTuning", "MODES", "reciprocal_rank_fusion"]

@@ -1,4 +1,4 @@
-"""The batch CLI: ingest, status, remove, reindex, search, check (typer + rich)."""
+"""The batch CLI: ingest, status, remove, reindex, search, check, migrate (typer + rich)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from indexes.backends import open_store, redacted
 from indexes.embedders import DEFAULT_MODEL, EmbedderSpec
 from indexes.errors import DocQAError, NotFound
+from indexes.migrate import migrate as migrate_store
 from indexes.search import MODES, Searcher
-from indexes.store import IndexStore
+from indexes.store import Embedders, Store
 from ingest.pipeline import FileResult, IngestPipeline, ProgressSink
 
 app = typer.Typer(help="docqa: retrieval-augmented question answering over your documents.", no_args_is_help=True)
@@ -31,13 +33,15 @@ class _State:
     """Options given before the command, read once here at the edge."""
 
     data_dir: Path = Path("data")
+    store_url: str | None = None
     spec: EmbedderSpec = EmbedderSpec()
 
     @classmethod
-    def store(cls) -> IndexStore:
+    def store(cls, url: str | None = None) -> Store:
+        """The store of `--store` (or `url`); the embedded one under `--data-dir` without a URL."""
         try:
-            return IndexStore(cls.data_dir, cls.spec)
-        except DocQAError as exc:  # an unusable data dir is the user's to fix: one line, no traceback
+            return open_store(url or cls.store_url, cls.data_dir, embedders=Embedders(cls.spec))
+        except DocQAError as exc:  # an unusable data dir or database is the user's to fix: one line, no traceback
             fail(exc.detail)
             raise  # unreachable: fail() exits
 
@@ -45,6 +49,9 @@ class _State:
 @app.callback()
 def main_options(
     data_dir: Path = typer.Option(Path("data"), "--data-dir", envvar="DOCQA_DATA_DIR", help="Where the index lives."),
+    store: Optional[str] = typer.Option(
+        None, "--store", envvar="DOCQA_STORE__URL",
+        help="Store URL: postgresql://user:pass@host:5432/db (default: the embedded store under --data-dir)."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", envvar="DOCQA_EMBEDDER__MODEL", help="sentence-transformers model name or path."),
     precision: str = typer.Option("fp32", "--precision", envvar="DOCQA_EMBEDDER__PRECISION", help="fp32 or bf16."),
     device: str = typer.Option("cpu", "--device", envvar="DOCQA_EMBEDDER__DEVICE", help="cpu or cuda."),
@@ -52,6 +59,7 @@ def main_options(
 ) -> None:
     """Global options (each also read from its DOCQA_* environment variable)."""
     _State.data_dir = data_dir
+    _State.store_url = store or None
     _State.spec = EmbedderSpec(model=model, precision=precision, device=device, batch_size=batch_size)
 
 
@@ -145,10 +153,10 @@ def _print_report(report: dict[str, Any]) -> None:
         out.print(table)
 
 
-def _selected(store: IndexStore, name: str | None) -> list[Any]:
+def _selected(store: Store, name: str | None) -> list[Any]:
     """The named collection, or every collection; a missing name is a CLI error."""
     try:
-        return [store.catalog.get_collection(name)] if name else store.catalog.list_collections()
+        return [store.get_collection(name)] if name else store.list_collections()
     except NotFound as exc:
         fail(exc.detail)
         raise  # unreachable: fail() exits
@@ -161,9 +169,9 @@ def status(collection: Optional[str] = typer.Option(None, "--collection", "-c"),
     collections = _selected(store, collection)
     rows = []
     for c in collections:
-        failures = store.catalog.list_documents(c.id, status="failed")
+        failures = store.list_documents(c, status="failed")
         rows.append({
-            "collection": c.name, **store.catalog.counts(c.id), "embedder": c.embedder,
+            "collection": c.name, **store.counts(c), "embedder": c.embedder,
             "failures": [{"source": d.source, "error": d.error} for d in failures],
         })
     if as_json:
@@ -187,7 +195,7 @@ def remove(
     """Remove documents (by id or source) or, with --all, a whole collection."""
     store = _State.store()
     try:
-        target = store.catalog.get_collection(collection)
+        target = store.get_collection(collection)
         if all_:
             store.delete_collection(collection)
             out.print(f"deleted collection {collection}")
@@ -195,28 +203,28 @@ def remove(
         if not documents:
             fail("name documents to remove, or pass --all")
         for ref in documents:
-            doc = store.catalog.find_document(target.id, ref) or store.catalog.find_document(target.id, str(Path(ref).resolve()))
+            doc = store.find_document(target, ref) or store.find_document(target, str(Path(ref).resolve()))
             if doc is None and ref.isdigit():
-                doc = store.catalog.get_document(int(ref), target.id)
+                doc = store.get_document(int(ref), target)
             if doc is None:
                 raise NotFound(f"document {ref!r} not found in {collection!r}")
-            store.catalog.delete_document(doc.id)
+            store.delete_document(target, doc.id)
             out.print(f"removed {doc.source} ({doc.chunk_count} chunks)")
-        store.save_vectors(target)
     except DocQAError as exc:
         fail(exc.detail)
 
 
 @app.command()
 def reindex(collection: str = CollectionOpt) -> None:
-    """Rebuild the FTS rows and vectors of a collection from the catalog, without re-parsing or re-embedding."""
+    """Rebuild the lexical index and vectors of a collection from its chunks, without re-parsing or re-embedding."""
     store = _State.store()
     try:
-        target = store.catalog.get_collection(collection)
-    except NotFound as exc:
+        target = store.get_collection(collection)
+        store.repair(target)
+        report = store.check(target)
+    except DocQAError as exc:
         fail(exc.detail)
-    store.repair(target)
-    out.print(f"reindexed {collection}: {store.vectors(target).ntotal} vectors")
+    out.print(f"reindexed {collection}: {report.vectors} vectors, {report.lexical_rows} lexical rows")
 
 
 @app.command()
@@ -232,7 +240,7 @@ def search(
         fail(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     store = _State.store()
     try:
-        target = store.catalog.get_collection(collection)
+        target = store.get_collection(collection)
         hits = Searcher(store).search(target, query, mode=mode, k=k)
     except DocQAError as exc:
         fail(exc.detail)
@@ -256,31 +264,64 @@ def _hit_dict(hit: Any) -> dict[str, Any]:
 @app.command()
 def check(
     collection: Optional[str] = typer.Option(None, "--collection", "-c"),
-    repair: bool = typer.Option(False, "--repair", help="Rebuild what is derived (FTS rows, vectors)."),
+    repair: bool = typer.Option(False, "--repair", help="Rebuild what is derived (lexical index, vectors)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Verify that catalog, FTS rows and vectors agree exactly; exit 1 on any mismatch (like git fsck)."""
+    """Verify that chunks, the lexical index and vectors agree exactly; exit 1 on any mismatch (like git fsck)."""
     store = _State.store()
     targets = _selected(store, collection)
     reports = []
-    for target in targets:
-        report = store.check(target)
-        if not report.ok and repair:
-            store.repair(target)
+    try:
+        for target in targets:
             report = store.check(target)
-        reports.append(report)
+            if not report.ok and repair:
+                store.repair(target)
+                report = store.check(target)
+            reports.append(report)
+    except DocQAError as exc:
+        fail(exc.detail)
     ok = all(r.ok for r in reports)
     if as_json:
         out.print_json(json.dumps({"ok": ok, "collections": [{**vars(r), "ok": r.ok} for r in reports]}))
     else:
         for r in reports:
             state = "[green]ok[/green]" if r.ok else "[red]MISMATCH[/red]"
-            out.print(f"{r.collection}: {state} — {r.chunks} chunks, {r.fts_rows} FTS rows, {r.vectors} vectors")
-            for name in ("missing_vectors", "orphan_vectors", "missing_fts", "orphan_fts", "bad_dimensions"):
+            out.print(f"{r.collection}: {state} — {r.chunks} chunks, {r.lexical_rows} lexical rows, {r.vectors} vectors")
+            for name in ("missing_vectors", "orphan_vectors", "missing_lexical", "orphan_lexical", "bad_dimensions"):
                 if getattr(r, name):
                     out.print(f"  {name}: {getattr(r, name)[:20]}")
-            if r.vector_file_problem:
-                out.print(f"  {r.vector_file_problem}")
+            for problem in r.problems:
+                out.print(f"  {problem}")
     raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def migrate(
+    to: str = typer.Option(..., "--to", help="The target store's URL (postgresql://…, or sqlite:///path/to/data-dir)."),
+    collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Only this collection (default: all)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Copy collections (documents, chunks, stored vectors), conversations and keys to another store, without
+    re-parsing or re-embedding; resumable (what is already there is skipped), verified by check() at the end."""
+    source = _State.store()
+    target = _State.store(to)
+    try:
+        with _progress_bar() as bar:
+            task = bar.add_task("documents", total=None, rate="")
+            report = migrate_store(source, target, collection, on_document=lambda: bar.advance(task),
+                                   on_total=lambda n: bar.update(task, total=n))
+    except DocQAError as exc:
+        fail(exc.detail)
+    if as_json:
+        out.print_json(json.dumps(report.as_dict()))
+    else:
+        for c in report.collections:
+            state = "[green]verified[/green]" if c["verified"] else "[red]MISMATCH[/red]"
+            out.print(f"{c['collection']}: {state} — {c['copied']} copied, {c['skipped']} already there,"
+                      f" {c['documents']} documents / {c['chunks']} chunks in {redacted(target.url)}")
+            for problem in c["problems"]:
+                out.print(f"  {problem}")
+        out.print(f"records: {report.records}")
+    raise typer.Exit(0 if report.ok else 1)
 
 

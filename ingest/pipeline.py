@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from indexes.embedders import SpanEmbedder
-from indexes.errors import DocQAError, LimitExceeded, ParseError
-from indexes.store import IndexStore
+from indexes.errors import DocQAError, LimitExceeded, ParseError, StorageError
+from indexes.store import Store
 from indexes.types import ChunkInput, Collection, DocumentFields
 from ingest.chunking import ChunkingOptions, chunk_document, embed_sentence_spans
 from ingest.isolation import IngestLimits, ParseInterrupted, parser_process
@@ -133,11 +133,11 @@ class _Pending:
 
 
 class IngestPipeline:
-    """Ingests files into one collection of an IndexStore."""
+    """Ingests files into one collection of a Store."""
 
     def __init__(
         self,
-        store: IndexStore,
+        store: Store,
         collection: Collection,
         *,
         chunking: ChunkingOptions | None = None,
@@ -190,7 +190,7 @@ class IngestPipeline:
                     pending = []
             self._commit(pending, report, progress)
         finally:
-            self.store.save_vectors(self.collection)
+            self.store.flush(self.collection)
             report.seconds = time.perf_counter() - started
         return report
 
@@ -208,7 +208,11 @@ class IngestPipeline:
                            transient=True)
                 continue
             fields = DocumentFields(file.source, digest, stat.st_size, stat.st_mtime, metadata=file.metadata)
-            known = self.store.catalog.find_document(self.collection.id, file.source)
+            try:
+                known = self.store.find_document(self.collection, file.source)
+            except StorageError as exc:
+                self._fail(file, fields, f"not committed: {exc.detail}", report, progress, transient=True)
+                continue
             if known and known.status == "ok" and known.sha256 == digest and known.metadata == file.metadata:
                 result = FileResult(file.source, "unchanged", chunks=known.chunk_count, document_id=known.id)
                 report.results.append(result)
@@ -270,10 +274,17 @@ class IngestPipeline:
         offset = 0
         for item in pending:
             n = len(item.chunks)
-            document_id, _ = self.store.put_document(
-                self.collection, item.fields, item.chunks, vectors[offset : offset + n], sentences[offset : offset + n]
-            )
-            offset += n
+            try:
+                document_id, _ = self.store.put_document(
+                    self.collection, item.fields, item.chunks, vectors[offset : offset + n], sentences[offset : offset + n]
+                )
+            except StorageError as exc:  # the store went away: this file is not in it; a rerun commits it
+                result = FileResult(item.file.source, "failed", reason=f"not committed: {exc.detail}")
+                report.results.append(result)
+                progress.file_done(result)
+                continue
+            finally:
+                offset += n
             result = FileResult(item.file.source, "replaced" if item.replacing else "ingested", chunks=n, document_id=document_id)
             report.results.append(result)
             progress.file_done(result)
@@ -282,28 +293,30 @@ class IngestPipeline:
         self, file: SourceFile, fields: DocumentFields, reason: str, report: IngestReport, progress: ProgressSink,
         transient: bool = False,
     ) -> None:
-        """Record a failure; a transient one (unreadable now, parse stopped) keeps an indexed good version."""
-        known = self.store.catalog.find_document(self.collection.id, file.source) if transient else None
-        if known is not None and known.status == "ok":
-            result = FileResult(file.source, "failed", reason=f"{reason}; the indexed version was kept", document_id=known.id)
-        else:
-            document_id = self.store.catalog.record_failure(self.collection.id, fields, reason)
-            result = FileResult(file.source, "failed", reason=reason, document_id=document_id)
+        """Record a failure; a transient one (unreadable now, parse stopped) keeps an indexed good version. A store
+        that is down gets nothing recorded: the failure is in the report, and a rerun tries the file again."""
+        try:
+            known = self.store.find_document(self.collection, file.source) if transient else None
+            if known is not None and known.status == "ok":
+                result = FileResult(file.source, "failed", reason=f"{reason}; the indexed version was kept", document_id=known.id)
+            else:
+                document_id = self.store.record_failure(self.collection, fields, reason)
+                result = FileResult(file.source, "failed", reason=reason, document_id=document_id)
+        except StorageError:
+            result = FileResult(file.source, "failed", reason=reason)
         report.results.append(result)
         progress.file_done(result)
 
     def prune(self, roots: Sequence[str], present: set[str], progress: ProgressSink) -> list[FileResult]:
         """Remove documents under the walked roots whose files are gone (not merely left out by a --glob)."""
         removed = []
-        for doc in self.store.catalog.list_documents(self.collection.id):
+        for doc in self.store.list_documents(self.collection):
             under = any(doc.source == r or doc.source.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
             if under and doc.source not in present and not os.path.isfile(doc.source):
-                self.store.catalog.delete_document(doc.id)
+                self.store.delete_document(self.collection, doc.id)
                 result = FileResult(doc.source, "removed", chunks=doc.chunk_count, document_id=doc.id)
                 removed.append(result)
                 progress.file_done(result)
-        if removed:
-            self.store.save_vectors(self.collection)
         return removed
 
 

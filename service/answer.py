@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 from indexes.errors import GeneratorUnavailable, InvalidInput, NotFound
-from indexes.search import Searcher, SearchFilters
-from indexes.store import IndexStore
+from indexes.filters import Filters
+from indexes.search import Searcher
+from indexes.store import Store
 from indexes.types import Collection, Hit
 from service.chat import rewrite_follow_up
 from service.citations import VerifiedAnswer, verify
@@ -65,7 +66,7 @@ class AskRequest:
     question: str
     collection: Collection
     top_k: int | None = None
-    filters: SearchFilters = field(default_factory=SearchFilters)
+    filters: Filters = field(default_factory=Filters)
     generator: str | None = None
     mode: str | None = None
 
@@ -133,10 +134,10 @@ def _group_text(group: list[Hit], document_text: Any) -> str:
 
 
 class Answerer:
-    """Answers questions over an IndexStore with the configured retrieval, generators and abstention."""
+    """Answers questions over a Store with the configured retrieval, generators and abstention."""
 
     def __init__(
-        self, store: IndexStore, generators: GeneratorRegistry, retrieval: RetrievalConfig,
+        self, store: Store, generators: GeneratorRegistry, retrieval: RetrievalConfig,
         abstention: AbstentionConfig, max_question_chars: int = 2000, max_top_k: int = 50,
     ) -> None:
         self.store = store
@@ -164,9 +165,9 @@ class Answerer:
             raise InvalidInput(f"top_k must be between 1 and {self.max_top_k}, got {request.top_k}")
 
     def check(self, request: AskRequest) -> None:
-        """Everything that can be refused before an answer starts: input limits, filters and the generator's name."""
+        """Everything that can be refused before an answer starts: input limits and the generator's name (filters
+        were validated by their model when the request was read)."""
         self.validate(request)
-        request.filters.sql()  # a bad filter is a 422 now, not an error event in the middle of a stream
         self.generators.get(request.generator, self.scorer(request.collection))
 
     def rewrite(self, question: str, previous: Sequence[str], generator: str | None = None) -> str:
@@ -196,7 +197,7 @@ class Answerer:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         hits = self.retrieve(request)
-        passages = merge_hits(hits, self.store.catalog.document_text, self.retrieval.context_chars)
+        passages = merge_hits(hits, self.store.document_text, self.retrieval.context_chars)
         timings["retrieval_ms"] = _ms(started)
         scorer = self.scorer(request.collection)
         generator = self.generators.get(request.generator, scorer)

@@ -14,7 +14,8 @@ from fastapi.staticfiles import StaticFiles
 
 from indexes.embedders import Embedder
 from indexes.errors import Conflict
-from indexes.store import IndexStore
+from indexes.backends import open_store, redacted
+from indexes.store import Embedders
 from service.answer import Answerer
 from service.context import ServiceContext
 from service.generators.registry import GeneratorRegistry
@@ -39,22 +40,24 @@ def build_context(settings: Settings) -> ServiceContext:
     import torch
 
     torch.set_num_threads(settings.embedder.torch_threads)  # FAISS: one thread per query, in VectorIndex.search
-    store = IndexStore(settings.data_dir, settings.embedder.spec())
+    store = open_store(settings.store.url, settings.data_dir, embedders=Embedders(settings.embedder.spec()),
+                       options=settings.store.options())
     limits = settings.limits
     answerer = Answerer(store, GeneratorRegistry(settings.generator), settings.retrieval, settings.abstention,
                         limits.max_question_chars, limits.max_top_k)
     metrics = Metrics()
-    metrics.watch_index(lambda: {c.name: store.catalog.counts(c.id) for c in store.catalog.list_collections()})
-    jobs = JobRunner(store.catalog, limits.max_concurrent_jobs)
-    return ServiceContext(settings, store, answerer, jobs, metrics, ConversationStore(store.catalog), KeyStore(store.catalog))
+    metrics.watch_index(lambda: {c.name: store.counts(c) for c in store.list_collections()})
+    jobs = JobRunner(store.records.jobs, limits.max_concurrent_jobs)
+    return ServiceContext(settings, store, answerer, jobs, metrics, ConversationStore(store.records.conversations),
+                          KeyStore(store.records.keys))
 
 
 def _ensure_default_collection(ctx: ServiceContext, embedder: Embedder) -> None:
     """The API defaults to `default_collection`, so a fresh data dir gets it (never re-checked against the model)."""
     name = ctx.settings.default_collection
-    if ctx.store.catalog.find_collection(name) is None:
+    if ctx.store.find_collection(name) is None:
         try:
-            ctx.store.catalog.create_collection(name, embedder.identity.as_dict())
+            ctx.store.create_collection(name, embedder.identity.as_dict())
         except Conflict:  # another worker created it first
             pass
 
@@ -64,11 +67,11 @@ def _warm_up(ctx: ServiceContext) -> None:
     try:
         default_embedder = ctx.store.embedder_for_spec(ctx.settings.embedder.spec())
         _ensure_default_collection(ctx, default_embedder)
-        for collection in ctx.store.catalog.list_collections():
-            ctx.store.vectors(collection)
+        for collection in ctx.store.list_collections():
             ctx.store.embedder(collection).identity
+            ctx.store.warm_up(collection)
         ctx.ready.set()
-        log.info("ready", extra={"data_dir": str(ctx.settings.data_dir)})
+        log.info("ready", extra={"store": redacted(ctx.store.url)})
     except Exception as exc:  # noqa: BLE001 - reported by /readyz
         ctx.startup_error = f"{type(exc).__name__}: {exc}"
         log.exception("start-up failed")
@@ -84,8 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         threading.Thread(target=_warm_up, args=(ctx,), name="docqa-warm-up", daemon=True).start()
         yield
         ctx.jobs.shutdown()
-        for collection in ctx.store.catalog.list_collections():
-            ctx.store.save_vectors(collection)
+        ctx.store.flush()
+        ctx.store.close()
 
     app = FastAPI(title="docqa", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.docqa = ctx

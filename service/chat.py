@@ -4,34 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import time
 import uuid
 from typing import Any, Sequence
 
-from indexes.catalog import Catalog
 from indexes.errors import NotFound
+from indexes.records import Conversations
 from indexes.lexical import query_terms
-
-CHAT_SCHEMA = """
-CREATE TABLE IF NOT EXISTS conversations (
-    id TEXT PRIMARY KEY,
-    collection TEXT NOT NULL,
-    title TEXT NOT NULL DEFAULT '',
-    owner TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS messages (
-    id INTEGER PRIMARY KEY,
-    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-    role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
-    content TEXT NOT NULL,
-    data TEXT NOT NULL DEFAULT '{}',
-    created_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages(conversation_id, id);
-"""
 
 # Openers and pronouns that mark a question as leaning on the one before (English and Portuguese).
 _FOLLOW_UP_START = re.compile(
@@ -73,29 +52,20 @@ def rewrite_follow_up(question: str, previous: Sequence[str]) -> str:
 
 
 class ConversationStore:
-    """Conversations and their messages, in the catalog database."""
+    """Conversations and their messages, kept in the store (`indexes/records.py`)."""
 
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
-        with catalog._write_lock:
-            catalog.db.executescript(f"BEGIN IMMEDIATE; {CHAT_SCHEMA} COMMIT;")
+    def __init__(self, records: Conversations) -> None:
+        self.records = records
 
     def create(self, collection: str, title: str = "", owner: str | None = None) -> dict[str, Any]:
         """A new, empty conversation."""
         conversation_id = uuid.uuid4().hex[:16]
-        now = time.time()
-        with self.catalog.transaction() as db:
-            db.execute(
-                "INSERT INTO conversations(id, collection, title, owner, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (conversation_id, collection, title, owner, now, now),
-            )
+        self.records.create(conversation_id, collection, title, owner, time.time())
         return self.get(conversation_id, owner)
 
-    def _row(self, conversation_id: str, owner: str | None) -> sqlite3.Row | tuple[Any, ...]:
-        row = self.catalog.db.execute(
-            "SELECT id, collection, title, owner, created_at, updated_at FROM conversations WHERE id = ?", (conversation_id,)
-        ).fetchone()
-        if row is None or (owner is not None and row[3] != owner):
+    def _row(self, conversation_id: str, owner: str | None) -> tuple[Any, ...]:
+        row = self.records.get(conversation_id)
+        if owner is not None and row[3] != owner:
             raise NotFound(f"conversation {conversation_id!r} not found")
         return row
 
@@ -104,22 +74,16 @@ class ConversationStore:
         row = self._row(conversation_id, owner)
         messages = [
             {"id": m[0], "role": m[1], "content": m[2], **json.loads(m[3]), "created_at": m[4]}
-            for m in self.catalog.db.execute(
-                "SELECT id, role, content, data, created_at FROM messages WHERE conversation_id = ? ORDER BY id",
-                (conversation_id,),
-            )
+            for m in self.records.messages(conversation_id)
         ]
         return {"id": row[0], "collection": row[1], "title": row[2], "created_at": row[4], "updated_at": row[5],
                 "messages": messages}
 
     def list(self, collection: str | None = None, owner: str | None = None, readable: Any = None) -> list[dict[str, Any]]:
         """Conversations, newest first; optionally of one collection / one owner / readable collections only."""
-        rows = self.catalog.db.execute(
-            "SELECT id, collection, title, owner, created_at, updated_at FROM conversations ORDER BY updated_at DESC"
-        ).fetchall()
         return [
             {"id": r[0], "collection": r[1], "title": r[2], "created_at": r[4], "updated_at": r[5]}
-            for r in rows
+            for r in self.records.list()
             if (collection is None or r[1] == collection) and (owner is None or r[3] == owner)
             and (readable is None or readable(r[1]))
         ]
@@ -127,31 +91,18 @@ class ConversationStore:
     def delete(self, conversation_id: str, owner: str | None = None) -> None:
         """Delete a conversation and its messages."""
         self._row(conversation_id, owner)
-        with self.catalog.transaction() as db:
-            db.execute("DELETE FROM messages WHERE conversation_id = ?", (conversation_id,))
-            db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+        self.records.delete(conversation_id)
 
     def standalone_questions(self, conversation_id: str) -> list[str]:
         """The standalone form of each earlier user question (rewritten where it was a follow-up)."""
-        rows = self.catalog.db.execute(
-            "SELECT content, data FROM messages WHERE conversation_id = ? AND role = 'user' ORDER BY id", (conversation_id,)
-        ).fetchall()
-        return [json.loads(data).get("rewritten_question") or content for content, data in rows]
+        return [json.loads(m[3]).get("rewritten_question") or m[2]
+                for m in self.records.messages(conversation_id, role="user")]
 
     def add_turn(self, conversation_id: str, question: str, rewritten: str, answer: dict[str, Any]) -> None:
         """Save a question and its answer; the first question becomes the title."""
-        now = time.time()
-        with self.catalog.transaction() as db:
-            db.execute(
-                "INSERT INTO messages(conversation_id, role, content, data, created_at) VALUES (?, 'user', ?, ?, ?)",
-                (conversation_id, question, json.dumps({"rewritten_question": rewritten}), now),
-            )
-            data = {k: answer.get(k) for k in ("citations", "abstained", "reason", "answer_support", "rewritten_question", "generator")}
-            db.execute(
-                "INSERT INTO messages(conversation_id, role, content, data, created_at) VALUES (?, 'assistant', ?, ?, ?)",
-                (conversation_id, answer.get("answer", ""), json.dumps(data), now),
-            )
-            db.execute(
-                "UPDATE conversations SET updated_at = ?, title = CASE WHEN title = '' THEN ? ELSE title END WHERE id = ?",
-                (now, question[:80], conversation_id),
-            )
+        data = {k: answer.get(k) for k in ("citations", "abstained", "reason", "answer_support", "rewritten_question", "generator")}
+        self.records.add_messages(
+            conversation_id,
+            [("user", question, {"rewritten_question": rewritten}), ("assistant", answer.get("answer", ""), data)],
+            question[:80], time.time(),
+        )

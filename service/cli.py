@@ -32,8 +32,10 @@ def serve(
 
     # Workers build the app from the environment, so pass the global options down that way.
     os.environ["DOCQA_DATA_DIR"] = str(_State.data_dir)
+    if _State.store_url:
+        os.environ["DOCQA_STORE__URL"] = _State.store_url
     settings = Settings()
-    _State.store().catalog.close()  # fail fast, in one line, on a data dir that cannot be used
+    _State.store().close()  # fail fast, in one line, on a data dir or database that cannot be used
     configure_logging(settings.log_level, settings.log_json)
     uvicorn.run(
         "service.cli:worker_app", factory=True, host=host or settings.host, port=port or settings.port,
@@ -54,17 +56,14 @@ def worker_app() -> FastAPI:
     return create_app(settings)
 
 
-keys_app = typer.Typer(help="API keys: create, list, revoke (stored hashed in the catalog).", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: create, list, revoke (stored hashed in the store).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
 
 def _key_store():  # noqa: ANN202 - typer commands stay small
-    from indexes.catalog import Catalog
-    from indexes.store import CATALOG_FILE
     from service.keys import KeyStore
 
-    _State.data_dir.mkdir(parents=True, exist_ok=True)
-    return KeyStore(Catalog(_State.data_dir / CATALOG_FILE))
+    return KeyStore(_State.store().records.keys)
 
 
 @keys_app.command("create")

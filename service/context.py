@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from indexes.errors import NotFound
-from indexes.store import IndexStore
+from indexes.store import Store
 from indexes.types import Collection
 from service.answer import Answerer
 from service.chat import ConversationStore
@@ -24,7 +24,7 @@ class ServiceContext:
     """Everything a request may need, built once by create_app."""
 
     settings: Settings
-    store: IndexStore
+    store: Store
     answerer: Answerer
     jobs: JobRunner
     metrics: Metrics
@@ -36,10 +36,10 @@ class ServiceContext:
     def collection(self, name: str, principal: Principal) -> Collection:
         """A collection the caller may read; 404 otherwise."""
         principal.require_read(name)
-        found = self.store.catalog.find_collection(name)
+        found = self.store.find_collection(name)
         if found is None and name == self.settings.default_collection and not self.ready.is_set():
             self.ready.wait(timeout=120)  # the warm-up creates the default collection once the model has loaded
-            found = self.store.catalog.find_collection(name)
+            found = self.store.find_collection(name)
         if found is None:
             raise NotFound(f"collection {name!r} not found")
         return found

@@ -1,41 +1,28 @@
 """Background ingestion jobs: uploads answer 202 at once; a bounded pool runs the same pipeline as the CLI.
 
-Jobs live in the catalog database (table `jobs`), so any worker process can report on them. Each job
-names the process running it: a process starting up marks the unfinished jobs of processes that are gone
-as failed (instead of leaving them 'running' forever), and leaves those of workers still alive alone.
+Jobs live in the store (`indexes/records.py`), so any worker process, or any replica on the same database,
+can report on them. Each job names the host and process running it: a process starting up marks the
+unfinished jobs of processes on its host that are gone as failed (instead of leaving them 'running'
+forever), and leaves those of workers still alive, and those of other hosts, alone.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import sqlite3
+import socket
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
-from indexes.catalog import Catalog
+from indexes.errors import DocQAError
 from indexes.errors import NotFound, Overloaded
+from indexes.records import Jobs
 from ingest.pipeline import FileResult, IngestReport, ProgressSink, SourceFile
 
 log = logging.getLogger("docqa.jobs")
-
-JOBS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    collection TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed')),
-    files TEXT NOT NULL DEFAULT '[]',
-    error TEXT,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    pid INTEGER  -- the process running it
-);
-"""
 
 INGEST_NICENESS = 10
 
@@ -88,23 +75,17 @@ def _lower_priority() -> None:
 class JobRunner:
     """Runs ingestion jobs on a bounded thread pool; refuses new ones (503) when the queue is full."""
 
-    def __init__(self, catalog: Catalog, max_concurrent: int = 1, max_queued: int = 16) -> None:
-        self.catalog = catalog
+    def __init__(self, records: Jobs, max_concurrent: int = 1, max_queued: int = 16) -> None:
+        self.records = records
+        self.host = socket.gethostname()
         self.max_queued = max_queued
         self._pool = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="docqa-ingest")
         self._pending = 0
         self._lock = threading.Lock()
         self.on_file: Callable[[FileResult], None] | None = None
-        with catalog.transaction() as db:
-            db.execute(JOBS_SCHEMA)
-            if "pid" not in {r[1] for r in db.execute("PRAGMA table_info(jobs)")}:
-                db.execute("ALTER TABLE jobs ADD COLUMN pid INTEGER")  # older catalogs: their jobs have no owner
-            unfinished = db.execute("SELECT id, pid FROM jobs WHERE state IN ('queued', 'running')").fetchall()
-            orphans = [job_id for job_id, pid in unfinished if not _alive(pid)]
-            db.executemany(
-                "UPDATE jobs SET state = 'failed', error = 'interrupted by a restart', finished_at = ? WHERE id = ?",
-                [(time.time(), job_id) for job_id in orphans],
-            )
+        # a job without a host was written before hosts were kept: by a process of this host
+        orphans = [job_id for job_id, pid, host in records.unfinished() if host in (None, self.host) and not _alive(pid)]
+        records.fail(orphans, "interrupted by a restart", time.time())
 
     def submit(self, collection: str, files: Sequence[SourceFile], run: RunIngest) -> dict[str, Any]:
         """Queue a job; returns its record at once."""
@@ -115,11 +96,7 @@ class JobRunner:
         job_id = uuid.uuid4().hex[:16]
         outcomes = [{"source": f.source, "status": "pending", "reason": None, "chunks": 0, "document_id": None} for f in files]
         try:
-            with self.catalog.transaction() as db:
-                db.execute(
-                    "INSERT INTO jobs(id, collection, state, files, created_at, pid) VALUES (?, ?, 'queued', ?, ?, ?)",
-                    (job_id, collection, json.dumps(outcomes), time.time(), os.getpid()),
-                )
+            self.records.create(job_id, collection, outcomes, time.time(), os.getpid(), self.host)
             self._pool.submit(self._run, job_id, files, outcomes, run)
         except BaseException:
             with self._lock:  # the job never started: give its place back
@@ -145,23 +122,17 @@ class JobRunner:
                 self._pending -= 1
 
     def _update(self, job_id: str, **fields: Any) -> None:
-        if "files" in fields:
-            fields["files"] = json.dumps(fields["files"])
-        assignments = ", ".join(f"{k} = ?" for k in fields)
-        with self.catalog.transaction() as db:
-            db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", [*fields.values(), job_id])
+        """Record progress; a store that is down for a moment loses a progress write, never the job."""
+        try:
+            self.records.update(job_id, **fields)
+        except DocQAError as exc:
+            log.warning("cannot record job progress", extra={"job": job_id, "detail": exc.detail})
 
     def get(self, job_id: str) -> dict[str, Any]:
         """A job's record; NotFound if there is none."""
-        self.catalog.db.row_factory = sqlite3.Row
-        try:
-            row = self.catalog.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        finally:
-            self.catalog.db.row_factory = None
-        if row is None:
+        job = self.records.get(job_id)
+        if job is None:
             raise NotFound(f"job {job_id!r} not found")
-        job = dict(row)
-        job["files"] = json.loads(job["files"])
         counts: dict[str, int] = {}
         for f in job["files"]:
             counts[f["status"]] = counts.get(f["status"], 0) + 1

@@ -12,21 +12,10 @@ from typing import Any, Sequence
 
 from fastapi import Request
 
-from indexes.catalog import Catalog
 from indexes.errors import InvalidInput, NotFound, Unauthorized
+from indexes.records import Keys
 from service.auth import ROLES, Principal
 
-KEYS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL DEFAULT '',
-    role TEXT NOT NULL CHECK (role IN ('admin', 'writer', 'reader')),
-    collections TEXT,
-    hash TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    revoked_at REAL
-);
-"""
 PREFIX = "dqa"
 
 
@@ -52,12 +41,10 @@ def _hash(key: str) -> str:
 
 
 class KeyStore:
-    """Create, list, revoke and verify API keys in the catalog database."""
+    """Create, list, revoke and verify API keys, kept in the store (`indexes/records.py`)."""
 
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
-        with catalog._write_lock:
-            catalog.db.executescript(f"BEGIN IMMEDIATE; {KEYS_SCHEMA} COMMIT;")
+    def __init__(self, records: Keys) -> None:
+        self.records = records
 
     def create(self, role: str, collections: Sequence[str] | None = None, name: str = "") -> tuple[ApiKey, str]:
         """A new key; the secret is returned once and only its hash is kept."""
@@ -66,11 +53,7 @@ class KeyStore:
         key_id = secrets.token_hex(6)
         secret = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
         scope = None if collections is None else json.dumps(sorted(set(collections)))
-        with self.catalog.transaction() as db:
-            db.execute(
-                "INSERT INTO api_keys(id, name, role, collections, hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (key_id, name, role, scope, _hash(secret), time.time()),
-            )
+        self.records.create(key_id, name, role, scope, _hash(secret), time.time())
         return self.get(key_id), secret
 
     def _key(self, row: Sequence[Any]) -> ApiKey:
@@ -78,25 +61,19 @@ class KeyStore:
 
     def get(self, key_id: str) -> ApiKey:
         """A key's record; NotFound if unknown."""
-        row = self.catalog.db.execute(
-            "SELECT id, name, role, collections, created_at, revoked_at FROM api_keys WHERE id = ?", (key_id,)
-        ).fetchone()
+        row = self.records.get(key_id)
         if row is None:
             raise NotFound(f"key {key_id!r} not found")
         return self._key(row)
 
     def list(self) -> list[ApiKey]:
         """Every key, oldest first."""
-        rows = self.catalog.db.execute(
-            "SELECT id, name, role, collections, created_at, revoked_at FROM api_keys ORDER BY created_at"
-        ).fetchall()
-        return [self._key(r) for r in rows]
+        return [self._key(r) for r in self.records.list()]
 
     def revoke(self, key_id: str) -> ApiKey:
         """Revoke a key; it stops working at once."""
         self.get(key_id)
-        with self.catalog.transaction() as db:
-            db.execute("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", (time.time(), key_id))
+        self.records.revoke(key_id, time.time())
         return self.get(key_id)
 
     def verify(self, secret: str) -> Principal:
@@ -104,9 +81,7 @@ class KeyStore:
         parts = secret.split("_", 2)
         if len(parts) != 3 or parts[0] != PREFIX:
             raise Unauthorized("malformed API key")
-        row = self.catalog.db.execute(
-            "SELECT hash, role, collections, revoked_at FROM api_keys WHERE id = ?", (parts[1],)
-        ).fetchone()
+        row = self.records.secret(parts[1])
         if row is None or not hmac.compare_digest(row[0], _hash(secret)) or row[3] is not None:
             raise Unauthorized("invalid or revoked API key")
         scope = None if row[2] is None else frozenset(json.loads(row[2]))

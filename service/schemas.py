@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# A catalog row id as clients may send it: SQLite integers are 64-bit, so a larger number is a 422, not a 500.
-RowId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+from indexes.filters import Filters, RowId  # noqa: F401 - one filter model for the HTTP schema and the store
 
 COLLECTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 MetadataValue = str | int | float | bool
@@ -21,18 +20,6 @@ class Problem(BaseModel):
     status: int = Field(examples=[404])
     detail: str = Field(examples=["collection 'handbook' not found"])
     request_id: str | None = None
-
-
-class Filters(BaseModel):
-    """Restrict retrieval before ranking."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"source_glob": "*.pdf", "metadata": {"team": ["infra", "ml"]}}]})
-
-    document_ids: list[RowId] | None = Field(None, description="Only these documents.")
-    source_glob: str | None = Field(None, max_length=500, description="Only documents whose source matches (SQLite GLOB).")
-    metadata: dict[str, MetadataValue | list[MetadataValue]] = Field(
-        default_factory=dict, description="Metadata equality (scalar) or membership (list)."
-    )
 
 
 class AskBody(BaseModel):

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from indexes.backends import StoreOptions
 from indexes.embedders import DEFAULT_MODEL, EmbedderSpec
 from indexes.fusion import DENSE_WEIGHT
 from indexes.search import FEEDBACK_CHUNKS, FEEDBACK_WEIGHT, SENTENCE_DENSE_WEIGHT, SENTENCE_WEIGHT, SearchTuning
@@ -124,6 +125,22 @@ class LimitsConfig(BaseModel):
     queue_seconds: float = Field(30.0, ge=0)
 
 
+class StoreConfig(BaseModel):
+    """Where documents, vectors and the service's records live. No URL: the embedded SQLite + FAISS store under
+    `data_dir`; `postgresql://user:password@host:5432/db`: PostgreSQL with pgvector, shared by any number of
+    `docqa serve` processes on any number of machines."""
+
+    url: str | None = None
+    pool_size: int = Field(8, gt=0, le=1000)
+    connect_timeout: float = Field(5.0, gt=0)
+    statement_timeout: float = Field(30.0, gt=0)
+    ef_search: int = Field(100, gt=0, le=1000)  # pgvector HNSW candidate list; recall@10 vs exact in README
+
+    def options(self) -> StoreOptions:
+        """The backend options, as `indexes.backends.open_store` takes them."""
+        return StoreOptions(self.pool_size, self.connect_timeout, self.statement_timeout, self.ef_search)
+
+
 class AuthConfig(BaseModel):
     """API keys: off for the local demo, on with DOCQA_AUTH__ENABLED=true."""
 
@@ -143,6 +160,7 @@ class Settings(BaseSettings):
     server_paths: list[Path] = []
     log_level: str = "info"
     log_json: bool = True
+    store: StoreConfig = StoreConfig()
     embedder: EmbedderConfig = EmbedderConfig()
     generator: GeneratorConfig = GeneratorConfig()
     retrieval: RetrievalConfig = RetrievalConfig()

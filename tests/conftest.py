@@ -12,10 +12,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from indexes.embedders import EmbedderSpec, SentenceTransformerEmbedder  # noqa: E402
-from indexes.store import IndexStore  # noqa: E402
+from indexes.embedded import EmbeddedStore  # noqa: E402
 from indexes.catalog import Catalog  # noqa: E402
 from fake_catalog import IDENTITY  # noqa: E402
 from llm_server import llama_server, llama_server_process, smollm2_path  # noqa: E402,F401 (session fixtures, shared)
+
+from pg import create_database, drop_database  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
@@ -31,10 +33,10 @@ def embedder() -> SentenceTransformerEmbedder:
 
 
 @pytest.fixture
-def store(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> IndexStore:
+def store(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> EmbeddedStore:
     """A fresh data directory whose default embedder is the session's model."""
-    s = IndexStore(tmp_path / "data", EmbedderSpec())
-    s._embedders[("sentence-transformers", EmbedderSpec().model, "fp32")] = embedder
+    s = EmbeddedStore(tmp_path / "data", EmbedderSpec())
+    s.embedders.add(EmbedderSpec(), embedder)
     return s
 
 
@@ -56,3 +58,21 @@ def catalog(tmp_path: Path) -> Catalog:
 def cid(catalog: Catalog) -> int:
     """A collection of the `catalog` fixture, with the fake 8-dimensional embedder identity."""
     return catalog.create_collection("docs", IDENTITY).id
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A real PostgreSQL 16 + pgvector server (pgserver), started once for the session; its admin URL."""
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> str:
+    """A fresh database of its own for one test, dropped after it."""
+    name = create_database(postgres_admin_url)
+    yield postgres_admin_url.replace("/postgres?", f"/{name}?", 1)
+    drop_database(postgres_admin_url, name)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import indexes.vectors as vectors_module
 from indexes.catalog import Catalog
-from indexes.store import IndexStore
+from indexes.embedded import EmbeddedStore
 from ingest.cli import app
 
 
@@ -46,7 +46,7 @@ class Countdown:
 
 
 def arm_after_commit(countdown: Countdown) -> None:
-    original = IndexStore.put_document
+    original = EmbeddedStore.put_document
 
     def put_document(self, *args, **kwargs):
         result = original(self, *args, **kwargs)
@@ -54,7 +54,7 @@ def arm_after_commit(countdown: Countdown) -> None:
             die()
         return result
 
-    IndexStore.put_document = put_document
+    EmbeddedStore.put_document = put_document
 
 
 def arm_in_transaction(countdown: Countdown) -> None:
@@ -103,7 +103,7 @@ def arm_before_replace(countdown: Countdown) -> None:
 
 
 def announce_commits(pace: float) -> None:
-    original = IndexStore.put_document
+    original = EmbeddedStore.put_document
 
     def put_document(self, collection, fields, *args, **kwargs):
         result = original(self, collection, fields, *args, **kwargs)
@@ -111,7 +111,7 @@ def announce_commits(pace: float) -> None:
         time.sleep(pace)
         return result
 
-    IndexStore.put_document = put_document
+    EmbeddedStore.put_document = put_document
 
 
 KILL_POINTS = {

@@ -19,7 +19,7 @@ def make_app(data_dir: Path, embedder: Any, **settings: Any) -> FastAPI:
     """create_app over `data_dir`, reusing the already loaded model instead of loading another copy."""
     app = create_app(Settings(data_dir=data_dir, log_json=False, **settings))
     spec = EmbedderSpec()
-    context(app).store._embedders[(spec.backend, spec.model, spec.precision)] = embedder
+    context(app).store.embedders.add(spec, embedder)
     return app
 
 

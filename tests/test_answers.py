@@ -15,7 +15,7 @@ from answer_set import ENGLISH, PORTUGUESE, Expected
 
 from indexes.embedders import EmbedderSpec
 from indexes.errors import DocQAError
-from indexes.store import IndexStore
+from indexes.embedded import EmbeddedStore
 from indexes.search import Searcher
 from indexes.types import Hit
 from ingest.chunking import ChunkingOptions, chunk_document
@@ -39,9 +39,9 @@ GATE = {"pt": (19, 6), "en": (17, 3)}
 MARKERS = re.compile(r"\s*\[\d+\]\s*")
 
 
-def _ingest(root: Path, files: list[Path], embedder) -> tuple[IndexStore, object]:
-    store = IndexStore(root / "data", EmbedderSpec())
-    store._embedders[("sentence-transformers", EmbedderSpec().model, "fp32")] = embedder
+def _ingest(root: Path, files: list[Path], embedder) -> tuple[EmbeddedStore, object]:
+    store = EmbeddedStore(root / "data", EmbedderSpec())
+    store.embedders.add(EmbedderSpec(), embedder)
     collection = store.ensure_collection("default", embedder)
     IngestPipeline(store, collection, workers=0).ingest([SourceFile(p, p.name) for p in files])
     return store, collection
@@ -132,7 +132,7 @@ def test_an_extractive_answer_agrees_with_its_verdict(samples) -> None:
         assert not answer.verified.unsupported_claims, describe(question, answer)
 
 
-def _hits(store: IndexStore, collection) -> list[Hit]:
+def _hits(store: EmbeddedStore, collection) -> list[Hit]:
     """Every chunk of a collection as a Hit, in document order."""
     ids = [int(i) for i in store.catalog.chunk_ids(collection.id)]
     hits = Searcher(store)._hits(collection, [(i, 1.0) for i in ids], {})

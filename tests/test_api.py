@@ -28,7 +28,7 @@ def make_client(tmp_path: Path, embedder) -> Iterator[Callable[..., TestClient]]
     def make(**settings: Any) -> TestClient:
         app = create_app(Settings(data_dir=tmp_path / "data", **settings))
         spec = EmbedderSpec()
-        app.state.docqa.store._embedders[(spec.backend, spec.model, spec.precision)] = embedder
+        app.state.docqa.store.embedders.add(spec, embedder)
         client = TestClient(app)
         client.__enter__()
         clients.append(client)

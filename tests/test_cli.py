@@ -14,7 +14,7 @@ import indexes.store as store_module
 import ingest.cli as cli
 from indexes.embedders import EmbedderIdentity
 from indexes.schema import fts_table
-from indexes.store import IndexStore
+from indexes.embedded import EmbeddedStore
 from indexes.vectors import VectorIndex
 
 runner = CliRunner()
@@ -29,10 +29,10 @@ def data_dir(tmp_path: Path) -> Path:
 def use_session_model(monkeypatch, embedder) -> None:
     """Make every store the CLI opens reuse the session's model instead of loading its own."""
 
-    def store() -> IndexStore:
-        s = IndexStore(cli._State.data_dir, cli._State.spec)
+    def store() -> EmbeddedStore:
+        s = EmbeddedStore(cli._State.data_dir, cli._State.spec)
         spec = cli._State.spec
-        s._embedders[(spec.backend, spec.model, spec.precision)] = embedder
+        s.embedders.add(spec, embedder)
         return s
 
     monkeypatch.setattr(cli._State, "store", store)
@@ -74,7 +74,7 @@ def ingested(ingested_once: tuple[Path, Path], data_dir: Path) -> Path:
 
 
 def open_store(data_dir: Path):
-    store = IndexStore(data_dir)
+    store = EmbeddedStore(data_dir)
     return store, store.catalog.get_collection("default")
 
 
@@ -197,10 +197,10 @@ def test_check_json_is_ok_on_a_consistent_index(data_dir: Path, ingested: Path) 
     assert report["ok"] is True
     [row] = report["collections"]
     assert row["ok"] is True and row["collection"] == "default"
-    assert row["chunks"] == row["vectors"] == row["fts_rows"] > 0
-    for key in ("missing_vectors", "orphan_vectors", "missing_fts", "orphan_fts", "bad_dimensions"):
+    assert row["chunks"] == row["vectors"] == row["lexical_rows"] > 0
+    for key in ("missing_vectors", "orphan_vectors", "missing_lexical", "orphan_lexical", "bad_dimensions"):
         assert row[key] == []
-    assert row["vector_file_problem"] is None
+    assert row["problems"] == []
 
 
 def test_check_names_deleted_fts_rows_and_repair_fixes_them(data_dir: Path, ingested: Path) -> None:
@@ -208,7 +208,7 @@ def test_check_names_deleted_fts_rows_and_repair_fixes_them(data_dir: Path, inge
     victims = [int(i) for i in store.catalog.chunk_ids(collection.id)[::4]]
     store.catalog.db.executemany(f"DELETE FROM {fts_table(collection.id)} WHERE rowid = ?", [(i,) for i in victims])
     broken = docqa_json(data_dir, "check", code=1)
-    assert broken["ok"] is False and broken["collections"][0]["missing_fts"] == victims
+    assert broken["ok"] is False and broken["collections"][0]["missing_lexical"] == victims
 
     repaired = docqa_json(data_dir, "check", "--repair")
     assert repaired["ok"] is True
@@ -235,7 +235,7 @@ def test_check_names_vectors_missing_from_the_file_and_repair_fixes_them(data_di
 def test_check_reports_a_deleted_vector_file_and_repair_rewrites_it(data_dir: Path, ingested: Path) -> None:
     store, collection = open_store(data_dir)
     store.vector_path(collection).unlink()
-    problem = docqa_json(data_dir, "check", code=1)["collections"][0]["vector_file_problem"]
+    problem = docqa_json(data_dir, "check", code=1)["collections"][0]["problems"][0]
     assert "missing" in problem and str(store.vector_path(collection)) in problem
     text = docqa(data_dir, "check")
     assert text.exit_code == 1 and "MISMATCH" in text.stdout

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 import ingest.cli as cli
 from indexes.schema import fts_table
-from indexes.store import IndexStore
+from indexes.embedded import EmbeddedStore
 from indexes.vectors import VectorIndex
 
 pytestmark = pytest.mark.slow
@@ -57,9 +57,9 @@ def write_corpus(root: Path) -> list[Path]:
 def cli_with_session_model(monkeypatch, embedder):
     """Run `docqa` in-process with the session's model: the normal reruns and checks after a kill."""
 
-    def store() -> IndexStore:
-        s = IndexStore(cli._State.data_dir, cli._State.spec)
-        s._embedders[(cli._State.spec.backend, cli._State.spec.model, cli._State.spec.precision)] = embedder
+    def store() -> EmbeddedStore:
+        s = EmbeddedStore(cli._State.data_dir, cli._State.spec)
+        s.embedders.add(cli._State.spec, embedder)
         return s
 
     monkeypatch.setattr(cli._State, "store", store)
@@ -128,7 +128,7 @@ def assert_consistent(docqa, data: Path, files: list[Path], complete: bool) -> N
     code, out, err = docqa("--data-dir", data, "check", "--json")
     assert code == 0, out + err
     assert json.loads(out)["ok"] is True
-    store = IndexStore(data)
+    store = EmbeddedStore(data)
     collection = store.catalog.get_collection("default")
     db = store.catalog.db
     duplicates = db.execute("SELECT source, COUNT(*) FROM documents GROUP BY source HAVING COUNT(*) > 1").fetchall()

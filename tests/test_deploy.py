@@ -12,6 +12,7 @@ import shlex
 import tomllib
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import urlsplit
 
 import click.testing
 import pytest
@@ -22,11 +23,12 @@ from typer.testing import CliRunner
 
 from service.app import create_app
 from service.cli import app as cli_app
-from service.settings import Settings
+from service.settings import LimitsConfig, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
+NGINX_CONF = ROOT / "deploy" / "nginx.conf"
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?+]([^}]*))?\}")
 # Variables that steer Compose itself (what to ingest, where from); never passed to the app.
 COMPOSE_ONLY = {"DOCQA_COLLECTION", "DOCQA_DOCS_DIR"}
@@ -97,14 +99,21 @@ def docqa_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {n: s for n, s in compose["services"].items() if s.get("build") == "." or s.get("image", "").startswith("docqa")}
 
 
+def replicas(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The docqa API servers of the postgres profile (behind nginx)."""
+    return {n: s for n, s in docqa_services(compose).items() if "postgres" in s.get("profiles", [])}
+
+
 def test_compose_has_the_api_and_the_profiles(compose):
     services = compose["services"]
     assert "profiles" not in services["api"]
     assert "ingest" in services["ingest"]["profiles"]
     assert "llm" in services["ollama"]["profiles"] and services["ollama"]["image"].startswith("ollama/ollama")
     assert services["api"]["depends_on"]["ollama"]["required"] is False
-    assert set(docqa_services(compose)) == {"api", "ingest"}
-    assert {"docqa-data", "ollama-models"} <= set(compose["volumes"])
+    assert set(docqa_services(compose)) == {"api", "ingest", "api-1", "api-2"}
+    assert set(replicas(compose)) == {"api-1", "api-2"}
+    assert {"postgres"} == set(services["postgres"]["profiles"]) == set(services["nginx"]["profiles"])
+    assert {"docqa-data", "ollama-models", "postgres-data", "docqa-uploads"} <= set(compose["volumes"])
 
 
 def test_every_docqa_variable_in_compose_is_a_setting_or_a_cli_envvar(compose):
@@ -112,16 +121,19 @@ def test_every_docqa_variable_in_compose_is_a_setting_or_a_cli_envvar(compose):
         for key, value in environment(service).items():
             if key.startswith("DOCQA_"):
                 assert key in ACCEPTED, f"{name}: {key} is no Settings field path or CLI envvar"
-                # Pass-through only: the shell's value, else a default.
-                assert [m[1] for m in INTERPOLATION.finditer(value)] in ([], [key]), f"{name}: {key}={value}"
+                # Pass-through only: the shell's value, else a default; never built from another DOCQA_*
+                # (the store URL is built from the postgres service's POSTGRES_* variables).
+                variables = [m[1] for m in INTERPOLATION.finditer(value)]
+                assert [v for v in variables if v.startswith("DOCQA_")] in ([], [key]), f"{name}: {key}={value}"
     used = set(INTERPOLATION.findall(COMPOSE.read_text()))
     for variable, _ in used:
         if variable.startswith("DOCQA_"):
             assert variable in ACCEPTED | COMPOSE_ONLY, variable
 
 
-def test_compose_defaults_are_valid_settings(compose):
-    env = {k: interpolate(v) for k, v in environment(compose["services"]["api"]).items()}
+def service_settings(service: dict[str, Any], shell: dict[str, str] | None = None) -> Settings:
+    """The Settings a service's DOCQA_* environment gives (Compose defaults, or the `shell` values)."""
+    env = {k: interpolate(v, shell) for k, v in environment(service).items() if k.startswith("DOCQA_")}
     nested: dict[str, Any] = {}
     for key, value in env.items():  # build the nested dict pydantic-settings would, then validate it
         parts = key.removeprefix("DOCQA_").lower().split("__")
@@ -129,7 +141,12 @@ def test_compose_defaults_are_valid_settings(compose):
         for part in parts[:-1]:
             target = target.setdefault(part, {})
         target[parts[-1]] = yaml.safe_load(value) if value.startswith("[") else value
-    settings = Settings.model_validate(nested)
+    return Settings.model_validate(nested)
+
+
+def test_compose_defaults_are_valid_settings(compose):
+    settings = service_settings(compose["services"]["api"])
+    assert settings.store.url is None  # the embedded store under the data volume
     assert settings.generator.backend == "extractive"
     assert "openai" in settings.generator.enabled
     assert settings.generator.openai.base_url == "http://ollama:11434/v1"
@@ -143,7 +160,8 @@ def test_compose_publishes_the_default_port_and_mounts_the_data_dir(compose):
     assert [str(p).split(":")[0] for p in api["ports"]] == [str(port)]
     data_dir = dockerfile_env()["DOCQA_DATA_DIR"]
     for name, service in docqa_services(compose).items():
-        assert f"docqa-data:{data_dir}" in service["volumes"], name
+        volume = "docqa-uploads" if name in replicas(compose) else "docqa-data"
+        assert f"{volume}:{data_dir}" in service["volumes"], name
 
 
 def test_the_ingest_service_mounts_the_documents_read_only(compose):
@@ -200,6 +218,132 @@ def test_compose_health_checks_hit_readyz_on_the_default_port(compose, app_paths
     assert compose["services"]["api"]["healthcheck"]["test"][0] == "CMD"
 
 
+# --- the postgres profile: PostgreSQL + pgvector, API replicas, nginx ------------------------------
+
+
+def test_the_postgres_service_is_pgvector_pg16_with_pg_isready_and_a_named_volume(compose):
+    postgres = compose["services"]["postgres"]
+    assert postgres["image"] == "pgvector/pgvector:pg16"
+    test = postgres["healthcheck"]["test"]
+    assert test[0] in ("CMD", "CMD-SHELL") and "pg_isready" in " ".join(test[1:])
+    data = [v for v in postgres["volumes"] if v.endswith(":/var/lib/postgresql/data")]
+    assert len(data) == 1
+    volume = data[0].split(":")[0]
+    assert not volume.startswith((".", "/")) and volume in compose["volumes"] and volume == "postgres-data"
+    env = {k: interpolate(v) for k, v in environment(postgres).items()}
+    assert {env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"]} == {"docqa"}
+    assert "ports" not in postgres  # reachable on the Compose network only
+
+
+@pytest.mark.parametrize("shell", [{}, {"POSTGRES_USER": "alice", "POSTGRES_PASSWORD": "s3cret", "POSTGRES_DB": "qa"}],
+                         ids=["defaults", "overridden"])
+def test_the_replicas_store_their_data_in_the_postgres_service_with_its_credentials(compose, shell):
+    from indexes.backends import factories
+
+    services = compose["services"]
+    postgres = {k: interpolate(v, shell) for k, v in environment(services["postgres"]).items()}
+    assert len(replicas(compose)) >= 2
+    for name, service in replicas(compose).items():
+        url = urlsplit(service_settings(service, shell).store.url or "")
+        assert url.scheme in ("postgresql", "postgres") and url.scheme in factories(), name
+        assert url.hostname == "postgres" and url.hostname in services, name  # the service's name on the network
+        assert url.port == 5432, name
+        assert url.username == postgres["POSTGRES_USER"], name
+        assert url.password == postgres["POSTGRES_PASSWORD"], name
+        assert url.path == "/" + postgres["POSTGRES_DB"], name
+
+
+def test_the_replicas_store_options_default_to_the_settings_defaults(compose):
+    for name, service in replicas(compose).items():
+        settings = service_settings(service)
+        for option in ("pool_size", "connect_timeout", "statement_timeout", "ef_search"):
+            assert getattr(settings.store, option) == setting_default(f"DOCQA_STORE__{option.upper()}"), (name, option)
+        # Everything else is the embedded api's configuration.
+        assert settings.model_dump(exclude={"store"}) == service_settings(compose["services"]["api"]).model_dump(exclude={"store"})
+
+
+def test_the_replicas_wait_for_a_healthy_postgres_and_publish_no_port(compose):
+    api = compose["services"]["api"]
+    for name, service in replicas(compose).items():
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy", name
+        assert service["depends_on"]["postgres"].get("required", True) is True, name
+        assert service["healthcheck"] == api["healthcheck"], name  # the same readyz check
+        assert "ports" not in service, name  # nginx publishes
+        assert service.get("command") is None and service["image"] == api["image"], name
+        assert service["restart"] == "unless-stopped", name
+
+
+def test_the_replicas_share_one_volume_for_the_uploads(compose):
+    """Uploads land in <data dir>/uploads (service/routes/collections.py); whichever replica gets the download
+    must see the file another one stored."""
+    data_dir = dockerfile_env()["DOCQA_DATA_DIR"]
+    mounts = set()
+    for name, service in replicas(compose).items():
+        sources = {v.split(":")[0] for v in service["volumes"] if v.split(":")[1] in (data_dir, f"{data_dir}/uploads")}
+        assert len(sources) == 1, name
+        mounts |= sources
+    assert len(mounts) == 1
+    (volume,) = mounts
+    assert volume in compose["volumes"] and volume != "docqa-data"  # not the embedded api's data
+
+
+def nginx_directives() -> str:
+    """deploy/nginx.conf without its comments."""
+    return re.sub(r"#[^\n]*", "", NGINX_CONF.read_text())
+
+
+def test_nginx_mounts_the_config_and_waits_for_every_replica(compose):
+    nginx = compose["services"]["nginx"]
+    assert nginx["image"].startswith("nginx:")
+    mount = next(v for v in nginx["volumes"] if ":/etc/nginx/conf.d/default.conf" in v)
+    source, target, mode = mount.split(":")
+    assert (ROOT / source).resolve() == NGINX_CONF and mode == "ro"
+    assert {n: d["condition"] for n, d in nginx["depends_on"].items()} == dict.fromkeys(replicas(compose), "service_healthy")
+
+
+def test_nginx_proxies_to_exactly_the_replicas_on_the_app_port(compose):
+    conf = nginx_directives()
+    upstreams = dict(re.findall(r"upstream\s+(\S+)\s*\{([^}]*)\}", conf))
+    assert len(upstreams) == 1
+    ((upstream, body),) = upstreams.items()
+    servers = re.findall(r"^\s*server\s+([^\s:;]+):(\d+)", body, re.MULTILINE)
+    assert sorted(host for host, _ in servers) == sorted(replicas(compose))
+    assert {int(port) for _, port in servers} == {setting_default("DOCQA_PORT")}
+    assert re.findall(r"proxy_pass\s+([^;]+);", conf) == [f"http://{upstream}"]
+
+
+def test_nginx_streams_server_sent_events_and_takes_large_uploads():
+    conf = nginx_directives()
+    directive = lambda name: re.findall(rf"^\s*{name}\s+([^;]+);", conf, re.MULTILINE)  # noqa: E731
+    assert directive("proxy_buffering") == ["off"]
+    assert directive("proxy_http_version") == ["1.1"]
+    assert re.search(r'proxy_set_header\s+Connection\s+"";', conf)
+    (timeout,) = directive("proxy_read_timeout")
+    assert int(re.fullmatch(r"(\d+)s?", timeout)[1]) >= 300
+    (body,) = directive("client_max_body_size")
+    number, unit = re.fullmatch(r"(\d+)([kKmMgG]?)", body).groups()
+    size = int(number) * 1024 ** " kmg".index(unit.lower() or " ")
+    assert size >= LimitsConfig().max_upload_bytes
+    headers = {h.split()[0].lower() for h in directive("proxy_set_header")}
+    assert {"x-request-id", "x-forwarded-for", "x-forwarded-proto", "host"} <= headers
+    (retry,) = directive("proxy_next_upstream")
+    assert "non_idempotent" not in retry.split()  # a POST (an upload, a question) is never sent twice
+
+
+def host_ports(service: dict[str, Any]) -> list[str]:
+    return [str(p).rsplit(":", 1)[0].rsplit(":", 1)[-1] for p in service.get("ports", []) if ":" in str(p)]
+
+
+def test_the_nginx_port_does_not_clash_with_the_api(compose):
+    services = compose["services"]
+    nginx = services["nginx"]
+    assert host_ports(nginx) and not set(host_ports(nginx)) & set(host_ports(services["api"]))
+    published = [port for service in services.values() for port in host_ports(service)]
+    assert len(published) == len(set(published))  # every profile can run at once
+    listen = re.findall(r"^\s*listen\s+(\d+)", nginx_directives(), re.MULTILINE)
+    assert [str(p).rsplit(":", 1)[-1] for p in nginx["ports"]] == listen
+
+
 # --- Dockerfile ----------------------------------------------------------------------------------
 
 
@@ -244,7 +388,7 @@ def test_the_dockerfile_installs_cpu_torch_with_the_constraints():
     runs = " ".join(args for k, args in instructions() if k == "RUN")
     install = next(r for r in runs.split("&&") if "pip install" in r and "-c constraints.txt" in r)
     assert "--extra-index-url https://download.pytorch.org/whl/cpu" in install
-    assert re.search(r"pip install .*-c constraints\.txt \.(\s|$)", install)
+    assert re.search(r"pip install .*-c constraints\.txt \"\.\[postgres\]\"(\s|$)", install)  # quoted: no glob
     assert any(k == "COPY" and "constraints.txt" in args for k, args in instructions())
     assert "torch==2.13.0" in (ROOT / "constraints.txt").read_text().split()
     dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
@@ -292,3 +436,12 @@ def test_the_dockerfile_health_check_uses_python_on_readyz(app_paths):
     argv = json.loads(exec_form)  # exec form must be a JSON array, or Docker runs it through /bin/sh
     assert argv[:2] == ["python", "-c"]
     compile(argv[2], "healthcheck", "exec")
+
+
+def test_the_image_installs_the_postgres_extra_for_the_replicas():
+    runs = " ".join(args for k, args in instructions() if k == "RUN")
+    assert '".[postgres]"' in runs
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"].get("optional-dependencies", {})
+    if "postgres" not in extras:
+        pytest.skip("pyproject.toml has no [postgres] extra yet")
+    assert any(re.match(r"psycopg\b", d) for d in extras["postgres"])

@@ -20,7 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexes.errors import LimitExceeded, ParseError
-from indexes.store import IndexStore
+from indexes.embedded import EmbeddedStore
 from indexes.types import Collection
 from ingest.isolation import IngestLimits
 from ingest.parsers import parse_bytes
@@ -100,11 +100,11 @@ def test_a_pdf_flate_bomb_stops_at_the_decompression_bound() -> None:
 
 
 @pytest.fixture
-def collection(store: IndexStore, embedder) -> Collection:
+def collection(store: EmbeddedStore, embedder) -> Collection:
     return store.ensure_collection("default", embedder)
 
 
-def ingest_one(store: IndexStore, collection: Collection, path: Path, **options) -> tuple[str, str | None]:
+def ingest_one(store: EmbeddedStore, collection: Collection, path: Path, **options) -> tuple[str, str | None]:
     report = IngestPipeline(store, collection, workers=0, **options).ingest([SourceFile(path, str(path))])
     return report.results[0].status, report.results[0].reason
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from indexes.store import IndexStore
+from indexes.embedded import EmbeddedStore
 from indexes.types import Collection
 from ingest.pipeline import IngestPipeline, SourceFile
 
@@ -18,26 +18,26 @@ SAMPLE_NAMES = [
 
 
 @pytest.fixture
-def collection(store: IndexStore, embedder) -> Collection:
+def collection(store: EmbeddedStore, embedder) -> Collection:
     return store.ensure_collection("default", embedder)
 
 
 @pytest.fixture
-def pipeline(store: IndexStore, collection: Collection) -> IngestPipeline:
+def pipeline(store: EmbeddedStore, collection: Collection) -> IngestPipeline:
     return IngestPipeline(store, collection, workers=0)
 
 
-def chunk_ids_of(store: IndexStore, collection: Collection, path: Path) -> list[int]:
+def chunk_ids_of(store: EmbeddedStore, collection: Collection, path: Path) -> list[int]:
     doc = store.catalog.find_document(collection.id, str(path.resolve()))
     return [c["id"] for c in store.catalog.document_chunks(doc.id)]
 
 
-def fts_rowids(store: IndexStore) -> set[int]:
+def fts_rowids(store: EmbeddedStore) -> set[int]:
     return {int(i) for c in store.catalog.list_collections() for i in store.catalog.fts_ids(c.id)}
 
 
 def test_ingesting_the_samples_stores_every_document_with_its_chunks(
-    store: IndexStore, collection: Collection, pipeline: IngestPipeline, samples_copy: Path
+    store: EmbeddedStore, collection: Collection, pipeline: IngestPipeline, samples_copy: Path
 ) -> None:
     report = pipeline.ingest_paths([samples_copy])
     assert report.counts()["ingested"] == 6 and not report.failures
@@ -53,7 +53,7 @@ def test_ingesting_the_samples_stores_every_document_with_its_chunks(
 
 
 def test_reingesting_an_unchanged_file_writes_nothing(
-    store: IndexStore, collection: Collection, pipeline: IngestPipeline, samples_copy: Path
+    store: EmbeddedStore, collection: Collection, pipeline: IngestPipeline, samples_copy: Path
 ) -> None:
     pipeline.ingest_paths([samples_copy])
     seq = store.catalog.last_seq(collection.id)
@@ -68,7 +68,7 @@ def test_reingesting_an_unchanged_file_writes_nothing(
 
 
 def test_touching_a_file_without_changing_its_bytes_keeps_it_unchanged(
-    store: IndexStore, collection: Collection, pipeline: IngestPipeline, samples_copy: Path
+    store: EmbeddedStore, collection: Collection, pipeline: IngestPipeline, samples_copy: Path
 ) -> None:
     pipeline.ingest_paths([samples_copy / "faq.html"])
     seq = store.catalog.last_seq(collection.id)
@@ -79,7 +79,7 @@ def test_touching_a_file_without_changing_its_bytes_keeps_it_unchanged(
 
 
 def test_a_changed_file_is_replaced_and_its_old_chunks_vanish_everywhere(
-    store: IndexStore, collection: Collection, pipeline: IngestPipeline, samples_copy: Path
+    store: EmbeddedStore, collection: Collection, pipeline: IngestPipeline, samples_copy: Path
 ) -> None:
     files = [samples_copy / "handbook.md", samples_copy / "faq.html", samples_copy / "politica-de-ferias.md"]
     pipeline.ingest_paths(files)
@@ -97,8 +97,8 @@ def test_a_changed_file_is_replaced_and_its_old_chunks_vanish_everywhere(
     assert not chunk_ids & set(old_ids)
     assert not fts_rowids(store) & set(old_ids)
     assert not set(store.vectors(collection).ids()) & set(old_ids)
-    reopened = IndexStore(store.data_dir)
-    reopened._embedders = store._embedders
+    reopened = EmbeddedStore(store.data_dir)
+    reopened.embedders = store.embedders
     assert set(reopened.vectors(collection).ids()) == chunk_ids
     assert set(untouched) <= chunk_ids
     assert any("40 spaces" in c["text"] for c in store.catalog.document_chunks(
@@ -106,7 +106,7 @@ def test_a_changed_file_is_replaced_and_its_old_chunks_vanish_everywhere(
 
 
 def test_changing_the_metadata_replaces_an_unchanged_file(
-    store: IndexStore, collection: Collection, pipeline: IngestPipeline, samples_copy: Path
+    store: EmbeddedStore, collection: Collection, pipeline: IngestPipeline, samples_copy: Path
 ) -> None:
     pipeline.ingest_paths([samples_copy / "faq.html"], metadata={"team": "support"})
     report = pipeline.ingest_paths([samples_copy / "faq.html"], metadata={"team": "billing"})
@@ -115,7 +115,7 @@ def test_changing_the_metadata_replaces_an_unchanged_file(
 
 
 def test_sync_removes_documents_whose_files_were_deleted_under_the_walked_roots_only(
-    store: IndexStore, collection: Collection, pipeline: IngestPipeline, samples_copy: Path, tmp_path: Path
+    store: EmbeddedStore, collection: Collection, pipeline: IngestPipeline, samples_copy: Path, tmp_path: Path
 ) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -145,7 +145,7 @@ def test_sync_removes_documents_whose_files_were_deleted_under_the_walked_roots_
 
 
 def test_sync_without_deletions_removes_nothing(
-    store: IndexStore, collection: Collection, pipeline: IngestPipeline, samples_copy: Path
+    store: EmbeddedStore, collection: Collection, pipeline: IngestPipeline, samples_copy: Path
 ) -> None:
     pipeline.ingest_paths([samples_copy])
     report = pipeline.ingest_paths([samples_copy], sync=True)
@@ -163,7 +163,7 @@ def bad_batch(samples_copy: Path) -> Path:
 
 
 def test_a_batch_with_bad_files_ingests_the_good_ones_and_records_each_failure(
-    store: IndexStore, collection: Collection, pipeline: IngestPipeline, bad_batch: Path
+    store: EmbeddedStore, collection: Collection, pipeline: IngestPipeline, bad_batch: Path
 ) -> None:
     report = pipeline.ingest_paths([bad_batch])
     reasons = {Path(r.source).name: r.reason for r in report.failures}
@@ -186,7 +186,7 @@ def test_a_batch_with_bad_files_ingests_the_good_ones_and_records_each_failure(
 
 
 def test_a_file_that_becomes_unreadable_replaces_its_document_with_a_failure(
-    store: IndexStore, collection: Collection, pipeline: IngestPipeline, samples_copy: Path
+    store: EmbeddedStore, collection: Collection, pipeline: IngestPipeline, samples_copy: Path
 ) -> None:
     pdf = samples_copy / "atlas-report.pdf"
     pipeline.ingest_paths([pdf])
@@ -201,7 +201,7 @@ def test_a_file_that_becomes_unreadable_replaces_its_document_with_a_failure(
 
 
 def test_a_failed_file_that_is_fixed_is_ingested_on_the_next_run(
-    store: IndexStore, collection: Collection, pipeline: IngestPipeline, tmp_path: Path
+    store: EmbeddedStore, collection: Collection, pipeline: IngestPipeline, tmp_path: Path
 ) -> None:
     note = tmp_path / "note.md"
     note.write_bytes(b"")
@@ -213,7 +213,7 @@ def test_a_failed_file_that_is_fixed_is_ingested_on_the_next_run(
 
 
 def test_sources_are_the_names_given_and_metadata_is_stored_per_file(
-    store: IndexStore, collection: Collection, pipeline: IngestPipeline, samples_copy: Path
+    store: EmbeddedStore, collection: Collection, pipeline: IngestPipeline, samples_copy: Path
 ) -> None:
     report = pipeline.ingest([
         SourceFile(samples_copy / "handbook.md", "upload://handbook.md", {"lang": "en"}),

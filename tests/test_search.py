@@ -7,13 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from indexes.embedders import EmbedderSpec
 from indexes.errors import InvalidInput
+from indexes.filters import Filters
 from indexes.search import (
-    FEEDBACK_CHUNKS, FEEDBACK_WEIGHT, MODES, SHORT_QUERY_MAX_WORDS, SearchFilters, SearchTuning, Searcher,
+    FEEDBACK_CHUNKS, FEEDBACK_WEIGHT, MODES, SHORT_QUERY_MAX_WORDS, SearchTuning, Searcher,
 )
-from indexes.store import IndexStore
+from indexes.embedded import EmbeddedStore
 from indexes.types import Hit
 from ingest.pipeline import IngestPipeline, SourceFile
 
@@ -27,8 +29,8 @@ def indexed(tmp_path_factory, embedder):
     root = tmp_path_factory.mktemp("search")
     docs = root / "docs"
     shutil.copytree(SAMPLES, docs, ignore=shutil.ignore_patterns("*.py"))
-    store = IndexStore(root / "data", EmbedderSpec())
-    store._embedders[("sentence-transformers", EmbedderSpec().model, "fp32")] = embedder
+    store = EmbeddedStore(root / "data", EmbedderSpec())
+    store.embedders.add(EmbedderSpec(), embedder)
     collection = store.ensure_collection("samples", embedder)
     files = [
         SourceFile(p, p.name, {"lang": LANGUAGES.get(p.name, "en"), "format": p.suffix[1:]})
@@ -41,7 +43,7 @@ def indexed(tmp_path_factory, embedder):
 
 def search(indexed, query: str, mode: str = "hybrid", k: int = 3, **filters) -> list[Hit]:
     store, collection = indexed
-    return Searcher(store).search(collection, query, mode=mode, k=k, filters=SearchFilters(**filters))
+    return Searcher(store).search(collection, query, mode=mode, k=k, filters=Filters(**filters))
 
 
 # (question, document, text in the answering passage, page or None, modes whose top hit must be it)
@@ -132,15 +134,15 @@ def test_a_metadata_filter_restricts_results(indexed) -> None:
 
 
 @pytest.mark.parametrize("key", ["la ng", "lang'); DROP TABLE chunks; --", "", "x" * 65, 'a"b'])
-def test_a_bad_metadata_key_is_invalid_input(indexed, key) -> None:
-    with pytest.raises(InvalidInput, match="metadata filter key"):
-        search(indexed, "anything", metadata={key: "x"})
+def test_a_bad_metadata_key_is_refused_by_the_filter_model(key) -> None:
+    with pytest.raises(ValidationError, match="metadata filter key"):
+        Filters(metadata={key: "x"})
 
 
 @pytest.mark.parametrize("value", [[], {"nested": 1}, [["a"]], None])
-def test_a_bad_metadata_value_is_invalid_input(indexed, value) -> None:
-    with pytest.raises(InvalidInput, match="'lang'"):
-        search(indexed, "anything", metadata={"lang": value})
+def test_a_bad_metadata_value_is_refused_by_the_filter_model(value) -> None:
+    with pytest.raises(ValidationError, match="metadata"):
+        Filters(metadata={"lang": value})
 
 
 def test_an_unknown_mode_or_a_non_positive_k_is_invalid_input(indexed) -> None:

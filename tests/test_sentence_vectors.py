@@ -12,7 +12,7 @@ import pytest
 from indexes.catalog import Catalog
 from indexes.embedders import EmbedderSpec, SentenceTransformerEmbedder, bundled_model_path
 from indexes.search import SHORT_QUERY_MAX_WORDS, SearchTuning, Searcher
-from indexes.store import IndexStore
+from indexes.embedded import EmbeddedStore
 from indexes.types import ChunkInput
 from ingest.chunking import embed_sentence_spans, sentence_spans
 from ingest.pipeline import IngestPipeline, SourceFile
@@ -39,8 +39,8 @@ def indexed(tmp_path_factory, embedder):
     (root / "docs").mkdir()
     (root / "docs" / "office-guide.md").write_text(OFFICE)
     (root / "docs" / "cycling.md").write_text(CYCLING)
-    store = IndexStore(root / "data", EmbedderSpec())
-    store._embedders[("sentence-transformers", EmbedderSpec().model, "fp32")] = embedder
+    store = EmbeddedStore(root / "data", EmbedderSpec())
+    store.embedders.add(EmbedderSpec(), embedder)
     collection = store.ensure_collection("office", embedder)
     files = [SourceFile(p, p.name) for p in sorted((root / "docs").iterdir())]
     assert IngestPipeline(store, collection, workers=0).ingest(files).counts()["ingested"] == 2
@@ -112,8 +112,8 @@ def test_a_long_query_and_a_question_in_another_language_compare_whole_chunks_on
 
 
 def test_chunks_from_before_sentence_vectors_score_by_the_chunk_alone(tmp_path, embedder) -> None:
-    store = IndexStore(tmp_path / "data", EmbedderSpec())
-    store._embedders[("sentence-transformers", EmbedderSpec().model, "fp32")] = embedder
+    store = EmbeddedStore(tmp_path / "data", EmbedderSpec())
+    store.embedders.add(EmbedderSpec(), embedder)
     collection = store.ensure_collection("old", embedder)
     (tmp_path / "office-guide.md").write_text(OFFICE)
     IngestPipeline(store, collection, workers=0).ingest([SourceFile(tmp_path / "office-guide.md", "office-guide.md")])
@@ -122,8 +122,8 @@ def test_chunks_from_before_sentence_vectors_score_by_the_chunk_alone(tmp_path, 
     db.execute("ALTER TABLE chunks DROP COLUMN sentence_vectors")
     db.commit()
     db.close()
-    reopened = IndexStore(tmp_path / "data", EmbedderSpec())
-    reopened._embedders[("sentence-transformers", EmbedderSpec().model, "fp32")] = embedder
+    reopened = EmbeddedStore(tmp_path / "data", EmbedderSpec())
+    reopened.embedders.add(EmbedderSpec(), embedder)
     columns = {r[1] for r in reopened.catalog.db.execute("PRAGMA table_info(chunks)")}
     assert "sentence_vectors" in columns
     old = reopened.catalog.get_collection("old")

@@ -14,7 +14,7 @@ from indexes.catalog import Catalog
 from indexes.errors import EmbedderMismatch, StorageError
 from indexes.schema import fts_table
 from indexes.search import Searcher
-from indexes.store import IndexStore
+from indexes.embedded import EmbeddedStore
 from indexes.types import ChunkInput, DocumentFields
 from indexes.vectors import VectorIndex
 from ingest.pipeline import IngestPipeline
@@ -153,13 +153,13 @@ def test_rebuild_equals_incremental_catch_up(catalog: Catalog, cid: int) -> None
         assert rebuilt.search(query, 4) == incremental.search(query, 4)
 
 
-# -- IndexStore: vectors derived from the catalog, check and repair ---------------------------------
+# -- EmbeddedStore: vectors derived from the catalog, check and repair ---------------------------------
 
 
 @pytest.fixture
-def fake_store(tmp_path: Path) -> tuple[IndexStore, object]:
+def fake_store(tmp_path: Path) -> tuple[EmbeddedStore, object]:
     """A store with a fake collection holding three documents; its vector file is saved."""
-    store = IndexStore(tmp_path / "data")
+    store = EmbeddedStore(tmp_path / "data")
     collection = store.catalog.create_collection("docs", IDENTITY)
     for n, source in enumerate(["a.md", "b.md", "c.md"]):
         put(store.catalog, collection.id, source, 3, seed=n)
@@ -171,7 +171,7 @@ def test_a_fresh_store_loads_the_saved_vectors_and_catches_up(fake_store, tmp_pa
     store, collection = fake_store
     extra = put(store.catalog, collection.id, "d.md", 2, seed=9)  # committed after the file was saved
     assert VectorIndex.load(store.vector_path(collection)).seq < store.catalog.last_seq(collection.id)
-    reopened = IndexStore(tmp_path / "data")
+    reopened = EmbeddedStore(tmp_path / "data")
     ids = reopened.vectors(collection).ids()
     assert list(ids) == list(store.catalog.chunk_ids(collection.id))
     assert set(extra) <= set(ids)
@@ -181,7 +181,7 @@ def test_check_is_ok_when_catalog_fts_and_vectors_agree(fake_store) -> None:
     store, collection = fake_store
     report = store.check(collection)
     assert report.ok
-    assert report.chunks == report.vectors == report.fts_rows == 9
+    assert report.chunks == report.vectors == report.lexical_rows == 9
 
 
 def test_check_names_deleted_fts_rows_and_repair_restores_them(fake_store) -> None:
@@ -190,7 +190,7 @@ def test_check_names_deleted_fts_rows_and_repair_restores_them(fake_store) -> No
     store.catalog.db.executemany(f"DELETE FROM {fts_table(collection.id)} WHERE rowid = ?", [(i,) for i in victims])
     report = store.check(collection)
     assert not report.ok
-    assert report.missing_fts == victims
+    assert report.missing_lexical == victims
     store.repair(collection)
     assert store.check(collection).ok
 
@@ -214,7 +214,7 @@ def test_check_reports_a_missing_vector_file_and_repair_writes_it(fake_store) ->
     store, collection = fake_store
     store.vector_path(collection).unlink()
     report = store.check(collection)
-    assert "missing" in report.vector_file_problem
+    assert "missing" in " ".join(report.problems)
     store.repair(collection)
     assert store.check(collection).ok
 
@@ -222,7 +222,7 @@ def test_check_reports_a_missing_vector_file_and_repair_writes_it(fake_store) ->
 def test_check_reports_an_unreadable_vector_file(fake_store) -> None:
     store, collection = fake_store
     store.vector_path(collection).write_bytes(b"DOCQAVEC\x00")
-    assert "cannot be read" in store.check(collection).vector_file_problem
+    assert "cannot be read" in " ".join(store.check(collection).problems)
     store.repair(collection)
     assert store.check(collection).ok
 
@@ -230,7 +230,7 @@ def test_check_reports_an_unreadable_vector_file(fake_store) -> None:
 def test_a_damaged_vector_file_is_rebuilt_on_open_not_trusted(fake_store, tmp_path: Path) -> None:
     store, collection = fake_store
     store.vector_path(collection).write_bytes(b"not an index at all")
-    reopened = IndexStore(tmp_path / "data")
+    reopened = EmbeddedStore(tmp_path / "data")
     assert list(reopened.vectors(collection).ids()) == list(store.catalog.chunk_ids(collection.id))
 
 
@@ -249,7 +249,7 @@ def test_repair_never_embeds(fake_store, monkeypatch) -> None:
 # -- the embedder's identity travels with the collection -------------------------------------------
 
 
-def _tamper_identity(store: IndexStore, name: str, **changes) -> None:
+def _tamper_identity(store: EmbeddedStore, name: str, **changes) -> None:
     collection = store.catalog.get_collection(name)
     tampered = json.dumps({**collection.embedder, **changes})
     store.catalog.db.execute("UPDATE collections SET embedder = ? WHERE id = ?", (tampered, collection.id))
@@ -259,21 +259,21 @@ def _tamper_identity(store: IndexStore, name: str, **changes) -> None:
     ("field", "value"),
     [("model", "intfloat/multilingual-e5-small"), ("dim", 768), ("max_tokens", 512), ("query_prompt", "query: ")],
 )
-def test_opening_a_collection_with_another_embedder_names_the_field(store: IndexStore, embedder, field, value) -> None:
+def test_opening_a_collection_with_another_embedder_names_the_field(store: EmbeddedStore, embedder, field, value) -> None:
     store.ensure_collection("docs", embedder)
     _tamper_identity(store, "docs", **{field: value})
     with pytest.raises(EmbedderMismatch, match=rf"{field}: {value!r} vs"):
         store.ensure_collection("docs", embedder)
 
 
-def test_a_precision_difference_is_not_a_mismatch(store: IndexStore, embedder) -> None:
+def test_a_precision_difference_is_not_a_mismatch(store: EmbeddedStore, embedder) -> None:
     store.ensure_collection("docs", embedder)
     _tamper_identity(store, "docs", precision="bf16")
     assert store.ensure_collection("docs", embedder).name == "docs"
 
 
 def test_searching_or_ingesting_a_collection_whose_recorded_model_differs_is_a_mismatch(
-    store: IndexStore, embedder, samples_copy: Path
+    store: EmbeddedStore, embedder, samples_copy: Path
 ) -> None:
     collection = store.ensure_collection("docs", embedder)
     IngestPipeline(store, collection, workers=0).ingest_paths([samples_copy / "handbook.md"])
@@ -292,7 +292,7 @@ def test_a_vector_file_ahead_of_the_catalog_is_reported_and_rebuilt(fake_store) 
     index.seq = store.catalog.last_seq(collection.id) + 1000  # as if the catalog had been restored from an older copy
     index.save(path)
     report = store.check(collection)
-    assert not report.ok and "newer than the catalog" in report.vector_file_problem
+    assert not report.ok and "newer than the catalog" in " ".join(report.problems)
     store._vectors.pop(collection.id, None)  # a fresh process: nothing cached
     rebuilt = store.vectors(collection)
     assert rebuilt.seq == store.catalog.last_seq(collection.id)
@@ -313,5 +313,5 @@ def test_check_reads_one_snapshot_while_an_ingestion_commits(fake_store, monkeyp
     monkeypatch.setattr(store.catalog, "fts_ids", commit_then_read)
     report = store.check(collection)
     assert committed and report.ok, report
-    assert report.chunks == report.fts_rows == report.vectors == 9  # the late document is not half-seen
+    assert report.chunks == report.lexical_rows == report.vectors == 9  # the late document is not half-seen
     assert store.check(collection).chunks == 12  # and the next check sees all of it

@@ -47,6 +47,13 @@ def _work_dir(work_dir: Optional[Path]) -> Path:
     return work_dir or _State.data_dir / "eval"
 
 
+def _store_url() -> str | None:
+    """The global --store (DOCQA_STORE__URL): evaluate on that backend instead of a scratch embedded store."""
+    from ingest.cli import _State
+
+    return _State.store_url
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -59,7 +66,7 @@ def _run(evalset: EvalSet, config: EvalConfig, modes: list[str], work_dir: Path,
     started = time.perf_counter()
     with _progress() as progress:
         task = progress.add_task("indexing", total=None)
-        index = build_index(evalset, config, work_dir, beir=beir)
+        index = build_index(evalset, config, work_dir, beir=beir, store_url=_store_url())
         timings["index"] = time.perf_counter() - started
         progress.update(task, description="retrieval", total=len(modes) * len(evalset.questions), completed=0)
         mark = time.perf_counter()
@@ -172,7 +179,7 @@ def calibrate_command(
         raise typer.BadParameter("calibration needs unanswerable questions (a SQuAD 2.0 file)")
     evalset = subset(full, limit)
     config = EvalConfig().with_overrides(_pairs(overrides))
-    index = build_index(evalset, config, _work_dir(work_dir))
+    index = build_index(evalset, config, _work_dir(work_dir), store_url=_store_url())
     records = collect_answers(evalset, index, config)
     tune = [r for r in records if int(r.question.doc.split("-")[0]) % 2 == 0]
     check = [r for r in records if int(r.question.doc.split("-")[0]) % 2 == 1]

@@ -10,11 +10,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from indexes.embedders import EmbedderSpec, build_embedder
+from indexes.backends import open_store
+from indexes.embedders import EmbedderSpec
 from indexes.lexical import ANALYSIS_VERSION
 from indexes.schema import SCHEMA_VERSION
 from indexes.search import MODES, Searcher
-from indexes.store import IndexStore
+from indexes.store import Embedders, Store
 from indexes.types import Collection
 from ingest.chunking import ChunkingOptions
 from ingest.pipeline import IngestPipeline, SourceFile
@@ -66,26 +67,16 @@ class EvalConfig:
         }
 
 
-class _CachingStore(IndexStore):
-    """An IndexStore whose embedders go through the on-disk embedding cache."""
-
-    def __init__(self, data_dir: Path, spec: EmbedderSpec, cache: Path) -> None:
-        super().__init__(data_dir, spec)
-        self.cache = cache
-
-    def embedder_for_spec(self, spec: EmbedderSpec):  # type: ignore[override]
-        key = (spec.backend, spec.model, spec.precision)
-        with self._lock:
-            if key not in self._embedders:
-                self._embedders[key] = CachedEmbedder(build_embedder(spec), self.cache)
-            return self._embedders[key]
+def _caching_store(url: str | None, data_dir: Path, spec: EmbedderSpec, cache: Path) -> Store:
+    """A store whose embedders go through the on-disk embedding cache."""
+    return open_store(url, data_dir, embedders=Embedders(spec, wrap=lambda e: CachedEmbedder(e, cache)))
 
 
 @dataclass
 class ScratchIndex:
     """An evaluation set ingested into its own data directory: one document per paragraph or corpus entry."""
 
-    store: IndexStore
+    store: Store
     collection: Collection
     seconds: float
 
@@ -104,25 +95,38 @@ def _stem(title: str) -> str:
     return " ".join(cleaned.split())[:120] or "document"
 
 
-def build_index(evalset: EvalSet, config: EvalConfig, work_dir: Path, beir: bool = False) -> ScratchIndex:
-    """Ingest the set's documents into a scratch index keyed by corpus and settings; reuse it when present."""
+def build_index(evalset: EvalSet, config: EvalConfig, work_dir: Path, beir: bool = False,
+                store_url: str | None = None) -> ScratchIndex:
+    """Ingest the set's documents into a scratch index keyed by corpus and settings; reuse it when present.
+    Without a store URL the index is an embedded store of its own; with one, a collection named by the same
+    key in that store (a server store is shared, so each set and configuration gets its own collection)."""
     work_dir = Path(work_dir)
     spec = EmbedderSpec(backend=config.backend, model=config.model)
-    folder = work_dir / f"index-{_fingerprint(evalset, config, beir)}"
+    fingerprint = _fingerprint(evalset, config, beir)
+    folder = work_dir / f"index-{fingerprint}"
+    name = f"eval-{fingerprint}" if store_url else "eval"
     started = time.perf_counter()
-    if not (folder / "complete").exists():
-        shutil.rmtree(folder, ignore_errors=True)
-        store = _CachingStore(folder / "data", spec, work_dir / "embeddings.sqlite3")
-        collection = store.ensure_collection("eval")
+    store = _caching_store(store_url, folder / "data", spec, work_dir / "embeddings.sqlite3")
+    existing = store.find_collection(name)
+    complete = (folder / "complete").exists() if not store_url else (
+        existing is not None and store.counts(existing)["documents"] == len(evalset.documents))
+    if not complete:
+        if store_url and existing is not None:
+            store.delete_collection(name)
+        elif not store_url:
+            store.close()
+            shutil.rmtree(folder, ignore_errors=True)
+            store = _caching_store(store_url, folder / "data", spec, work_dir / "embeddings.sqlite3")
+        collection = store.ensure_collection(name)
         files = _write_documents(evalset, folder / "files", beir, config.titles)
         embedder = store.embedder(collection)
         options = ChunkingOptions(max_tokens=embedder.identity.max_tokens, heading_context=config.titles and not beir)
         report = IngestPipeline(store, collection, chunking=options, workers=0).ingest(files)
         if report.failures:
             raise RuntimeError(f"{len(report.failures)} documents failed to ingest, e.g. {report.failures[0]}")
-        (folder / "complete").write_text(json.dumps(config.as_dict()))
-    store = _CachingStore(folder / "data", spec, work_dir / "embeddings.sqlite3")
-    return ScratchIndex(store, store.catalog.get_collection("eval"), time.perf_counter() - started)
+        if not store_url:
+            (folder / "complete").write_text(json.dumps(config.as_dict()))
+    return ScratchIndex(store, store.get_collection(name), time.perf_counter() - started)
 
 
 def _write_documents(evalset: EvalSet, root: Path, beir: bool, titles: bool) -> list[SourceFile]:

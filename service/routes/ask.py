@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from sse_starlette.sse import EventSourceResponse
 
-from indexes.search import SearchFilters
 from indexes.types import Hit
 from service.answer import Answer, AnswerEvent, AskRequest
 from service.auth import Principal
@@ -35,11 +34,9 @@ SSE_DOC = {
 }
 
 
-def to_filters(filters: Filters | None) -> SearchFilters:
-    """Wire filters → search filters."""
-    if filters is None:
-        return SearchFilters()
-    return SearchFilters(filters.document_ids, filters.source_glob, dict(filters.metadata))
+def to_filters(filters: Filters | None) -> Filters:
+    """The request's filters (none: no restriction)."""
+    return filters or Filters()
 
 
 def citation(p: Passage, answer: Answer | None = None) -> Citation:

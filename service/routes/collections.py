@@ -29,7 +29,7 @@ NOT_FOUND = {404: {"model": Problem, "description": "Unknown collection or docum
 def collection_out(ctx: ServiceContext, c: Collection) -> CollectionOut:
     """A collection with its counts."""
     return CollectionOut(name=c.name, description=c.description, embedder=c.embedder, created_at=c.created_at,
-                         **ctx.store.catalog.counts(c.id))
+                         **ctx.store.counts(c))
 
 
 def document_out(d: DocumentRecord) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def document_out(d: DocumentRecord) -> dict[str, Any]:
 @router.get("/collections", response_model=list[CollectionOut], summary="List collections")
 def list_collections(ctx: ServiceContext = Depends(get_context), principal: Principal = Depends(get_principal)) -> list[CollectionOut]:
     """The collections the caller may read."""
-    return [collection_out(ctx, c) for c in ctx.store.catalog.list_collections() if principal.can_read(c.name)]
+    return [collection_out(ctx, c) for c in ctx.store.list_collections() if principal.can_read(c.name)]
 
 
 @router.post("/collections", response_model=CollectionOut, status_code=201, summary="Create a collection",
@@ -52,7 +52,7 @@ def create_collection(body: CollectionCreate, ctx: ServiceContext = Depends(get_
     """A new, empty collection embedded by the configured model."""
     principal.require_admin()
     embedder = ctx.store.embedder_for_spec(ctx.settings.embedder.spec())
-    return collection_out(ctx, ctx.store.catalog.create_collection(body.name, embedder.identity.as_dict(), body.description))
+    return collection_out(ctx, ctx.store.create_collection(body.name, embedder.identity.as_dict(), body.description))
 
 
 @router.get("/collections/{name}", response_model=CollectionOut, responses=NOT_FOUND, summary="Get a collection")
@@ -77,7 +77,7 @@ def list_documents(name: str, status: str | None = None, ctx: ServiceContext = D
     if status not in (None, "ok", "failed"):
         raise InvalidInput(f"status must be 'ok' or 'failed', got {status!r}")
     collection = ctx.collection(name, principal)
-    return [document_out(d) for d in ctx.store.catalog.list_documents(collection.id, status)]
+    return [document_out(d) for d in ctx.store.list_documents(collection, status)]
 
 
 @router.get("/collections/{name}/documents/{document_id}", response_model=DocumentDetail, responses=NOT_FOUND,
@@ -86,8 +86,8 @@ def get_document(name: str, document_id: RowId, ctx: ServiceContext = Depends(ge
                  principal: Principal = Depends(get_principal)) -> dict[str, Any]:
     """A document and its chunks, in order."""
     collection = ctx.collection(name, principal)
-    document = ctx.store.catalog.get_document(document_id, collection.id)
-    chunks = [ChunkOut(**c) for c in ctx.store.catalog.document_chunks(document.id)]
+    document = ctx.store.get_document(document_id, collection)
+    chunks = [ChunkOut(**c) for c in ctx.store.document_chunks(document.id)]
     return {**document_out(document), "chunk_list": chunks}
 
 
@@ -97,9 +97,7 @@ def delete_document(name: str, document_id: RowId, ctx: ServiceContext = Depends
     """Remove a document; it is never cited again."""
     principal.require_write(name)
     collection = ctx.collection(name, principal)
-    ctx.store.catalog.get_document(document_id, collection.id)
-    ctx.store.catalog.delete_document(document_id)
-    ctx.store.save_vectors(collection)
+    ctx.store.delete_document(collection, document_id)
     return Response(status_code=204)
 
 
@@ -120,7 +118,7 @@ def download(name: str, document_id: RowId, ctx: ServiceContext = Depends(get_co
              principal: Principal = Depends(get_principal)) -> FileResponse:
     """The original file; PDFs open inline (append #page=N to jump to a page)."""
     collection = ctx.collection(name, principal)
-    document = ctx.store.catalog.get_document(document_id, collection.id)
+    document = ctx.store.get_document(document_id, collection)
     path = source_path(ctx, collection, document)
     media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     disposition = "inline" if media in ("application/pdf", "text/plain", "text/markdown") else "attachment"

@@ -23,10 +23,10 @@ def healthz() -> Health:
     responses={503: {"model": Health, "description": "Still loading, or start-up failed"}},
 )
 def readyz(response: Response, ctx: ServiceContext = Depends(get_context)) -> Health:
-    """Ready once the catalog answers and the default embedder has loaded."""
+    """Ready once the store answers and the default embedder has loaded."""
     checks = {}
     try:
-        ctx.store.catalog.db.execute("SELECT 1").fetchone()
+        ctx.store.ping()
         checks["index"] = "ok"
     except Exception as exc:  # noqa: BLE001 - readiness reports, it doesn't raise
         checks["index"] = f"error: {exc}"

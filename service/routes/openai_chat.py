@@ -71,7 +71,7 @@ class ModelList(BaseModel):
 def models(ctx: ServiceContext = Depends(get_context), principal: Principal = Depends(get_principal)) -> ModelList:
     """`docqa:<collection>` for every collection the caller may read."""
     cards = [ModelCard(id=MODEL_PREFIX + c.name, created=int(c.created_at))
-             for c in ctx.store.catalog.list_collections() if principal.can_read(c.name)]
+             for c in ctx.store.list_collections() if principal.can_read(c.name)]
     return ModelList(data=cards)
 
 

@@ -1,0 +1,506 @@
+"""The Store contract, run on every backend: the embedded store (SQLite + FTS5 + FAISS) and PostgreSQL (pgvector).
+
+One set of tests, parametrised over both (as Haystack's document-store tests and txtai's shared ANN tests are):
+every protocol method, replace and delete atomic and complete, every filter operator, collections as a
+permission boundary, `check()` finding a planted inconsistency and `repair()` fixing it, and the two
+backends ranking alike. Vectors are random 8-dimensional ones (no model), so this runs in seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fake_catalog import DIM, IDENTITY, unit_vectors
+from indexes.backends import open_store
+from indexes.embedded import EmbeddedStore
+from indexes.errors import Conflict, NotFound
+from indexes.filters import Filters
+from indexes.postgres import PostgresStore
+from indexes.store import SearchQuery, Store
+from indexes.types import ChunkInput, Collection, DocumentFields
+
+BACKENDS = ["embedded", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def make_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+    if backend == "embedded":
+        return open_store(None, tmp_path / "data")
+    return open_store(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+    s = make_store(backend, tmp_path, request)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def docs(store: Store) -> Collection:
+    return store.create_collection("docs", IDENTITY)
+
+
+def chunk(text: str, heading: tuple[str, ...] = ()) -> ChunkInput:
+    return ChunkInput(text, f"{' > '.join(heading)}\n{text}", 0, len(text), 1, 1, heading)
+
+
+def put(store: Store, collection: Collection, source: str, texts: list[str], seed: int = 0,
+        metadata: dict | None = None, sentences: list | None = None) -> tuple[int, list[int]]:
+    fields = DocumentFields(source, f"sha-{source}-{seed}", 10, 1.0, title=source.upper(), metadata=metadata,
+                            pages=len(texts), text=" ".join(texts))
+    return store.put_document(collection, fields, [chunk(t) for t in texts], unit_vectors(len(texts), seed), sentences)
+
+
+def lexical(store: Store, collection: Collection, text: str, filters: Filters | None = None, k: int = 50) -> list[int]:
+    return [i for i, _ in store.lexical_search(SearchQuery(collection, text, k=k, candidates=k, filters=filters or Filters()))]
+
+
+def dense(store: Store, collection: Collection, vector: np.ndarray, filters: Filters | None = None, k: int = 50) -> list[int]:
+    query = SearchQuery(collection, "", vector, k=k, candidates=k, filters=filters or Filters())
+    return [i for i, _ in store.dense_search(query)]
+
+
+def consistent(store: Store, collection: Collection) -> bool:
+    """check() after flush(): what a backend derives is saved, then compared with its rows."""
+    store.flush(collection)
+    return store.check(collection).ok
+
+
+# --- collections -----------------------------------------------------------------------------------------
+
+
+def test_collections_are_created_found_listed_counted_and_deleted(store: Store) -> None:
+    a = store.create_collection("alpha", IDENTITY, "the first")
+    store.create_collection("beta", IDENTITY)
+    assert store.find_collection("alpha") == a and a.description == "the first" and a.embedder == IDENTITY
+    assert [c.name for c in store.list_collections()] == ["alpha", "beta"]
+    with pytest.raises(Conflict):
+        store.create_collection("alpha", IDENTITY)
+    put(store, a, "a.md", ["one", "two"])
+    assert store.counts(a) == {"documents": 1, "failed": 0, "chunks": 2}
+    store.delete_collection("alpha")
+    assert store.find_collection("alpha") is None and [c.name for c in store.list_collections()] == ["beta"]
+    with pytest.raises(NotFound):
+        store.get_collection("alpha")
+    again = store.create_collection("alpha", IDENTITY)  # a new one, empty, never the old one's rows
+    assert again.id != a.id and store.counts(again)["chunks"] == 0 and lexical(store, again, "one") == []
+
+
+# --- documents -------------------------------------------------------------------------------------------
+
+
+def test_a_document_is_stored_with_its_chunks_text_vectors_and_sentence_vectors(store: Store, docs: Collection) -> None:
+    sentences = [np.eye(2, DIM, dtype=np.float16), None]
+    document_id, chunk_ids = put(store, docs, "guide.md", ["staging has twelve nodes", "production has forty"],
+                                 metadata={"team": "infra"}, sentences=sentences)
+    doc = store.get_document(document_id, docs)
+    assert (doc.source, doc.title, doc.status, doc.chunk_count, doc.metadata, doc.pages) == (
+        "guide.md", "GUIDE.MD", "ok", 2, {"team": "infra"}, 2)
+    assert store.find_document(docs, "guide.md") == doc and store.find_document(docs, "other.md") is None
+    assert store.document_text(document_id) == "staging has twelve nodes production has forty"
+    listed = store.document_chunks(document_id)
+    assert [c["id"] for c in listed] == chunk_ids and [c["ordinal"] for c in listed] == [0, 1]
+    assert listed[0]["text"] == "staging has twelve nodes" and listed[0]["end"] == len("staging has twelve nodes")
+    records = store.chunks(chunk_ids + [10**9])
+    assert sorted(records) == sorted(chunk_ids)  # an unknown id is left out
+    first = records[chunk_ids[0]]
+    assert (first.document_id, first.source, first.title, first.metadata, first.page_start) == (
+        document_id, "guide.md", "GUIDE.MD", {"team": "infra"}, 1)
+    ids, matrix = store.embeddings(chunk_ids)
+    assert list(ids) == sorted(chunk_ids) and np.array_equal(matrix, unit_vectors(2, 0))  # bit for bit
+    vectors = store.chunk_vectors(chunk_ids, DIM)
+    assert np.array_equal(vectors[chunk_ids[0]][1], sentences[0]) and vectors[chunk_ids[1]][1] is None
+
+
+def test_export_gives_back_everything_put(store: Store, docs: Collection) -> None:
+    sentences = [np.full((3, DIM), 0.25, dtype=np.float16)]
+    document_id, _ = put(store, docs, "x.md", ["alpha beta"], seed=3, metadata={"k": 1}, sentences=sentences)
+    stored = store.export_document(document_id)
+    assert stored.status == "ok" and stored.fields.source == "x.md" and stored.fields.metadata == {"k": 1}
+    assert stored.fields.text == "alpha beta" and stored.fields.sha256 == "sha-x.md-3"
+    assert stored.chunks == [chunk("alpha beta")]
+    assert np.array_equal(stored.embeddings, unit_vectors(1, 3)) and np.array_equal(stored.sentence_vectors[0], sentences[0])
+
+
+def test_replacing_a_document_keeps_nothing_of_the_old_version(store: Store, docs: Collection) -> None:
+    old_id, old_chunks = put(store, docs, "a.md", ["obsolete words here", "more obsolete"], seed=1)
+    created = store.get_document(old_id).created_at
+    new_id, new_chunks = put(store, docs, "a.md", ["fresh text"], seed=2)
+    assert new_id != old_id and not set(old_chunks) & set(new_chunks)
+    assert store.chunks(old_chunks) == {} and len(store.embeddings(old_chunks)[0]) == 0
+    assert lexical(store, docs, "obsolete") == [] and lexical(store, docs, "fresh") == new_chunks
+    assert set(dense(store, docs, unit_vectors(2, 1)[0])) == set(new_chunks)
+    assert store.get_document(new_id).created_at == created  # the document is the same one, re-read
+    with pytest.raises(NotFound):
+        store.get_document(old_id)
+    assert store.counts(docs) == {"documents": 1, "failed": 0, "chunks": 1} and consistent(store, docs)
+
+
+def test_a_put_that_fails_midway_leaves_the_previous_version_whole(store: Store, docs: Collection) -> None:
+    _, old_chunks = put(store, docs, "a.md", ["kept words", "kept too"], seed=1)
+    broken = [None, ["not", "a", "vector"]]  # the second chunk's sentence vectors cannot be stored
+    with pytest.raises(Exception):
+        put(store, docs, "a.md", ["new one", "new two"], seed=2, sentences=broken)
+    assert sorted(lexical(store, docs, "kept")) == sorted(old_chunks) and lexical(store, docs, "new") == []
+    assert store.counts(docs) == {"documents": 1, "failed": 0, "chunks": 2} and consistent(store, docs)
+
+
+def test_readers_see_a_replaced_document_whole_never_half(store: Store, docs: Collection) -> None:
+    versions = [["shared word"] * 3, ["shared word"] * 5]
+    put(store, docs, "a.md", versions[0])
+    seen: set[int] = set()
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            seen.add(len(lexical(store, docs, "shared")))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(30):
+            put(store, docs, "a.md", versions[(i + 1) % 2], seed=i)
+    finally:
+        stop.set()
+        reader.join()
+    assert seen <= {3, 5} and seen  # never 0 (between delete and insert) and never 8 (both versions)
+
+
+def test_deleting_a_document_is_complete(store: Store, docs: Collection) -> None:
+    document_id, chunk_ids = put(store, docs, "gone.md", ["vanishing act", "vanishing again"], seed=4)
+    _, kept = put(store, docs, "kept.md", ["vanishing but kept"], seed=5)
+    before = store.last_seq(docs)
+    store.delete_document(docs, document_id)
+    assert store.last_seq(docs) > before
+    assert store.chunks(chunk_ids) == {} and store.chunk_vectors(chunk_ids, DIM) == {}
+    assert lexical(store, docs, "vanishing") == kept
+    assert dense(store, docs, unit_vectors(2, 4)[0]) == kept
+    assert [d.source for d in store.list_documents(docs)] == ["kept.md"]
+    assert store.counts(docs) == {"documents": 1, "failed": 0, "chunks": 1} and consistent(store, docs)
+    with pytest.raises(NotFound):
+        store.delete_document(docs, document_id)
+
+
+def test_a_document_of_another_collection_cannot_be_deleted_through_this_one(store: Store, docs: Collection) -> None:
+    other = store.create_collection("other", IDENTITY)
+    document_id, _ = put(store, other, "o.md", ["theirs"])
+    with pytest.raises(NotFound):
+        store.delete_document(docs, document_id)
+    with pytest.raises(NotFound):
+        store.get_document(document_id, docs)
+    assert store.get_document(document_id, other).source == "o.md"
+
+
+def test_failures_are_recorded_and_replaced_by_a_good_version(store: Store, docs: Collection) -> None:
+    failed_id = store.record_failure(docs, DocumentFields("bad.pdf", "sha", 3), "encrypted PDF")
+    doc = store.get_document(failed_id)
+    assert (doc.status, doc.error, doc.chunk_count) == ("failed", "encrypted PDF", 0)
+    assert [d.source for d in store.list_documents(docs, status="failed")] == ["bad.pdf"]
+    assert store.counts(docs) == {"documents": 0, "failed": 1, "chunks": 0}
+    put(store, docs, "bad.pdf", ["readable now"])
+    assert store.list_documents(docs, status="failed") == [] and store.counts(docs)["documents"] == 1
+
+
+def test_documents_are_listed_by_source_in_byte_order(store: Store, docs: Collection) -> None:
+    for source in ["b.md", "B.md", "a.md", "Á.md", "_x.md"]:
+        put(store, docs, source, [source])
+    assert [d.source for d in store.list_documents(docs)] == sorted(["b.md", "B.md", "a.md", "Á.md", "_x.md"])
+
+
+# --- search ----------------------------------------------------------------------------------------------
+
+
+def test_dense_search_ranks_by_cosine_best_first(store: Store, docs: Collection) -> None:
+    vectors = unit_vectors(20, 9)
+    fields = DocumentFields("v.md", "s", 1)
+    _, ids = store.put_document(docs, fields, [chunk(f"c{i}") for i in range(20)], vectors)
+    ranked = store.dense_search(SearchQuery(docs, "", vectors[7], k=5, candidates=5))
+    exact = np.argsort(-(vectors @ vectors[7]))[:5]
+    assert [i for i, _ in ranked] == [ids[j] for j in exact]
+    assert ranked[0][1] == pytest.approx(1.0, abs=1e-5)
+    assert [s for _, s in ranked] == pytest.approx(sorted((vectors @ vectors[7])[exact], reverse=True), abs=1e-5)
+
+
+def test_lexical_search_is_bm25_repeated_words_weigh_more_and_function_words_none(store: Store, docs: Collection) -> None:
+    _, a = put(store, docs, "a.md", ["the staging cluster has twelve nodes"])
+    _, b = put(store, docs, "b.md", ["the production cluster is large"])
+    put(store, docs, "c.md", ["unrelated words entirely", "another unrelated passage"])
+    assert lexical(store, docs, "staging nodes") == a
+    assert lexical(store, docs, "cluster staging")[0] == a[0]
+    assert set(lexical(store, docs, "cluster")) == {a[0], b[0]}
+    assert lexical(store, docs, "the of and") == []  # nothing to look up
+    assert lexical(store, docs, "férias") == [] and lexical(store, docs, "") == []
+
+
+def test_lexical_search_folds_accents_and_stems_portuguese(store: Store, docs: Collection) -> None:
+    _, ids = put(store, docs, "ferias.md", ["Os funcionários têm trinta dias de férias por ano."])
+    assert lexical(store, docs, "Quantos dias de ferias?") == ids
+    assert lexical(store, docs, "funcionario") == ids
+
+
+@pytest.fixture
+def filtered(store: Store, docs: Collection) -> tuple[Store, Collection, dict[str, int]]:
+    """Six documents whose every chunk holds the word "report", with metadata to filter on."""
+    metadata = {
+        "2021.md": {"year": 2021, "team": "infra", "date": "2021-06-30", "score": 0.5, "public": True},
+        "2022.md": {"year": 2022, "team": "ml", "date": "2022-01-15", "score": 1.5},
+        "2023.pdf": {"year": 2023, "team": "infra", "date": "2023-12-01", "public": False},
+        "2024.pdf": {"year": 2024, "team": "sales", "date": "2024-03-01", "score": 2},
+        "notes/x.txt": {"year": "unknown", "team": "ml"},
+        "notes/y.txt": {},
+    }
+    ids = {}
+    for i, (source, meta) in enumerate(metadata.items()):
+        ids[source] = put(store, docs, source, ["quarterly report", "report appendix"], seed=i, metadata=meta)[0]
+    return store, docs, ids
+
+
+FILTER_CASES = [
+    ({"metadata": {"team": "infra"}}, {"2021.md", "2023.pdf"}),
+    ({"metadata": {"team": ["ml", "sales"]}}, {"2022.md", "2024.pdf", "notes/x.txt"}),
+    ({"metadata": {"team": "infra", "year": 2023}}, {"2023.pdf"}),
+    ({"metadata": {"public": True}}, {"2021.md"}),
+    ({"metadata": {"score": 2.0}}, {"2024.pdf"}),  # a number equals the same number, integer or not
+    ({"metadata": {"year": "2021"}}, set()),  # the string "2021" is not the number 2021
+    ({"where": {"field": "metadata.team", "op": "ne", "value": "infra"}},
+     {"2022.md", "2024.pdf", "notes/x.txt", "notes/y.txt"}),  # ne keeps documents without the key
+    ({"where": {"field": "metadata.team", "op": "not_in", "value": ["infra", "ml"]}}, {"2024.pdf", "notes/y.txt"}),
+    ({"where": {"field": "metadata.year", "op": "gt", "value": 2022}}, {"2023.pdf", "2024.pdf"}),
+    ({"where": {"field": "metadata.year", "op": "gte", "value": 2022}}, {"2022.md", "2023.pdf", "2024.pdf"}),
+    ({"where": {"field": "metadata.year", "op": "lt", "value": 2022}}, {"2021.md"}),  # never the string "unknown"
+    ({"where": {"field": "metadata.year", "op": "lte", "value": 2022.5}}, {"2021.md", "2022.md"}),
+    ({"where": {"field": "metadata.score", "op": "lt", "value": 1.6}}, {"2021.md", "2022.md"}),
+    ({"where": {"field": "metadata.date", "op": "gte", "value": "2022-01-15"}}, {"2022.md", "2023.pdf", "2024.pdf"}),
+    ({"where": {"field": "metadata.date", "op": "lt", "value": "2022"}}, {"2021.md"}),
+    ({"where": {"field": "metadata.year", "op": "gt", "value": "2000"}}, {"notes/x.txt"}),  # strings with strings
+    ({"where": {"field": "source", "op": "in", "value": ["2021.md", "notes/y.txt"]}}, {"2021.md", "notes/y.txt"}),
+    ({"where": {"field": "source", "op": "gte", "value": "notes/"}}, {"notes/x.txt", "notes/y.txt"}),
+    ({"where": {"field": "title", "op": "eq", "value": "2022.MD"}}, {"2022.md"}),
+    ({"where": {"field": "pages", "op": "eq", "value": 2}}, {"2021.md", "2022.md", "2023.pdf", "2024.pdf",
+                                                             "notes/x.txt", "notes/y.txt"}),
+    ({"where": {"field": "created_at", "op": "lt", "value": "2001-01-01"}}, set()),
+    ({"where": {"field": "updated_at", "op": "gte", "value": "2001-01-01T00:00:00+00:00"}},
+     {"2021.md", "2022.md", "2023.pdf", "2024.pdf", "notes/x.txt", "notes/y.txt"}),
+    ({"source_glob": "*.pdf"}, {"2023.pdf", "2024.pdf"}),
+    ({"source_glob": "notes/?.txt"}, {"notes/x.txt", "notes/y.txt"}),
+    ({"source_glob": "202[^3]*"}, {"2021.md", "2022.md", "2024.pdf"}),
+    ({"source_glob": "*.PDF"}, set()),  # case-sensitive
+    ({"where": {"any": [{"field": "metadata.team", "op": "eq", "value": "sales"},
+                        {"all": [{"field": "metadata.year", "op": "lte", "value": 2022},
+                                 {"field": "metadata.public", "op": "eq", "value": True}]}]}}, {"2021.md", "2024.pdf"}),
+    ({"source_glob": "*.md", "where": {"field": "metadata.team", "op": "eq", "value": "ml"}}, {"2022.md"}),
+]
+
+
+@pytest.mark.parametrize("spec, expected", FILTER_CASES, ids=[str(i) for i in range(len(FILTER_CASES))])
+def test_every_filter_operator_keeps_exactly_the_right_documents(filtered, spec, expected) -> None:
+    store, docs, ids = filtered
+    by_id = {v: k for k, v in ids.items()}
+    filters = Filters(**spec)
+    for ranked in (lexical(store, docs, "report", filters), dense(store, docs, unit_vectors(1, 0)[0], filters)):
+        found = {by_id[r.document_id] for r in store.chunks(ranked).values()}
+        assert found == expected
+        assert len(ranked) == 2 * len(expected)  # every chunk of every kept document: exact, not approximate
+
+
+def test_document_id_filters_keep_only_those_documents(filtered) -> None:
+    store, docs, ids = filtered
+    keep = Filters(document_ids=[ids["2022.md"], ids["notes/y.txt"]])
+    for ranked in (lexical(store, docs, "report", keep), dense(store, docs, unit_vectors(1, 0)[0], keep)):
+        assert {r.source for r in store.chunks(ranked).values()} == {"2022.md", "notes/y.txt"}
+    nothing = Filters(document_ids=[])
+    assert lexical(store, docs, "report", nothing) == [] and dense(store, docs, unit_vectors(1, 0)[0], nothing) == []
+
+
+def test_a_search_never_returns_a_chunk_of_another_collection(store: Store, docs: Collection) -> None:
+    secret = store.create_collection("secret", IDENTITY)
+    _, theirs = put(store, secret, "s.md", ["payroll figures quarterly"], seed=1)
+    secret_doc = store.list_documents(secret)[0].id
+    _, ours = put(store, docs, "d.md", ["quarterly overview"], seed=2)
+    assert lexical(store, docs, "payroll quarterly") == ours
+    assert dense(store, docs, unit_vectors(1, 1)[0]) == ours  # even the other collection's exact vector
+    assert lexical(store, docs, "payroll", Filters(document_ids=[secret_doc])) == []
+    assert dense(store, docs, unit_vectors(1, 1)[0], Filters(document_ids=[secret_doc])) == []
+    assert lexical(store, secret, "quarterly") == theirs
+
+
+# --- consistency ------------------------------------------------------------------------------------------
+
+
+def plant_missing_lexical_row(store: Store, collection: Collection, chunk_id: int) -> None:
+    """Remove one chunk's lexical index entries behind the store's back."""
+    if isinstance(store, EmbeddedStore):
+        from indexes.schema import fts_table
+
+        with store.catalog.transaction() as db:
+            db.execute(f"DELETE FROM {fts_table(collection.id)} WHERE rowid = ?", (chunk_id,))
+    else:
+        assert isinstance(store, PostgresStore)
+        with store.connection() as conn:
+            conn.execute("DELETE FROM postings WHERE chunk_id = %s", (chunk_id,))
+
+
+def plant_missing_vector_index(store: Store, collection: Collection) -> None:
+    """Damage what the backend derives for dense search: the FAISS file, or the HNSW index."""
+    if isinstance(store, EmbeddedStore):
+        store.flush(collection)
+        store.vector_path(collection).write_bytes(b"garbage")
+    else:
+        from indexes.postgres import hnsw_index
+
+        with store.connection() as conn:
+            conn.execute(f"DROP INDEX {hnsw_index(collection.id)}")
+
+
+def test_check_finds_a_planted_lexical_inconsistency_and_repair_fixes_it(store: Store, docs: Collection) -> None:
+    _, ids = put(store, docs, "a.md", ["first passage words", "second passage words"])
+    assert consistent(store, docs)
+    plant_missing_lexical_row(store, docs, ids[1])
+    report = store.check(docs)
+    assert not report.ok and report.missing_lexical == [ids[1]]
+    store.repair(docs)
+    assert consistent(store, docs) and sorted(lexical(store, docs, "passage")) == sorted(ids)
+
+
+def test_check_finds_a_damaged_vector_index_and_repair_rebuilds_it(store: Store, docs: Collection) -> None:
+    _, ids = put(store, docs, "a.md", ["first", "second"])
+    plant_missing_vector_index(store, docs)
+    report = store.check(docs)
+    assert not report.ok and report.problems
+    store.repair(docs)
+    assert consistent(store, docs) and set(dense(store, docs, unit_vectors(1, 0)[0])) == set(ids)
+
+
+def test_the_change_sequence_grows_with_every_change(store: Store, docs: Collection) -> None:
+    seen = [store.last_seq(docs)]
+    document_id, _ = put(store, docs, "a.md", ["x"])
+    seen.append(store.last_seq(docs))
+    put(store, docs, "a.md", ["y"], seed=1)
+    seen.append(store.last_seq(docs))
+    store.delete_document(docs, store.find_document(docs, "a.md").id)
+    seen.append(store.last_seq(docs))
+    assert seen == sorted(seen) and len(set(seen)) == 4
+
+
+def test_ping_answers_while_the_store_is_usable(store: Store) -> None:
+    store.ping()
+
+
+# --- the service's records ----------------------------------------------------------------------------------
+
+
+def test_conversations_keys_and_jobs_round_trip(store: Store) -> None:
+    records = store.records
+    records.conversations.create("c1", "docs", "", "alice", 1.0)
+    records.conversations.add_messages("c1", [("user", "q?", {"rewritten_question": "q?"}), ("assistant", "a.", {})],
+                                       "q?", 2.0)
+    assert records.conversations.get("c1") == ("c1", "docs", "q?", "alice", 1.0, 2.0)
+    assert [m[1:3] for m in records.conversations.messages("c1")] == [("user", "q?"), ("assistant", "a.")]
+    assert [m[2] for m in records.conversations.messages("c1", role="user")] == ["q?"]
+    records.conversations.delete("c1")
+    with pytest.raises(NotFound):
+        records.conversations.get("c1")
+    records.keys.create("k1", "ci", "reader", '["docs"]', "digest", 3.0)
+    records.keys.revoke("k1", 4.0)
+    records.keys.revoke("k1", 5.0)  # the first revocation time stays
+    assert records.keys.get("k1") == ("k1", "ci", "reader", '["docs"]', 3.0, 4.0)
+    assert records.keys.secret("k1") == ("digest", "reader", '["docs"]', 4.0) and records.keys.get("nope") is None
+    records.jobs.create("j1", "docs", [{"source": "a.md", "status": "pending"}], 6.0, 123, "host-a")
+    records.jobs.update("j1", state="running", started_at=7.0)
+    job = records.jobs.get("j1")
+    assert (job["state"], job["files"][0]["source"], job["pid"], job["host"]) == ("running", "a.md", 123, "host-a")
+    assert records.jobs.unfinished() == [("j1", 123, "host-a")]
+    records.jobs.fail(["j1"], "interrupted", 8.0)
+    assert records.jobs.get("j1")["state"] == "failed" and records.jobs.unfinished() == []
+    with pytest.raises(ValueError):
+        records.jobs.update("j1", **{"state = 'x' --": 1})
+
+
+# --- both backends rank alike -------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_postgres_bm25_scores_equal_fts5s_and_hnsw_finds_the_exact_neighbours(tmp_path: Path, postgres_url: str) -> None:
+    texts = [f"document {i} about {'clusters and nodes' if i % 3 else 'vacation days'} number {i % 7} "
+             f"{'staging ' * (i % 4)}words" for i in range(60)]
+    stores = [open_store(None, tmp_path / "data"), open_store(postgres_url)]
+    rankings = []
+    for store in stores:
+        c = store.create_collection("docs", IDENTITY)
+        for i in range(0, 60, 6):
+            fields = DocumentFields(f"d{i}.md", "s", 1)
+            store.put_document(c, fields, [chunk(t) for t in texts[i:i + 6]], unit_vectors(60, 1)[i:i + 6])
+        per_store = []
+        for question in ["staging nodes", "vacation days number 3", "clusters staging staging", "words"]:
+            ranked = store.lexical_search(SearchQuery(c, question, k=20, candidates=20))
+            records = store.chunks([i for i, _ in ranked])
+            per_store.append([(records[i].source, records[i].ordinal, round(s, 4)) for i, s in ranked])
+        ranked = store.dense_search(SearchQuery(c, "", unit_vectors(60, 1)[17], k=10, candidates=10))
+        records = store.chunks([i for i, _ in ranked])
+        per_store.append([(records[i].source, records[i].ordinal) for i, _ in ranked])
+        rankings.append(per_store)
+        store.close()
+    embedded, postgres = rankings
+    for a, b in zip(embedded, postgres):
+        assert a == b and a
+
+
+@pytest.mark.postgres
+def test_many_processes_may_open_one_database_at_once(postgres_url: str) -> None:
+    opened: list[Store] = []
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        try:
+            opened.append(PostgresStore(postgres_url))
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(opened) == 4
+    c = opened[0].create_collection("docs", IDENTITY)
+    put(opened[0], c, "a.md", ["seen by the others"])
+    assert all(lexical(s, s.get_collection("docs"), "others") for s in opened)
+    for s in opened:
+        s.close()
+
+
+@pytest.mark.postgres
+def test_an_unreachable_database_is_storage_unavailable_naming_it(tmp_path: Path) -> None:
+    from indexes.backends import StoreOptions
+    from indexes.errors import StorageUnavailable
+
+    url = f"postgresql://postgres@/nowhere?host={tmp_path}&port=1"
+    with pytest.raises(StorageUnavailable, match="cannot reach PostgreSQL") as caught:
+        PostgresStore(url, options=StoreOptions(connect_timeout=1))
+    assert caught.value.status == 503
+
+
+def test_an_unknown_store_scheme_is_invalid_input_listing_the_registered_ones(tmp_path: Path) -> None:
+    from indexes.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="'mongodb'.*postgresql.*sqlite"):
+        open_store("mongodb://x/y", tmp_path)
+
+
+def test_no_url_opens_the_embedded_store_in_the_data_directory(tmp_path: Path) -> None:
+    store = open_store(None, tmp_path / "data")
+    assert isinstance(store, EmbeddedStore) and (tmp_path / "data" / "catalog.sqlite3").exists()
+    same = open_store(f"sqlite:///{tmp_path / 'data'}", tmp_path / "elsewhere")  # four slashes: absolute
+    assert isinstance(same, EmbeddedStore) and same.data_dir == tmp_path / "data"
+
+
+
