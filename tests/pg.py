@@ -1,20 +1,16 @@
 """Real PostgreSQL 16 with pgvector for the tests, from the `pgserver` wheel (no Docker engine here).
 
 One server per test session; each test gets a database of its own. A test that must take the server down
-(an outage) starts one of its own with `PostgresCluster` and stops and starts it with `pg_ctl`.
+(an outage) starts one of its own with `PostgresCluster`, and stops and starts it.
 """
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
-
-PGSERVER_BIN = Path(__import__("pgserver").__file__).parent / "pginstall" / "bin"
-
 
 def database_url(socket_dir: Path | str, database: str, port: int = 5432) -> str:
     """A URL for a database on a server listening on a unix socket in `socket_dir`."""
@@ -36,27 +32,22 @@ def drop_database(admin_url: str, name: str) -> None:
 
 
 class PostgresCluster:
-    """A PostgreSQL server of our own (initdb + pg_ctl from pgserver's binaries) that can be stopped and started."""
+    """A PostgreSQL server of a test's own (pgserver's, so it also runs as root) that can be stopped and started."""
 
-    def __init__(self, root: Path, port: int) -> None:
-        self.root = Path(root)
-        self.pgdata = self.root / "pgdata"
-        self.port = port
-        self.log = self.root / "postgres.log"
+    def __init__(self, root: Path) -> None:
+        import pgserver
 
-    def init(self) -> "PostgresCluster":
-        subprocess.run([str(PGSERVER_BIN / "initdb"), "-D", str(self.pgdata), "-U", "postgres", "--auth=trust",
-                        "-E", "UTF8"], check=True, capture_output=True)
-        return self
+        self.pgdata = Path(root) / "pgdata"
+        self.server = pgserver.get_server(self.pgdata, cleanup_mode=None)
 
     def start(self) -> None:
-        options = f"-k {self.root} -p {self.port} -c listen_addresses=''"
-        subprocess.run([str(PGSERVER_BIN / "pg_ctl"), "-D", str(self.pgdata), "-l", str(self.log), "-o", options,
-                        "-w", "start"], check=True, capture_output=True)
+        self.server.ensure_postgres_running()
 
     def stop(self) -> None:
-        subprocess.run([str(PGSERVER_BIN / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"],
-                       check=False, capture_output=True)
+        """A fast shutdown: open connections are cut, as when a database host goes away."""
+        from pgserver._commands import pg_ctl
 
-    def url(self, database: str = "postgres") -> str:
-        return database_url(self.root, database, self.port)
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self.server.system_user)
+
+    def url(self) -> str:
+        return self.server.get_uri()

@@ -26,9 +26,10 @@ def free_port() -> int:
 class DocqaServer:
     """One `docqa --data-dir DIR serve --port PORT` process; a context manager that waits for readiness."""
 
-    def __init__(self, workdir: Path, env: dict[str, str] | None = None, startup_timeout: float = 120.0) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str] | None = None, startup_timeout: float = 120.0,
+                 data_dir: Path | None = None) -> None:
         self.workdir = Path(workdir)
-        self.data_dir = self.workdir / "data"
+        self.data_dir = Path(data_dir) if data_dir else self.workdir / "data"
         self.log_path = self.workdir / "server.log"
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
