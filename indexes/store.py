@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 import numpy as np
 
 from indexes.embedders import Embedder, EmbedderIdentity, EmbedderSpec, build_embedder
-from indexes.errors import EmbedderMismatch
+from indexes.errors import Conflict, EmbedderMismatch, NotFound
 from indexes.filters import Filters
 from indexes.types import ChunkInput, Collection, DocumentFields, DocumentRecord
 
@@ -203,8 +203,6 @@ class StoreBase:
 
     def get_collection(self, name: str) -> Collection:
         """The collection called `name`; NotFound if there is none."""
-        from indexes.errors import NotFound
-
         found = self.find_collection(name)
         if found is None:
             raise NotFound(f"collection {name!r} not found")
@@ -229,8 +227,6 @@ class StoreBase:
 
     def ensure_collection(self, name: str, embedder: Embedder | None = None, description: str = "") -> Collection:
         """Open a collection, creating it if needed; EmbedderMismatch if it was built by another embedder."""
-        from indexes.errors import Conflict
-
         embedder = embedder or self.embedders.for_spec(self.embedders.default)
         existing = self.find_collection(name)
         if existing is None:

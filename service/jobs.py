@@ -17,14 +17,14 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
-from indexes.errors import DocQAError
-from indexes.errors import NotFound, Overloaded
+from indexes.errors import DocQAError, NotFound, Overloaded
 from indexes.records import Jobs
 from ingest.pipeline import FileResult, IngestReport, ProgressSink, SourceFile
 
 log = logging.getLogger("docqa.jobs")
 
 INGEST_NICENESS = 10
+FINAL_ATTEMPTS = 60  # a job's outcome is written for up to a minute while the store is down
 
 
 def _alive(pid: int | None) -> bool:
@@ -75,6 +75,8 @@ def _lower_priority() -> None:
 class JobRunner:
     """Runs ingestion jobs on a bounded thread pool; refuses new ones (503) when the queue is full."""
 
+    retry_pause = 1.0  # seconds between attempts to record a job's outcome
+
     def __init__(self, records: Jobs, max_concurrent: int = 1, max_queued: int = 16) -> None:
         self.records = records
         self.host = socket.gethostname()
@@ -113,20 +115,28 @@ class JobRunner:
             report = run(files, progress)
             state = "failed" if report.failures and len(report.failures) == len(report.results) else "succeeded"
             error = None if state == "succeeded" else "every file failed"
-            self._update(job_id, state=state, files=[vars(r) for r in report.results], error=error, finished_at=time.time())
+            self._update(job_id, state=state, files=[vars(r) for r in report.results], error=error,
+                         finished_at=time.time(), attempts=FINAL_ATTEMPTS)
         except Exception as exc:  # noqa: BLE001 - the job fails with its reason; the service goes on
             log.exception("ingestion job failed", extra={"job": job_id})
-            self._update(job_id, state="failed", error=f"{type(exc).__name__}: {exc}", finished_at=time.time())
+            self._update(job_id, state="failed", error=f"{type(exc).__name__}: {exc}", finished_at=time.time(),
+                         attempts=FINAL_ATTEMPTS)
         finally:
             with self._lock:
                 self._pending -= 1
 
-    def _update(self, job_id: str, **fields: Any) -> None:
-        """Record progress; a store that is down for a moment loses a progress write, never the job."""
-        try:
-            self.records.update(job_id, **fields)
-        except DocQAError as exc:
-            log.warning("cannot record job progress", extra={"job": job_id, "detail": exc.detail})
+    def _update(self, job_id: str, attempts: int = 1, **fields: Any) -> None:
+        """Record progress; a store that is down for a moment loses a progress write, never the job. A job's
+        outcome is retried for a while (`attempts`, a second apart), so it is not left 'running' by a blip."""
+        for attempt in range(attempts):
+            try:
+                self.records.update(job_id, **fields)
+                return
+            except DocQAError as exc:
+                log.warning("cannot record job progress", extra={"job": job_id, "detail": exc.detail,
+                                                                 "attempt": attempt + 1})
+                if attempt + 1 < attempts:
+                    time.sleep(self.retry_pause)
 
     def get(self, job_id: str) -> dict[str, Any]:
         """A job's record; NotFound if there is none."""

@@ -49,5 +49,8 @@ class PostgresCluster:
 
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self.server.system_user)
 
+    def running(self) -> bool:
+        return (self.pgdata / "postmaster.pid").exists()
+
     def url(self) -> str:
         return self.server.get_uri()

@@ -15,6 +15,7 @@ import pytest
 
 from indexes.catalog import Catalog
 from indexes.embedded import CATALOG_FILE, EmbeddedStore
+from indexes.errors import StorageUnavailable
 from indexes.records import Jobs
 from ingest.pipeline import IngestReport
 from service.jobs import JobRunner
@@ -84,3 +85,31 @@ def test_catalogs_whose_jobs_name_no_process_gain_the_column(tmp_path: Path) -> 
             job["pid"], socket.gethostname()) and job["pid"] > 0
     finally:
         runner.shutdown()
+
+
+class FlakyJobs:
+    """The real repository, refusing the first writes of a job's outcome as a database that is down would."""
+
+    def __init__(self, inner: Jobs, failures: int) -> None:
+        self.inner, self.failures = inner, failures
+
+    def update(self, job_id: str, **fields) -> None:
+        if "finished_at" in fields and self.failures:
+            self.failures -= 1
+            raise StorageUnavailable("PostgreSQL is down")
+        self.inner.update(job_id, **fields)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def test_a_jobs_outcome_is_written_once_the_store_is_back(jobs: Jobs) -> None:
+    flaky = FlakyJobs(jobs, failures=3)
+    runner = JobRunner(flaky)
+    runner.retry_pause = 0.01
+    job_id = runner.submit("docs", [], lambda files, progress: IngestReport("docs"))["id"]
+    deadline = time.monotonic() + 10
+    while jobs.get(job_id)["state"] != "succeeded" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    runner.shutdown()
+    assert flaky.failures == 0 and jobs.get(job_id)["state"] == "succeeded"

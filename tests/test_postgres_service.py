@@ -233,7 +233,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluste
     """A PostgreSQL server of this test's own, to be stopped and started."""
     own = PostgresCluster(tmp_path_factory.mktemp("own-pg"))
     yield own
-    own.stop()
+    if own.running():
+        own.stop()
 
 
 def test_an_outage_gives_503s_then_200s_without_a_restart_and_loses_nothing(tmp_path, cluster, samples_copy):

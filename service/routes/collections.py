@@ -177,7 +177,7 @@ async def upload(
     root = ctx.settings.data_dir / "uploads" / str(collection.id)
     stored = await store_uploads(files, root, ctx.settings.limits.max_upload_bytes)
     sources = [SourceFile(path, name_, extra) for name_, path in stored]
-    # submit writes the job row: off the event loop, which must not wait on SQLite's write lock
+    # submit writes the job row: off the event loop, which must not wait on the store's write lock
     return await run_in_threadpool(ctx.jobs.submit, collection.name, sources, _runner(ctx, collection))
 
 
