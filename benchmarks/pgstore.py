@@ -54,3 +54,36 @@ def store_url(spec: str | None, prefix: str = "bench") -> Iterator[tuple[str | N
 def is_postgres(url: str | None) -> bool:
     """Whether a store URL names PostgreSQL."""
     return bool(url) and url.split(":", 1)[0].split("+")[0] in ("postgresql", "postgres")
+
+
+@contextmanager
+def hnsw_after_load(store, collection, maintenance_work_mem: str = "1GB") -> Iterator[dict[str, float]]:
+    """Bulk loading into a PostgresStore collection: its HNSW index is dropped for the body of the `with`, then
+    created again exactly as the store defines it (`PostgresStore._create_hnsw`), with maintenance_work_mem
+    raised for that one statement so pgvector builds the graph in memory (at 64MB, the default, 100k × 384
+    floats no longer fit and it builds on disk, far slower). Yields a dict that gets `index_s`. The store
+    must have a statement_timeout long enough for the build."""
+    import time
+
+    from indexes.postgres import hnsw_index
+
+    with store.connection() as conn:
+        conn.execute(f"DROP INDEX IF EXISTS {hnsw_index(collection.id)}")
+    timings: dict[str, float] = {}
+    yield timings
+    started = time.perf_counter()
+    with store.connection() as conn:
+        conn.execute(f"SET LOCAL maintenance_work_mem = '{maintenance_work_mem}'")
+        store._create_hnsw(conn, collection)
+    timings["index_s"] = time.perf_counter() - started
+
+
+def vacuum_analyze(url: str) -> float:
+    """VACUUM ANALYZE the whole database (what autovacuum does soon after a bulk load: planner statistics, and
+    the visibility map that lets index-only scans skip the heap); returns the seconds it took."""
+    import time
+
+    started = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    return time.perf_counter() - started

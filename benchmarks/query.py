@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from indexes.backends import StoreOptions, open_store  # noqa: E402
 from indexes.embedders import SentenceTransformerEmbedder  # noqa: E402
 from indexes.types import ChunkInput, DocumentFields  # noqa: E402
-from pgstore import is_postgres, store_url  # noqa: E402  (benchmarks/pgstore.py)
+from pgstore import hnsw_after_load, is_postgres, store_url, vacuum_analyze  # noqa: E402  (benchmarks/pgstore.py)
 from server import DocqaServer  # noqa: E402  (tests/server.py: a real `docqa serve` on a free port)
 
 SQUAD = ROOT.parent / "shared" / "eval" / "squad-v2.0-dev-half" / "dev-v2.0.json"
@@ -84,40 +84,30 @@ def build(data_dir: Path, size: int, sentences: list[str], dim: int, identity: d
     rng = random.Random(size)
     store = open_store(url, data_dir, options=StoreOptions(statement_timeout=3600))
     postgres = is_postgres(url)
+    timings: dict[str, float] = {}
     started = time.perf_counter()
     collection = store.create_collection("default", identity)
-    if postgres and hnsw == "after":
-        from indexes.postgres import hnsw_index
-
-        with store.connection() as conn:
-            conn.execute(f"DROP INDEX {hnsw_index(collection.id)}")
-    rng_vectors = np.random.default_rng(size)
-    vectors = unit(rng_vectors, size, dim)
-    for d in range(0, size, CHUNKS_PER_DOC):
-        texts = [" ".join(rng.sample(sentences, 4)) for _ in range(min(CHUNKS_PER_DOC, size - d))]
-        full = "\n\n".join(texts)
-        chunks, offset = [], 0
-        for t in texts:
-            chunks.append(ChunkInput(t, t, offset, offset + len(t)))
-            offset += len(t) + 2
-        fields = DocumentFields(f"synthetic/{d // CHUNKS_PER_DOC}.txt", f"{d:064x}", len(full), title=f"doc {d}", text=full)
-        sentence_vectors = [unit(rng_vectors, 4, dim) for _ in texts]  # each chunk is four sentences
-        store.put_document(collection, fields, chunks, vectors[d : d + len(texts)], sentence_vectors)
-    timings = {"documents_s": time.perf_counter() - started}
-    started = time.perf_counter()
+    with ExitStack() as bulk:
+        if postgres and hnsw == "after":
+            timings = bulk.enter_context(hnsw_after_load(store, collection, maintenance_work_mem))
+        rng_vectors = np.random.default_rng(size)
+        vectors = unit(rng_vectors, size, dim)
+        for d in range(0, size, CHUNKS_PER_DOC):
+            texts = [" ".join(rng.sample(sentences, 4)) for _ in range(min(CHUNKS_PER_DOC, size - d))]
+            full = "\n\n".join(texts)
+            chunks, offset = [], 0
+            for t in texts:
+                chunks.append(ChunkInput(t, t, offset, offset + len(t)))
+                offset += len(t) + 2
+            fields = DocumentFields(f"synthetic/{d // CHUNKS_PER_DOC}.txt", f"{d:064x}", len(full), title=f"doc {d}", text=full)
+            sentence_vectors = [unit(rng_vectors, 4, dim) for _ in texts]  # each chunk is four sentences
+            store.put_document(collection, fields, chunks, vectors[d : d + len(texts)], sentence_vectors)
+        documents = time.perf_counter() - started
+    timings = {"documents_s": documents, **timings}
     if postgres:
-        import psycopg
-
-        if hnsw == "after":
-            with store.connection() as conn:
-                conn.execute(f"SET LOCAL maintenance_work_mem = '{maintenance_work_mem}'")
-                store._create_hnsw(conn, collection)
-        timings["index_s"] = time.perf_counter() - started
-        started = time.perf_counter()
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE")
-        timings["analyze_s"] = time.perf_counter() - started
+        timings["analyze_s"] = vacuum_analyze(url)
     else:
+        started = time.perf_counter()
         store.flush(collection)
         timings["index_s"] = time.perf_counter() - started
     store.close()
