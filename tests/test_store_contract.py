@@ -504,3 +504,15 @@ def test_no_url_opens_the_embedded_store_in_the_data_directory(tmp_path: Path) -
 
 
 
+
+
+def test_nothing_outside_indexes_opens_a_database_or_writes_sql() -> None:
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    persistence = re.compile(r"^\s*(import|from)\s+(sqlite3|psycopg|psycopg_pool|faiss)\b|\.execute(many|script)?\(|\bcatalog\.db\b",
+                             re.MULTILINE)
+    offenders = [f"{path.relative_to(root)}: {match.group(0).strip()}"
+                 for package in ("service", "ingest") for path in sorted((root / package).rglob("*.py"))
+                 for match in persistence.finditer(path.read_text())]
+    assert offenders == []

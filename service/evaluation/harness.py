@@ -20,7 +20,7 @@ from indexes.types import Collection
 from ingest.chunking import ChunkingOptions
 from ingest.pipeline import IngestPipeline, SourceFile
 from service.answer import Answerer, AskRequest
-from service.evaluation.cache import CachedEmbedder
+from indexes.embedding_cache import CachedEmbedder
 from service.evaluation.datasets import EvalSet, Question
 from service.evaluation.metrics import (
     abstention_scores, best_f1, contains_answer, mean, mrr_at_k, ndcg_at_k, recall_at_k,

@@ -1,4 +1,7 @@
-"""An on-disk embedding cache, so reruns with other retrieval or answer settings never re-embed a text."""
+"""An on-disk embedding cache, so reruns with other retrieval or answer settings never re-embed a text.
+
+Used by `docqa eval`; it lives here, with the embedders, because it is storage: nothing outside `indexes/`
+opens a database."""
 
 from __future__ import annotations
 
