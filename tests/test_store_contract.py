@@ -8,6 +8,7 @@ backends ranking alike. Vectors are random 8-dimensional ones (no model), so thi
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -516,3 +517,11 @@ def test_nothing_outside_indexes_opens_a_database_or_writes_sql() -> None:
                  for package in ("service", "ingest") for path in sorted((root / package).rglob("*.py"))
                  for match in persistence.finditer(path.read_text())]
     assert offenders == []
+
+
+def test_a_filter_may_name_more_document_ids_than_a_database_binds_variables(filtered) -> None:
+    store, docs, ids = filtered
+    limit = sqlite3.connect(":memory:").getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # 32,766 or 250,000
+    many = Filters(document_ids=list(range(10**6, 10**6 + limit + 1)) + [ids["2023.pdf"]])
+    for ranked in (lexical(store, docs, "report", many), dense(store, docs, unit_vectors(1, 0)[0], many)):
+        assert {r.source for r in store.chunks(ranked).values()} == {"2023.pdf"}
