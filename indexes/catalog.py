@@ -140,20 +140,18 @@ class Catalog:
 
     def get_collection(self, name: str) -> Collection:
         """The collection called `name`; NotFound if there is none."""
-        row = self.db.execute(
-            "SELECT id, name, description, embedder, created_at FROM collections WHERE name = ?", (name,)
-        ).fetchone()
-        if row is None:
-            raise NotFound(f"collection {name!r} not found")
-        return _collection(row)
+        return self._collection_where("name", name, repr(name))
 
     def get_collection_by_id(self, collection_id: int) -> Collection:
         """The collection with this id; NotFound if there is none."""
+        return self._collection_where("id", collection_id, str(collection_id))
+
+    def _collection_where(self, column: str, value: object, label: str) -> Collection:
         row = self.db.execute(
-            "SELECT id, name, description, embedder, created_at FROM collections WHERE id = ?", (collection_id,)
+            f"SELECT id, name, description, embedder, created_at FROM collections WHERE {column} = ?", (value,)
         ).fetchone()
         if row is None:
-            raise NotFound(f"collection {collection_id} not found")
+            raise NotFound(f"collection {label} not found")
         return _collection(row)
 
     def find_collection(self, name: str) -> Collection | None:
