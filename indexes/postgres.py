@@ -165,11 +165,12 @@ class PostgresStore(StoreBase):
                     row = conn.execute("SELECT value FROM docqa_meta WHERE key = 'analysis_version'").fetchone()
                 stale = row is None or int(row[0]) != ANALYSIS_VERSION
             if stale:  # terms are derived: analysed another way, they are re-derived from the chunks
-                self._pool_less_reanalyse()
+                self._reanalyse_all()
         except psycopg.OperationalError as exc:
             raise StorageUnavailable(f"cannot reach PostgreSQL at {self.url}: {_reason(exc)}") from exc
 
-    def _pool_less_reanalyse(self) -> None:
+    def _reanalyse_all(self) -> None:
+        """Re-derive every collection's postings (before the pool exists: this runs while opening)."""
         with psycopg.connect(self._dsn) as conn:
             register_vector(conn)
             for row in conn.execute(f"SELECT {_COLLECTION_COLUMNS} FROM collections").fetchall():

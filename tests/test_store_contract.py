@@ -525,3 +525,18 @@ def test_a_filter_may_name_more_document_ids_than_a_database_binds_variables(fil
     many = Filters(document_ids=list(range(10**6, 10**6 + limit + 1)) + [ids["2023.pdf"]])
     for ranked in (lexical(store, docs, "report", many), dense(store, docs, unit_vectors(1, 0)[0], many)):
         assert {r.source for r in store.chunks(ranked).values()} == {"2023.pdf"}
+
+
+@pytest.mark.postgres
+def test_postgres_postings_analysed_by_an_older_docqa_are_rebuilt_when_the_store_opens(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url)
+    c = store.create_collection("docs", IDENTITY)
+    _, ids = put(store, c, "a.md", ["staging cluster nodes"])
+    with store.connection() as conn:  # as an older analysis would have left them: other terms
+        conn.execute("UPDATE postings SET term = term || '_old'")
+        conn.execute("UPDATE docqa_meta SET value = '0' WHERE key = 'analysis_version'")
+    assert lexical(store, c, "staging") == []
+    store.close()
+    reopened = PostgresStore(postgres_url)
+    assert lexical(reopened, c, "staging") == ids and reopened.check(c).ok
+    reopened.close()
