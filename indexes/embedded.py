@@ -15,7 +15,7 @@ import numpy as np
 from indexes.catalog import Catalog
 from indexes.embedders import EmbedderSpec
 from indexes.errors import StorageError
-from indexes.filters import RANGE_OPERATORS, AllOf, AnyOf, Condition, Filters, Node
+from indexes.filters import RANGE_OPERATORS, SQL_COLUMNS, Condition, Filters, sql_tree
 from indexes.records import ADDED_COLUMNS, Records, Row, records_schema
 from indexes.store import (
     CheckReport, ChunkRecord, Embedders, Ranking, SearchQuery, StoreBase, StoredDocument,
@@ -24,6 +24,7 @@ from indexes.types import ChunkInput, Collection, DocumentFields, DocumentRecord
 from indexes.vectors import VectorIndex
 
 CATALOG_FILE = "catalog.sqlite3"
+ALLOWED_KEPT = 16  # filters whose chunk ids are kept (the latest ones)
 
 
 class EmbeddedStore(StoreBase):
@@ -40,6 +41,7 @@ class EmbeddedStore(StoreBase):
         self.catalog = Catalog(self.data_dir / CATALOG_FILE)
         self.embedders = embedders or Embedders(embedder_spec)
         self._vectors: dict[int, VectorIndex] = {}
+        self._allowed: dict[tuple[int, int, str], list[int]] = {}  # allowed_ids by (collection, change, filter)
         self._lock = threading.RLock()
         self.records = Records(_SQLiteRecords(self.catalog))
 
@@ -210,15 +212,25 @@ class EmbeddedStore(StoreBase):
     # -- search -----------------------------------------------------------------------------------
 
     def allowed_ids(self, collection: Collection, filters: Filters) -> list[int] | None:
-        """The chunk ids a filter lets through (None: no filter)."""
+        """The chunk ids a filter lets through (None: no filter). A hybrid search asks for them twice (three
+        times with feedback), so they are kept per collection change: any commit gives a new key."""
         if filters.empty:
             return None
+        key = (collection.id, self.catalog.last_seq(collection.id), filters.model_dump_json())
+        with self._lock:
+            if key in self._allowed:
+                return self._allowed[key]
         where, args = compile_filters(filters)
         rows = self.catalog.db.execute(
             f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.collection_id = ? AND {where}",
             [collection.id, *args],
         )
-        return [r[0] for r in rows]
+        allowed = [r[0] for r in rows]
+        with self._lock:
+            self._allowed[key] = allowed
+            while len(self._allowed) > ALLOWED_KEPT:
+                del self._allowed[next(iter(self._allowed))]
+        return allowed
 
     def dense_search(self, query: SearchQuery) -> Ranking:
         """FAISS inner product (cosine) over the collection's vectors, exact, within the filters."""
@@ -300,9 +312,6 @@ class EmbeddedStore(StoreBase):
 
 # -- filters, compiled for SQLite -----------------------------------------------------------------------
 
-_COLUMNS = {"source": "d.source", "title": "d.title", "pages": "d.pages", "created_at": "d.created_at",
-            "updated_at": "d.updated_at"}
-
 
 def compile_filters(filters: Filters) -> tuple[str, list[Any]]:
     """A WHERE fragment over documents `d`, with its arguments."""
@@ -318,21 +327,13 @@ def compile_filters(filters: Filters) -> tuple[str, list[Any]]:
         args.append(filters.source_glob)
     tree = filters.conditions()
     if tree is not None:
-        clauses.append(_node(tree, args))
+        clauses.append(sql_tree(tree, lambda c: _condition(c, args)))
     return " AND ".join(clauses) or "1", args
-
-
-def _node(node: Node, args: list[Any]) -> str:
-    if isinstance(node, AllOf):
-        return "(" + " AND ".join(_node(n, args) for n in node.all) + ")"
-    if isinstance(node, AnyOf):
-        return "(" + " OR ".join(_node(n, args) for n in node.any) + ")"
-    return _condition(node, args)
 
 
 def _condition(c: Condition, args: list[Any]) -> str:
     key = c.metadata_key
-    value = f"json_extract(d.metadata, '$.\"{key}\"')" if key else _COLUMNS[c.field]
+    value = f"json_extract(d.metadata, '$.\"{key}\"')" if key else SQL_COLUMNS[c.field]
     # what kind of value is stored: 'integer'/'real' and 'text' as SQLite types it, JSON types for metadata
     kind = f"json_type(d.metadata, '$.\"{key}\"')" if key else f"typeof({value})"
     if c.op in ("eq", "in", "ne", "not_in"):

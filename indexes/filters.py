@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Callable, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -158,6 +158,19 @@ class Filters(BaseModel):
         if not parts:
             return None
         return parts[0] if len(parts) == 1 else AllOf(all=parts)
+
+
+# The document fields as columns of a `documents d` table, for SQL backends.
+SQL_COLUMNS = {name: f"d.{name}" for name in DOCUMENT_FIELDS}
+
+
+def sql_tree(node: Node, condition: Callable[[Condition], str]) -> str:
+    """A condition tree as one SQL boolean expression: `all` as AND, `any` as OR, leaves by `condition`."""
+    if isinstance(node, AllOf):
+        return "(" + " AND ".join(sql_tree(n, condition) for n in node.all) + ")"
+    if isinstance(node, AnyOf):
+        return "(" + " OR ".join(sql_tree(n, condition) for n in node.any) + ")"
+    return condition(node)
 
 
 def _class_end(glob: str, i: int) -> int:

@@ -27,7 +27,7 @@ import numpy as np
 
 from indexes.backends import StoreOptions, redacted
 from indexes.errors import Conflict, NotFound, StorageUnavailable
-from indexes.filters import RANGE_OPERATORS, AllOf, AnyOf, Condition, Filters, Node, glob_regex
+from indexes.filters import RANGE_OPERATORS, SQL_COLUMNS, Condition, Filters, glob_regex, sql_tree
 from indexes.lexical import ANALYSIS_VERSION, index_terms, query_stems, split_terms
 from indexes.records import Records, Row, records_schema
 from indexes.store import CheckReport, ChunkRecord, Embedders, Ranking, SearchQuery, StoreBase, StoredDocument
@@ -588,8 +588,6 @@ def _reason(exc: BaseException) -> str:
 
 # -- filters, compiled for PostgreSQL ---------------------------------------------------------------------
 
-_COLUMNS = {"source": "d.source", "title": "d.title", "pages": "d.pages", "created_at": "d.created_at",
-            "updated_at": "d.updated_at"}
 _NUMERIC = {"pages", "created_at", "updated_at"}
 
 
@@ -603,7 +601,7 @@ def compile_filters(filters: Filters) -> tuple[str, dict[str, Any]]:
         clauses.append(f"d.source ~ {_arg(args, glob_regex(filters.source_glob))}")
     tree = filters.conditions()
     if tree is not None:
-        clauses.append(_node(tree, args))
+        clauses.append(sql_tree(tree, lambda c: _condition(c, args)))
     return " AND ".join(clauses) or "true", args
 
 
@@ -613,14 +611,6 @@ def _arg(args: dict[str, Any], value: Any) -> str:
     return f"%({name})s"
 
 
-def _node(node: Node, args: dict[str, Any]) -> str:
-    if isinstance(node, AllOf):
-        return "(" + " AND ".join(_node(n, args) for n in node.all) + ")"
-    if isinstance(node, AnyOf):
-        return "(" + " OR ".join(_node(n, args) for n in node.any) + ")"
-    return _condition(node, args)
-
-
 def _condition(c: Condition, args: dict[str, Any]) -> str:
     key = c.metadata_key
     if c.op in ("eq", "in", "ne", "not_in"):
@@ -628,7 +618,7 @@ def _condition(c: Condition, args: dict[str, Any]) -> str:
             stored = f"(d.metadata -> {_arg(args, key)})"
             member = f"{stored} = ANY({_arg(args, [json.dumps(v) for v in c.values])}::jsonb[])"
         else:
-            stored = _COLUMNS[c.field]
+            stored = SQL_COLUMNS[c.field]
             numeric = c.field in _NUMERIC
             values = [v for v in c.values if isinstance(v, str) != numeric and not isinstance(v, bool)]
             kind = "float8[]" if numeric else "text[]"
@@ -639,7 +629,7 @@ def _condition(c: Condition, args: dict[str, Any]) -> str:
         if (c.field in _NUMERIC) != (not isinstance(c.value, str)):
             return "false"  # a number compared with a string, or a string with a number: never
         cast = "::float8" if c.field in _NUMERIC else ' COLLATE "C"'
-        return f"({_COLUMNS[c.field]} {operator} {_arg(args, c.value)}{cast})"
+        return f"({SQL_COLUMNS[c.field]} {operator} {_arg(args, c.value)}{cast})"
     field = _arg(args, key)
     if isinstance(c.value, str):
         return (f"(CASE WHEN jsonb_typeof(d.metadata -> {field}) = 'string' THEN d.metadata ->> {field} END"

@@ -540,3 +540,14 @@ def test_postgres_postings_analysed_by_an_older_docqa_are_rebuilt_when_the_store
     reopened = PostgresStore(postgres_url)
     assert lexical(reopened, c, "staging") == ids and reopened.check(c).ok
     reopened.close()
+
+
+def test_a_filtered_search_sees_what_was_committed_since_the_same_search(store: Store, docs: Collection) -> None:
+    team = Filters(metadata={"team": "infra"})
+    _, first = put(store, docs, "a.md", ["shared quarterly report"], metadata={"team": "infra"})
+    assert lexical(store, docs, "report", team) == first
+    _, second = put(store, docs, "b.md", ["another quarterly report"], seed=1, metadata={"team": "infra"})
+    assert sorted(lexical(store, docs, "report", team)) == sorted(first + second)
+    assert sorted(dense(store, docs, unit_vectors(1, 0)[0], team)) == sorted(first + second)
+    store.delete_document(docs, store.find_document(docs, "a.md").id)
+    assert lexical(store, docs, "report", team) == second
