@@ -106,17 +106,15 @@ def build_index(evalset: EvalSet, config: EvalConfig, work_dir: Path, beir: bool
     folder = work_dir / f"index-{fingerprint}"
     name = f"eval-{fingerprint}" if store_url else "eval"
     started = time.perf_counter()
+    if not store_url and not (folder / "complete").exists():
+        shutil.rmtree(folder, ignore_errors=True)  # an index whose ingestion never finished starts over
     store = _caching_store(store_url, folder / "data", spec, work_dir / "embeddings.sqlite3")
     existing = store.find_collection(name)
     complete = (folder / "complete").exists() if not store_url else (
         existing is not None and store.counts(existing)["documents"] == len(evalset.documents))
     if not complete:
-        if store_url and existing is not None:
+        if existing is not None:
             store.delete_collection(name)
-        elif not store_url:
-            store.close()
-            shutil.rmtree(folder, ignore_errors=True)
-            store = _caching_store(store_url, folder / "data", spec, work_dir / "embeddings.sqlite3")
         collection = store.ensure_collection(name)
         files = _write_documents(evalset, folder / "files", beir, config.titles)
         embedder = store.embedder(collection)
