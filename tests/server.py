@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -91,3 +92,21 @@ class DocqaServer:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 300.0) -> dict[str, Any]:
+    """Poll GET /v1/jobs/{id} until it finishes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["state"] in ("succeeded", "failed"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still {job['state']} after {timeout}s: {job}")
+
+
+def ask(client: httpx.Client, question: str, **fields: Any) -> dict[str, Any]:
+    """POST /v1/ask, which must answer 200; the JSON body."""
+    response = client.post("/v1/ask", json={"question": question, **fields})
+    assert response.status_code == 200, response.text
+    return response.json()

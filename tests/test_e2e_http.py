@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,14 +17,13 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from server import DocqaServer
+from server import DocqaServer, ask, wait_for_job
 
 pytestmark = pytest.mark.slow
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 SHARED_PDFS = Path(__file__).resolve().parents[2] / "shared" / "pdfs"
 MAX_UPLOAD_BYTES = 2_000_000  # small, yet above the largest shared PDF (1.8 MB)
-JOB_TIMEOUT = 300.0
 
 
 @pytest.fixture(scope="module")
@@ -51,27 +49,10 @@ def upload(client: httpx.Client, collection: str, files: list[tuple[str, bytes]]
     return client.post(f"/v1/collections/{collection}/documents", files=[("files", f) for f in files])
 
 
-def wait_for_job(client: httpx.Client, job_id: str, timeout: float = JOB_TIMEOUT) -> dict[str, Any]:
-    """Poll GET /v1/jobs/{id} until it finishes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] in ("succeeded", "failed"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} still {job['state']} after {timeout}s: {job}")
-
-
 def ingest(client: httpx.Client, collection: str, files: list[tuple[str, bytes]]) -> dict[str, Any]:
     response = upload(client, collection, files)
     assert response.status_code == 202, response.text
     return wait_for_job(client, response.json()["id"])
-
-
-def ask(client: httpx.Client, question: str, **fields: Any) -> dict[str, Any]:
-    response = client.post("/v1/ask", json={"question": question, **fields})
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def assert_problem(client: httpx.Client, response: httpx.Response, status: int) -> dict[str, Any]:

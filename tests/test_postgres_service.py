@@ -26,28 +26,12 @@ from indexes.store import Embedders, Store
 from ingest.cli import app as ingest_cli
 from ingest.pipeline import FileResult, IngestPipeline, ProgressSink, SourceFile
 from pg import PostgresCluster, create_database, drop_database
-from server import DocqaServer
+from server import DocqaServer, ask, wait_for_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 SAMPLE_FILES = sorted(p for p in SAMPLES.iterdir() if p.suffix != ".py")
-
-
-def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] in ("succeeded", "failed"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} unfinished after {timeout}s: {job}")
-
-
-def ask(client: httpx.Client, question: str, **fields: Any) -> dict[str, Any]:
-    response = client.post("/v1/ask", json={"question": question, **fields})
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 @pytest.fixture(scope="module")
