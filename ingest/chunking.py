@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
+from indexes.sentences import sentence_spans, strip_span
 from indexes.types import ChunkInput
 from ingest.parsers.base import ParsedDocument, Section
 
@@ -22,14 +23,7 @@ _MIN_TARGET = 16
 _SENTENCE, _WORD, _CHARS = 1, 2, 3  # refinement levels of a span; 0 is a whole section
 _MAX_VERIFY_ROUNDS = 64
 
-# Lower-cased abbreviations (without the final dot) after which a period does not end a sentence.
-_ABBREVIATIONS = frozenset(
-    "e.g i.e etc cf vs al approx dr dra mr mrs ms prof profa sr sra srta jr st fig figs no nº n.º nos "
-    "vol p pp ed eds inc ltd co corp dept est ex exmo exma av pág pag cap art arts obs sec ca".split()
-)
-_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’»)\]]*(?=\s)|\n")
 _WORD_RE = re.compile(r"\S+")
-_WRAPPED_LINE = 30  # a line at least this long that runs on past its break is prose wrapped, not a heading or item
 
 
 @dataclass(frozen=True)
@@ -101,53 +95,10 @@ def token_counter_for(tokenizer: Any, prompt: str = "") -> TokenCounter:
     return count_tokens
 
 
-def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
-    """Split text[start:end] into stripped sentence spans at . ! ? … and line breaks.
-
-    A period after a known abbreviation (e.g., Dr., Sra.) or an initial, or before a lower-case word, does not split;
-    decimals never do, since a sentence end needs whitespace after it.
-    """
-    end = len(text) if end is None else end
-    spans, begin = [], start
-    for match in _SENTENCE_END.finditer(text, start, end):
-        if match.group() == "\n":
-            if _wrapped(text, begin, match.start(), match.end(), end):
-                continue
-        elif not _ends_sentence(text, begin, match.start(), match.end(), end):
-            continue
-        spans.append((begin, match.end()))
-        begin = match.end()
-    spans.append((begin, end))
-    return [s for s in (_strip(text, a, b) for a, b in spans) if s[0] < s[1]]
-
-
 def embed_sentence_spans(chunk: ChunkInput) -> list[tuple[int, int]]:
     """The sentences of a chunk's text as spans of its embed_text (which is heading context + the text)."""
     offset = len(chunk.embed_text) - len(chunk.text)
     return [(a + offset, b + offset) for a, b in sentence_spans(chunk.text)]
-
-
-def _wrapped(text: str, begin: int, newline: int, after: int, end: int) -> bool:
-    """Whether a line break only wraps a sentence (PDF lines, hard-wrapped Markdown): the line before runs on
-    (no closing punctuation, long enough to be prose) and the next line continues it (a lower-case word or a
-    figure). A blank line or a list item always starts anew."""
-    line = text[max(begin, text.rfind("\n", begin, newline) + 1) : newline].rstrip()
-    nxt = text[after:end]
-    if not line or not nxt or nxt[0] in "\n-*•" or line[-1] in ".!?…:;|":
-        return False
-    return len(line) >= _WRAPPED_LINE and (nxt[0].islower() or nxt[0].isdigit())
-
-
-def _ends_sentence(text: str, begin: int, dot: int, after: int, end: int) -> bool:
-    """Whether the punctuation at text[dot:after] closes a sentence."""
-    following = text[after:end].lstrip()
-    if following[:1].islower():
-        return False
-    if text[dot] != ".":
-        return True
-    word = text[begin:dot].rsplit(None, 1)[-1] if text[begin:dot].strip() else ""
-    word = word.lstrip("([\"'“‘«").lower()
-    return not (word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()))
 
 
 def chunk_document(
@@ -156,22 +107,13 @@ def chunk_document(
     """Cut a parsed document into chunks whose embed_text never exceeds options.max_tokens."""
     title = doc.title if title is None else title
     overhead = count_tokens([""])[0]
-    sections = [s for s in doc.sections if _strip(doc.text, s.start, s.end)[0] < s.end]
+    sections = [s for s in doc.sections if strip_span(doc.text, s.start, s.end)[0] < s.end]
     if not sections:
         return []
     runs = _make_runs(doc.text, sections, title, count_tokens, options, overhead)
     _refine(doc.text, runs, count_tokens, overhead)
     chunks = [(run, group) for run in runs for group in _pack(doc.text, run, options.overlap_tokens)]
     return _drop_nested(_verify(doc.text, chunks, count_tokens, options.max_tokens))
-
-
-def _strip(text: str, start: int, end: int) -> tuple[int, int]:
-    """Move [start, end) inwards past whitespace."""
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end
 
 
 def _make_runs(
@@ -183,7 +125,7 @@ def _make_runs(
     overhead: int,
 ) -> list[_Run]:
     """Group sections into runs and give each run its heading prefix and text budget."""
-    bounds = [_strip(text, s.start, s.end) for s in sections]
+    bounds = [strip_span(text, s.start, s.end) for s in sections]
     costs = _costs(text, bounds, count_tokens, overhead)
     prefixes = _prefixes(sections, title, count_tokens, options, overhead)
     runs: list[_Run] = []
@@ -347,13 +289,13 @@ def _halve(text: str, run: _Run, group: list[_Span]) -> list[tuple[_Run, list[_S
         mid = len(group) // 2
         return [(run, group[:mid]), (run, group[mid:])]
     span = group[0]
-    start, end = _strip(text, span.start, span.end)
+    start, end = strip_span(text, span.start, span.end)
     if end - start <= 1:
         return [(_Run(run.heading_path, run.page, "", run.target, run.spans), group)]
     mid = (start + end) // 2
     space = text.rfind(" ", start + 1, mid + 1)
     cut = space if space > start else mid
-    halves = [_strip(text, start, cut), _strip(text, cut, end)]
+    halves = [strip_span(text, start, cut), strip_span(text, cut, end)]
     return [(run, [_Span(a, b, span.cost // 2, span.section, _CHARS)]) for a, b in halves if a < b]
 
 
@@ -369,6 +311,6 @@ def _drop_nested(chunks: list[ChunkInput]) -> list[ChunkInput]:
 
 
 def _chunk_input(text: str, run: _Run, group: list[_Span]) -> ChunkInput:
-    start, end = _strip(text, group[0].start, group[-1].end)
+    start, end = strip_span(text, group[0].start, group[-1].end)
     body = text[start:end]
     return ChunkInput(body, run.prefix + body, start, end, run.page, run.page, run.heading_path)

@@ -25,7 +25,11 @@ from ingest.chunking import ChunkingOptions, chunk_document, embed_sentence_span
 from ingest.isolation import IngestLimits, ParseInterrupted, parser_process
 from ingest.parsers import SUPPORTED_SUFFIXES, ParsedDocument
 
-__all__ = ["IngestLimits", "IngestPipeline", "IngestReport", "FileResult", "ProgressSink", "SourceFile", "discover"]
+# What service/ may use: the pipeline and what it takes (tests/test_layers.py holds service/ to this module and the CLI).
+__all__ = [
+    "SUPPORTED_SUFFIXES", "ChunkingOptions", "FileResult", "IngestLimits", "IngestPipeline", "IngestReport",
+    "ProgressSink", "SourceFile", "discover", "sha256_file",
+]
 
 STATUSES = ("ingested", "unchanged", "replaced", "removed", "failed")
 

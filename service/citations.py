@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from service.evidence import EvidenceScorer, split_sentences, unmatched
+from indexes.sentences import split_sentences
+from service.evidence import EvidenceScorer, unmatched
 from service.generators.base import Passage
 from service.questions import analyse_question
 from service.verdict import passage_context

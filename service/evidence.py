@@ -19,7 +19,7 @@ import numpy as np
 
 from indexes.embedders import Embedder
 from indexes.lexical import STOP_WORDS, fold
-from ingest.chunking import sentence_spans
+from indexes.sentences import sentence_spans, split_sentences
 from service.generators.base import Passage
 from service.mentions import carries
 from service.morphology import roots_of
@@ -104,11 +104,6 @@ def is_heading(text: str, passage: str, start: int, end: int, known: set[str]) -
 
 def _norm(text: str) -> str:
     return " ".join(WORD.findall(fold(text)))
-
-
-def split_sentences(text: str) -> list[str]:
-    """The sentences of a text, stripped, without empties."""
-    return [text[a:b].strip() for a, b in sentence_spans(text) if text[a:b].strip()]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Sequence
 from fastapi import UploadFile
 
 from indexes.errors import Forbidden, InvalidInput, PayloadTooLarge, UnsupportedMediaType
-from ingest.parsers import SUPPORTED_SUFFIXES
+from ingest.pipeline import SUPPORTED_SUFFIXES
 
 _UNSAFE = re.compile(r"[^\w.\- ()]+", re.UNICODE)
 

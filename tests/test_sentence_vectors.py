@@ -14,7 +14,8 @@ from indexes.embedders import EmbedderSpec, SentenceTransformerEmbedder, bundled
 from indexes.search import SHORT_QUERY_MAX_WORDS, SearchTuning, Searcher
 from indexes.embedded import EmbeddedStore
 from indexes.types import ChunkInput
-from ingest.chunking import embed_sentence_spans, sentence_spans
+from indexes.sentences import sentence_spans
+from ingest.chunking import embed_sentence_spans
 from ingest.pipeline import IngestPipeline, SourceFile
 
 OFFICE = (

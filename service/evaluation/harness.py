@@ -17,8 +17,7 @@ from indexes.schema import SCHEMA_VERSION
 from indexes.search import MODES, Searcher
 from indexes.store import Embedders, Store
 from indexes.types import Collection
-from ingest.chunking import ChunkingOptions
-from ingest.pipeline import IngestPipeline, SourceFile
+from ingest.pipeline import ChunkingOptions, IngestPipeline, SourceFile
 from service.answer import Answerer, AskRequest
 from indexes.embedding_cache import CachedEmbedder
 from service.evaluation.datasets import EvalSet, Question
