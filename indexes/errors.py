@@ -72,6 +72,13 @@ class GeneratorUnavailable(DocQAError):
     title = "Generator unavailable"
 
 
+class PluginError(DocQAError):
+    """A registered plugin could not be loaded, or none is registered for a kind of backend."""
+
+    status = 500
+    title = "Plugin unavailable"
+
+
 class Overloaded(DocQAError):
     status = 503
     title = "Service overloaded"

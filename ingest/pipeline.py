@@ -23,12 +23,13 @@ from indexes.store import Store
 from indexes.types import ChunkInput, Collection, DocumentFields
 from ingest.chunking import ChunkingOptions, chunk_document, embed_sentence_spans
 from ingest.isolation import IngestLimits, ParseInterrupted, parser_process
-from ingest.parsers import SUPPORTED_SUFFIXES, ParsedDocument
+from ingest.parsers import ParsedDocument, supported_suffixes
 
 # What service/ may use: the pipeline and what it takes (tests/test_layers.py holds service/ to this module and the CLI).
 __all__ = [
-    "SUPPORTED_SUFFIXES", "ChunkingOptions", "FileResult", "IngestLimits", "IngestPipeline", "IngestReport",
+    "ChunkingOptions", "FileResult", "IngestLimits", "IngestPipeline", "IngestReport",
     "ProgressSink", "SourceFile", "discover", "sha256_file",
+    "supported_suffixes",
 ]
 
 STATUSES = ("ingested", "unchanged", "replaced", "removed", "failed")
@@ -109,7 +110,7 @@ def discover(paths: Sequence[Path], globs: Sequence[str] = ()) -> list[Path]:
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 path = Path(dirpath) / name
-                if name.startswith(".") or path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                if name.startswith(".") or path.suffix.lower() not in supported_suffixes():
                     continue
                 if globs and not any(fnmatch.fnmatch(name, g) or fnmatch.fnmatch(str(path), g) for g in globs):
                     continue

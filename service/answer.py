@@ -175,7 +175,7 @@ class Answerer:
         if not previous:
             return question
         name = generator or self.generators.config.backend
-        backend = None if name == "extractive" else self.generators.get(name)
+        backend = None if self.generators.needs_scorer(name) else self.generators.get(name)
         rewrite_with_llm = getattr(backend, "rewrite_question", None)
         if rewrite_with_llm is not None:
             try:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from ingest.cli import _State, app, fail, out
+from ingest.cli import JsonOpt, _State, app, fail, out
 from service.evaluation.cli import eval_app
 
 if TYPE_CHECKING:
@@ -54,6 +54,39 @@ def worker_app() -> FastAPI:
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)
     return create_app(settings)
+
+
+@app.command("plugins")
+def list_plugins(as_json: bool = JsonOpt) -> None:
+    """Every installed store, embedder, parser and generator: its name, the package that provides it (docqa for
+    the built-ins) and the object it names; exits 1 if one fails to load."""
+    from rich.table import Table
+
+    from indexes.errors import PluginError
+    from indexes.plugins import GROUPS, registered
+
+    rows = []
+    for group in GROUPS:
+        for plugin in registered(group):
+            try:
+                plugin.load()
+                error = None
+            except PluginError as exc:
+                error = exc.detail
+            rows.append({"group": group, "name": plugin.name, "distribution": plugin.distribution,
+                         "object": plugin.value, "error": error})
+    if as_json:
+        out.print_json(json.dumps({"plugins": rows}))
+    else:
+        table = Table("group", "name", "from", "object")
+        for r in rows:
+            table.add_row(r["group"], r["name"], r["distribution"], r["object"])
+        out.print(table)
+        for r in rows:
+            if r["error"]:
+                out.print(f"[red]failed[/red] {r['error']}", soft_wrap=True, highlight=False)
+    if any(r["error"] for r in rows):
+        raise typer.Exit(1)
 
 
 keys_app = typer.Typer(help="API keys: create, list, revoke (stored hashed in the store).", no_args_is_help=True)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexes.backends import StoreOptions
 from indexes.embedders import DEFAULT_MODEL, EmbedderSpec
 from indexes.fusion import DENSE_WEIGHT
 from indexes.search import FEEDBACK_CHUNKS, FEEDBACK_WEIGHT, SENTENCE_DENSE_WEIGHT, SENTENCE_WEIGHT, SearchTuning
+from service.generators.base import generator_plugins, section_name
 
 
 class EmbedderConfig(BaseModel):
@@ -32,45 +33,41 @@ class EmbedderConfig(BaseModel):
         return EmbedderSpec(self.backend, self.model, self.device, self.precision, self.batch_size)
 
 
-class OpenAIConfig(BaseModel):
-    """Any OpenAI-compatible chat-completions server: vLLM, Ollama, llama.cpp server, LM Studio, OpenAI."""
-
-    base_url: str = "http://127.0.0.1:11434/v1"
-    model: str = "llama3.2"
-    api_key: SecretStr | None = None
-    timeout: float = Field(60.0, gt=0)
-    retries: int = Field(2, ge=0, le=10)
-    temperature: float = 0.1
-    max_tokens: int = Field(512, gt=0)
-
-
-class LlamaCppConfig(BaseModel):
-    """A local GGUF model run in-process by llama-cpp-python."""
-
-    model_path: Path | None = None
-    n_ctx: int = Field(4096, gt=0)
-    n_threads: int | None = None
-    max_tokens: int = Field(512, gt=0)
-    temperature: float = 0.1
-
-
-class BedrockConfig(BaseModel):
-    """Amazon Bedrock's Converse API."""
-
-    model_id: str = "anthropic.claude-3-haiku-20240307-v1:0"
-    region: str | None = None
-    max_tokens: int = Field(512, gt=0)
-    temperature: float = 0.1
-
-
 class GeneratorConfig(BaseModel):
-    """The default generator and which ones a request may pick."""
+    """The default generator, which ones a request may pick, and each backend's own section,
+    `DOCQA_GENERATOR__<NAME>__<FIELD>`, read by the settings model the backend registers with its plugin
+    (service/generators/base.py): a backend's settings never need a field here."""
+
+    model_config = ConfigDict(extra="allow")
 
     backend: str = "extractive"
     enabled: list[str] = ["extractive"]
-    openai: OpenAIConfig = OpenAIConfig()
-    llamacpp: LlamaCppConfig = LlamaCppConfig()
-    bedrock: BedrockConfig = BedrockConfig()
+
+    @model_validator(mode="after")
+    def _read_sections(self) -> GeneratorConfig:
+        """Every section given, validated by its backend's model; one no installed backend reads is an error."""
+        sections = self.__pydantic_extra__ or {}
+        if not sections:
+            return self
+        installed = {section_name(name): plugin for name, plugin in generator_plugins().items()}
+        for key, value in sections.items():
+            if key not in installed:
+                raise ValueError(f"DOCQA_GENERATOR__{key.upper()}: no installed generator reads it; "
+                                 f"installed: {sorted(installed)}")
+            model = installed[key].settings
+            try:
+                sections[key] = model.model_validate_json(value) if isinstance(value, str) else model.model_validate(value)
+            except ValidationError as exc:
+                raise ValueError("; ".join(
+                    f"{'__'.join(['DOCQA_GENERATOR', key, *map(str, e['loc'])]).upper()}: {e['msg']}"
+                    for e in exc.errors()
+                )) from None
+        return self
+
+    def section(self, generator: str) -> BaseModel:
+        """The settings of the generator called `generator`: as given, else its model's defaults."""
+        given = (self.model_extra or {}).get(section_name(generator))
+        return given if given is not None else generator_plugins()[generator].settings()
 
 
 class RetrievalConfig(BaseModel):
@@ -150,7 +147,9 @@ class AuthConfig(BaseModel):
 class Settings(BaseSettings):
     """Everything the service reads from its environment."""
 
-    model_config = SettingsConfigDict(env_prefix="DOCQA_", env_nested_delimiter="__", env_file=".env", extra="ignore")
+    # Errors name the setting, never echo its value: generator sections and store URLs hold secrets.
+    model_config = SettingsConfigDict(env_prefix="DOCQA_", env_nested_delimiter="__", env_file=".env", extra="ignore",
+                                      hide_input_in_errors=True)
 
     data_dir: Path = Path("data")
     host: str = "127.0.0.1"

@@ -14,7 +14,7 @@ from typing import Sequence
 from fastapi import UploadFile
 
 from indexes.errors import Forbidden, InvalidInput, PayloadTooLarge, UnsupportedMediaType
-from ingest.pipeline import SUPPORTED_SUFFIXES
+from ingest.pipeline import supported_suffixes
 
 _UNSAFE = re.compile(r"[^\w.\- ()]+", re.UNICODE)
 
@@ -31,10 +31,10 @@ def safe_filename(name: str | None) -> str:
 
 def check_supported(name: str) -> None:
     """415 for a file type no parser reads."""
-    suffix = Path(name).suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
+    suffix, supported = Path(name).suffix.lower(), supported_suffixes()
+    if suffix not in supported:
         raise UnsupportedMediaType(
-            f"{name}: unsupported file type {suffix or '(none)'}; supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}"
+            f"{name}: unsupported file type {suffix or '(none)'}; supported: {', '.join(sorted(supported))}"
         )
 
 

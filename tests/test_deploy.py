@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from service.app import create_app
 from service.cli import app as cli_app
+from service.generators.base import generator_plugins, section_name
 from service.settings import LimitsConfig, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +47,14 @@ def settings_env_names(model: type[BaseModel] = Settings, prefix: str = "DOCQA_"
             yield from settings_env_names(field.annotation, env + "__")
 
 
+def generator_env_names() -> Iterator[str]:
+    """DOCQA_GENERATOR__<NAME> and its fields for every installed generator: each backend owns its section."""
+    for name, plugin in generator_plugins().items():
+        env = f"DOCQA_GENERATOR__{section_name(name).upper()}"
+        yield env
+        yield from settings_env_names(plugin.settings, env + "__")
+
+
 def cli_envvars() -> set[str]:
     """Every envvar an option of `docqa` or one of its commands reads."""
     group = typer.main.get_command(cli_app)
@@ -58,7 +67,7 @@ def cli_envvars() -> set[str]:
     return names
 
 
-ACCEPTED = set(settings_env_names()) | cli_envvars()
+ACCEPTED = set(settings_env_names()) | set(generator_env_names()) | cli_envvars()
 
 
 def setting_default(env: str) -> Any:
@@ -149,7 +158,7 @@ def test_compose_defaults_are_valid_settings(compose):
     assert settings.store.url is None  # the embedded store under the data volume
     assert settings.generator.backend == "extractive"
     assert "openai" in settings.generator.enabled
-    assert settings.generator.openai.base_url == "http://ollama:11434/v1"
+    assert settings.generator.section("openai").base_url == "http://ollama:11434/v1"
     assert settings.embedder.model == setting_default("DOCQA_EMBEDDER__MODEL")
 
 

@@ -19,7 +19,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from indexes.errors import LimitExceeded, ParseError, UnsupportedMediaType
-from ingest.parsers import SUPPORTED_SUFFIXES, ParsedDocument, parse_bytes
+from ingest.parsers import ParsedDocument, parse_bytes, supported_suffixes
 from service_app import context, make_app
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 PREFIXES = [b"", b"%PDF-1.4\n", b"PK\x03\x04", b"<html><body>", b"# Heading\n\n", b"\xef\xbb\xbf", b"\xff\xfe"]
 
 
-@pytest.mark.parametrize("suffix", sorted(SUPPORTED_SUFFIXES))
+@pytest.mark.parametrize("suffix", sorted(supported_suffixes()))
 @settings(max_examples=40, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 @given(prefix=st.sampled_from(PREFIXES), data=st.binary(max_size=4096))
 def test_every_parser_fails_cleanly_on_random_bytes(suffix: str, prefix: bytes, data: bytes) -> None:

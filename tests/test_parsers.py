@@ -11,7 +11,7 @@ import docx
 import pytest
 
 from indexes.errors import ParseError, UnsupportedMediaType
-from ingest.parsers import SUPPORTED_SUFFIXES, ParsedDocument, parse_bytes, parser_for
+from ingest.parsers import ParsedDocument, parse_bytes, parser_for, supported_suffixes
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 SHARED_PDFS = Path(__file__).resolve().parents[2] / "shared" / "pdfs"
@@ -190,7 +190,7 @@ def test_utf16_text_with_bom_decodes():
 
 def test_parser_lookup_is_case_insensitive():
     assert parser_for("REPORT.PDF") is parser_for("x.pdf") is not None
-    assert {".pdf", ".md", ".html", ".htm", ".docx", ".txt"} <= SUPPORTED_SUFFIXES
+    assert {".pdf", ".md", ".html", ".htm", ".docx", ".txt"} <= supported_suffixes()
     assert parser_for("archive.zip") is None
 
 

@@ -1,32 +1,49 @@
-"""Parser registry: pick a parser by file suffix and turn bytes into a ParsedDocument."""
+"""Parser registry: pick a parser by file suffix and turn bytes into a ParsedDocument.
+
+Parsers register under the `docqa.parsers` entry-point group (docqa's own in its pyproject.toml, as a plugin's
+are); an entry point names a class, or any callable, that takes no arguments and returns a `Parser`. A plugin's
+parser for a suffix a built-in one reads takes that suffix over.
+"""
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import PurePath
 
-from indexes.errors import DocQAError, ParseError, UnsupportedMediaType
+from indexes import plugins
+from indexes.errors import DocQAError, ParseError, PluginError, UnsupportedMediaType
 
 from .base import DocumentBuilder, ParsedDocument, Parser, Section
-from .docx import DocxParser
-from .html import HtmlParser
-from .markdown import MarkdownParser
-from .pdf import PdfParser
-from .text import TextParser
 
-PARSERS: list[Parser] = [PdfParser(), MarkdownParser(), HtmlParser(), DocxParser(), TextParser()]
-_BY_SUFFIX: dict[str, Parser] = {suffix: parser for parser in PARSERS for suffix in parser.suffixes}
-SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_BY_SUFFIX)
+GROUP = plugins.PARSERS
 
 __all__ = [
-    "PARSERS",
-    "SUPPORTED_SUFFIXES",
     "DocumentBuilder",
     "ParsedDocument",
     "Parser",
     "Section",
     "parse_bytes",
     "parser_for",
+    "supported_suffixes",
 ]
+
+
+@cache
+def _by_suffix() -> dict[str, Parser]:
+    """Every registered parser by the suffixes it reads, lower case."""
+    found: dict[str, Parser] = {}
+    for name, factory in plugins.load(GROUP).items():
+        parser = factory()
+        for suffix in parser.suffixes:
+            if not suffix.startswith(".") or len(suffix) < 2:
+                raise PluginError(f"{GROUP} plugin {name!r}: suffixes start with a dot, as '.txt' does; got {suffix!r}")
+            found[suffix.lower()] = parser
+    return found
+
+
+def supported_suffixes() -> frozenset[str]:
+    """The file suffixes some registered parser reads."""
+    return frozenset(_by_suffix())
 
 
 def _suffix(name: str) -> str:
@@ -35,7 +52,7 @@ def _suffix(name: str) -> str:
 
 def parser_for(name: str) -> Parser | None:
     """The parser for a file name's suffix (case-insensitive), or None."""
-    return _BY_SUFFIX.get(_suffix(name))
+    return _by_suffix().get(_suffix(name))
 
 
 def parse_bytes(data: bytes, name: str) -> ParsedDocument:

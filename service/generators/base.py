@@ -1,9 +1,16 @@
-"""The Generator protocol and the records it works with."""
+"""The Generator protocol, the records it works with, and what a generator backend registers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence
+
+from pydantic import BaseModel
+
+from indexes import plugins
+
+if TYPE_CHECKING:
+    from service.evidence import EvidenceScorer
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,33 @@ class Generator(Protocol):
     name: str
 
     def generate(self, question: str, passages: Sequence[Passage]) -> Iterator[str]: ...
+
+
+@dataclass(frozen=True)
+class GeneratorPlugin:
+    """What a generator backend registers under the `docqa.generators` entry-point group (docqa's own too).
+
+    `settings` is the backend's own settings model, filled from `DOCQA_GENERATOR__<NAME>__<FIELD>`; `build`
+    makes a generator from it. A backend that `needs_scorer` is built for each question with the collection's
+    evidence scorer; any other is built once, given None, and shared.
+    """
+
+    settings: type[BaseModel]
+    build: Callable[[Any, EvidenceScorer | None], Generator]
+    needs_scorer: bool = False
+
+
+GROUP = plugins.GENERATORS
+
+
+def generator_plugins() -> dict[str, GeneratorPlugin]:
+    """Every registered generator backend by name."""
+    return plugins.load(GROUP)
+
+
+def section_name(generator: str) -> str:
+    """The settings section a generator reads, `DOCQA_GENERATOR__<SECTION>__*`: its name as an identifier."""
+    return generator.lower().replace("-", "_")
 
 
 NOT_IN_DOCUMENTS = "The documents do not contain an answer to this question."

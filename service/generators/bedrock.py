@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import importlib.util
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence
+
+from pydantic import BaseModel, Field
 
 from indexes.errors import GeneratorUnavailable
-from service.generators.base import Passage
+from service.generators.base import GeneratorPlugin, Passage
 from service.generators.prompt import build_messages, build_rewrite_messages, clean_rewrite
 
-if TYPE_CHECKING:
-    from service.settings import BedrockConfig
-
 INSTALL_HINT = "boto3 is not installed: pip install 'docqa[bedrock]'"
+
+
+class BedrockSettings(BaseModel):
+    """`DOCQA_GENERATOR__BEDROCK__*`: Amazon Bedrock's Converse API."""
+
+    model_id: str = "anthropic.claude-3-haiku-20240307-v1:0"
+    region: str | None = None
+    max_tokens: int = Field(512, gt=0)
+    temperature: float = 0.1
 
 
 class BedrockGenerator:
@@ -43,8 +51,8 @@ class BedrockGenerator:
         self._client = client
 
     @classmethod
-    def from_config(cls, cfg: BedrockConfig) -> BedrockGenerator:
-        """Build from a `BedrockConfig` settings section."""
+    def from_settings(cls, cfg: BedrockSettings) -> BedrockGenerator:
+        """Build from its settings section."""
         return cls(cfg.model_id, cfg.region, cfg.max_tokens, cfg.temperature)
 
     def generate(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
@@ -109,3 +117,6 @@ class BedrockGenerator:
             config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10, read_timeout=120)
             self._client = boto3.client("bedrock-runtime", region_name=self.region, config=config)
         return self._client
+
+
+PLUGIN = GeneratorPlugin(BedrockSettings, lambda cfg, scorer: BedrockGenerator.from_settings(cfg))

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from typing import Iterator, Sequence
 
+from pydantic import BaseModel, Field
+
 from indexes.embedders import Embedder
 from service.evidence import EvidenceScorer, ScoredSentence, passage_sentences
-from service.generators.base import NOT_IN_DOCUMENTS, Passage
+from service.generators.base import NOT_IN_DOCUMENTS, GeneratorPlugin, Passage
 from service.questions import AnswerType, analyse_question
+
+
+class ExtractiveSettings(BaseModel):
+    """`DOCQA_GENERATOR__EXTRACTIVE__*`: how many sentences an answer takes, and how close to the best a
+    runner-up's score must be (a share of it)."""
+
+    max_sentences: int = Field(2, gt=0)
+    keep_within: float = Field(0.7, ge=0, le=1)
 
 
 class ExtractiveGenerator:
@@ -53,6 +63,14 @@ class ExtractiveGenerator:
             return
         for i, sentence in enumerate(chosen):
             yield ("" if i == 0 else " ") + f"{' '.join(sentence.text.split())} [{sentence.n}]"
+
+
+PLUGIN = GeneratorPlugin(
+    ExtractiveSettings,
+    lambda cfg, scorer: ExtractiveGenerator(scorer=scorer, max_sentences=cfg.max_sentences,
+                                            keep_within=cfg.keep_within),
+    needs_scorer=True,
+)
 
 
 def _in_order(chosen: list[ScoredSentence], order: dict[tuple[int, str], int]) -> list[ScoredSentence]:

@@ -6,17 +6,26 @@ import importlib.util
 import threading
 from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence
+
+from pydantic import BaseModel, Field
 
 from indexes.errors import GeneratorUnavailable
-from service.generators.base import Passage
+from service.generators.base import GeneratorPlugin, Passage
 from service.generators.prompt import build_messages, build_rewrite_messages, clean_rewrite
-
-if TYPE_CHECKING:
-    from service.settings import LlamaCppConfig
 
 MODEL_PATH_SETTING = "DOCQA_GENERATOR__LLAMACPP__MODEL_PATH"
 INSTALL_HINT = "llama-cpp-python is not installed: pip install 'docqa[llamacpp]'"
+
+
+class LlamaCppSettings(BaseModel):
+    """`DOCQA_GENERATOR__LLAMACPP__*`: a local GGUF model run in-process by llama-cpp-python."""
+
+    model_path: Path | None = None
+    n_ctx: int = Field(4096, gt=0)
+    n_threads: int | None = None
+    max_tokens: int = Field(512, gt=0)
+    temperature: float = 0.1
 
 
 class LlamaCppGenerator:
@@ -52,8 +61,8 @@ class LlamaCppGenerator:
         self._generate_lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, cfg: LlamaCppConfig) -> LlamaCppGenerator:
-        """Build from a `LlamaCppConfig` settings section."""
+    def from_settings(cls, cfg: LlamaCppSettings) -> LlamaCppGenerator:
+        """Build from its settings section."""
         return cls(cfg.model_path, cfg.n_ctx, cfg.n_threads, cfg.max_tokens, cfg.temperature)
 
     def generate(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
@@ -97,3 +106,6 @@ class LlamaCppGenerator:
                 except (RuntimeError, ValueError) as exc:
                     raise GeneratorUnavailable(f"llama.cpp could not load {self.model_path}: {exc}") from exc
             return self._llama
+
+
+PLUGIN = GeneratorPlugin(LlamaCppSettings, lambda cfg, scorer: LlamaCppGenerator.from_settings(cfg))

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import httpx
+from pydantic import BaseModel, Field, SecretStr
 
 from indexes.errors import GeneratorUnavailable
-from service.generators.base import Passage
+from service.generators.base import GeneratorPlugin, Passage
 from service.generators.prompt import build_messages, build_rewrite_messages, clean_rewrite
 
-if TYPE_CHECKING:
-    from service.settings import OpenAIConfig
-
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+
+
+class OpenAISettings(BaseModel):
+    """`DOCQA_GENERATOR__OPENAI__*`: any OpenAI-compatible chat-completions server (vLLM, Ollama, llama.cpp
+    server, LM Studio, OpenAI)."""
+
+    base_url: str = "http://127.0.0.1:11434/v1"
+    model: str = "llama3.2"
+    api_key: SecretStr | None = None
+    timeout: float = Field(60.0, gt=0)
+    retries: int = Field(2, ge=0, le=10)
+    temperature: float = 0.1
+    max_tokens: int = Field(512, gt=0)
 
 
 class _Retryable(Exception):
@@ -59,8 +70,8 @@ class OpenAICompatibleGenerator:
         self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout))
 
     @classmethod
-    def from_config(cls, cfg: OpenAIConfig) -> OpenAICompatibleGenerator:
-        """Build from an `OpenAIConfig` settings section."""
+    def from_settings(cls, cfg: OpenAISettings) -> OpenAICompatibleGenerator:
+        """Build from its settings section."""
         key = cfg.api_key.get_secret_value() if cfg.api_key is not None else None
         return cls(cfg.base_url, cfg.model, key, cfg.timeout, cfg.retries, cfg.temperature, cfg.max_tokens)
 
@@ -127,6 +138,9 @@ class OpenAICompatibleGenerator:
 
     def _unavailable(self, reason: str) -> GeneratorUnavailable:
         return GeneratorUnavailable(f"openai-compatible server at {self.base_url}: {reason}")
+
+
+PLUGIN = GeneratorPlugin(OpenAISettings, lambda cfg, scorer: OpenAICompatibleGenerator.from_settings(cfg))
 
 
 class _BadStream(Exception):

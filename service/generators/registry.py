@@ -1,69 +1,47 @@
-"""The generator registry: backends built by name from settings; built-ins register as a plugin would."""
+"""The generator registry: the backends registered under `docqa.generators` (docqa's own as a plugin's are),
+built by name from their settings sections."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING
 
 from indexes.errors import InvalidInput
 from service.evidence import EvidenceScorer
-from service.generators.base import NOT_IN_DOCUMENTS, Generator, Passage
-from service.settings import GeneratorConfig
+from service.generators.base import Generator, generator_plugins
 
-
-def _extractive(config: GeneratorConfig, scorer: EvidenceScorer | None) -> Generator:
-    from service.generators.extractive import ExtractiveGenerator
-
-    return ExtractiveGenerator(scorer=scorer)
-
-
-def _openai(config: GeneratorConfig, scorer: EvidenceScorer | None) -> Generator:
-    from service.generators.openai_compat import OpenAICompatibleGenerator
-
-    return OpenAICompatibleGenerator.from_config(config.openai)
-
-
-def _llamacpp(config: GeneratorConfig, scorer: EvidenceScorer | None) -> Generator:
-    from service.generators.llamacpp import LlamaCppGenerator
-
-    return LlamaCppGenerator.from_config(config.llamacpp)
-
-
-def _bedrock(config: GeneratorConfig, scorer: EvidenceScorer | None) -> Generator:
-    from service.generators.bedrock import BedrockGenerator
-
-    return BedrockGenerator.from_config(config.bedrock)
-
-
-GENERATORS: dict[str, Callable[[GeneratorConfig, EvidenceScorer | None], Generator]] = {
-    "extractive": _extractive,
-    "openai": _openai,
-    "llamacpp": _llamacpp,
-    "bedrock": _bedrock,
-}
+if TYPE_CHECKING:
+    from service.settings import GeneratorConfig
 
 
 class GeneratorRegistry:
-    """The generators a deployment enabled; LLM backends are built once and shared, extractive per scorer."""
+    """The generators a deployment enabled; most are built once and shared, those that need the collection's
+    evidence scorer (extractive) per question."""
 
     def __init__(self, config: GeneratorConfig) -> None:
-        unknown = sorted((set(config.enabled) | {config.backend}) - set(GENERATORS))
+        installed = generator_plugins()
+        unknown = sorted((set(config.enabled) | {config.backend}) - set(installed))
         if unknown:
-            raise ValueError(f"unknown generator(s) {unknown}; choose from {sorted(GENERATORS)}")
+            raise ValueError(f"unknown generator(s) {unknown}; choose from {sorted(installed)}")
         self.config = config
         self.enabled = list(dict.fromkeys([config.backend, *config.enabled]))
+        self._plugins = {name: installed[name] for name in self.enabled}
         self._built: dict[str, Generator] = {}
+
+    def needs_scorer(self, name: str | None) -> bool:
+        """Whether the enabled generator called `name` (default: the configured one) is built with a scorer."""
+        plugin = self._plugins.get(name or self.config.backend)
+        return plugin is not None and plugin.needs_scorer
 
     def get(self, name: str | None, scorer: EvidenceScorer | None = None) -> Generator:
         """The generator called `name` (default: the configured one); InvalidInput if it is not enabled."""
         name = name or self.config.backend
-        if name not in self.enabled:
+        if name not in self._plugins:
             raise InvalidInput(f"generator {name!r} is not enabled here; enabled: {self.enabled}")
-        if name == "extractive":
+        plugin = self._plugins[name]
+        if plugin.needs_scorer:
             if scorer is None:
-                raise ValueError("the extractive generator needs the collection's evidence scorer")
-            return GENERATORS[name](self.config, scorer)
+                raise ValueError(f"the {name} generator needs the collection's evidence scorer")
+            return plugin.build(self.config.section(name), scorer)
         if name not in self._built:
-            self._built[name] = GENERATORS[name](self.config, scorer)
+            self._built[name] = plugin.build(self.config.section(name), None)
         return self._built[name]
-
-
