@@ -1,4 +1,4 @@
-"""Any OpenAI-compatible `/chat/completions` server (vLLM, Ollama, llama.cpp, LM Studio, OpenAI), streamed by the `openai` SDK."""
+"""Any OpenAI-compatible `/chat/completions` server (vLLM, Ollama, llama.cpp, LM Studio, OpenAI), via the openai SDK."""
 
 from __future__ import annotations
 
