@@ -4,6 +4,9 @@ A thread cannot be stopped and SIGALRM only reaches the main thread, so every fi
 spawned process that is kept for the next file and killed (then replaced) when a parse runs past its
 time limit. Start-up is paid once per process (up to MAX_IDLE are kept warm) and not counted against
 the limit; after that a file costs one round trip: its path out, the parsed document pickled back.
+A pool library (pebble 5.2) was tried and not taken: its pool breaks for good when an idle worker dies (every
+later file fails), and its spawn and forkserver workers re-import the caller's main script (fork, the other way,
+is unsafe in a threaded server).
 """
 
 from __future__ import annotations

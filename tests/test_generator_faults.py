@@ -70,6 +70,13 @@ class FakeServer:
         body = json.dumps({"error": {"message": "invalid api key", "type": "auth"}}).encode()
         self._send(handler, 401, body, "application/json")
 
+    def _proxy502(self, handler: BaseHTTPRequestHandler) -> None:
+        self._send(handler, 502, b"<html>bad gateway</html>", "text/html")
+
+    def _stream_error(self, handler: BaseHTTPRequestHandler) -> None:
+        body = b'data: {"error": {"message": "context length exceeded", "type": "invalid_request_error"}}\n\n'
+        self._send(handler, 200, body, "text/event-stream")
+
     def _slow(self, handler: BaseHTTPRequestHandler) -> None:
         self.release.wait(5)  # past the client's timeout; released at teardown
 
@@ -134,7 +141,15 @@ def test_a_streamed_answer_is_joined_from_the_deltas(fake: FakeServer) -> None:
 def test_the_api_key_is_sent_as_a_bearer_token(fake: FakeServer) -> None:
     fake.script = ["ok"]
     answer(generator(fake.url, api_key="sk-test"))
-    assert fake.requests[0]["headers"]["Authorization"] == "Bearer sk-test"
+    headers = {k.lower(): v for k, v in fake.requests[0]["headers"].items()}
+    assert headers["authorization"] == "Bearer sk-test"
+
+
+def test_an_ambient_openai_api_key_is_not_sent(fake: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment")
+    fake.script = ["ok"]
+    answer(generator(fake.url))
+    assert "authorization" not in {k.lower() for k in fake.requests[0]["headers"]}
 
 
 @pytest.mark.parametrize(
@@ -142,9 +157,11 @@ def test_the_api_key_is_sent_as_a_bearer_token(fake: FakeServer) -> None:
     [
         ("slow", "timed out"),
         ("error500", "HTTP 500: model overloaded"),
+        ("proxy502", "HTTP 502: <html>bad gateway</html>"),
+        ("stream_error", "error in stream: context length exceeded"),
         ("garbage", "not JSON in stream"),
         ("no_choices", "chunk without choices"),
-        ("empty", "stream ended before [DONE]"),
+        ("empty", "stream ended without a finish_reason"),
     ],
 )
 def test_a_failing_server_is_retried_a_bounded_number_of_times(fake: FakeServer, behaviour: str, reason: str) -> None:

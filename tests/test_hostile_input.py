@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import signal
 import threading
 import time
 import tracemalloc
@@ -23,7 +24,7 @@ from indexes.errors import LimitExceeded, ParseError
 from indexes.embedded import EmbeddedStore
 from indexes.types import Collection
 from ingest.isolation import IngestLimits
-from ingest.parsers import parse_bytes
+from ingest.parsers import ParsedDocument, parse_bytes
 from ingest.pipeline import IngestPipeline, SourceFile
 from service_app import context, make_app, wait_for_job
 
@@ -146,23 +147,71 @@ def test_a_runaway_parse_is_stopped_at_the_time_limit_and_the_batch_goes_on(stor
     assert [(r.status, r.reason) for r in report.results] == [("failed", "parsing took longer than 0.3 s"), ("ingested", None)]
 
 
+HANDBOOK = Path(__file__).resolve().parents[1] / "samples" / "handbook.md"
+
+
+def parse_handbook(parser) -> None:
+    """Parse the handbook in `parser`; an error comes back as a value and has a `.title` too, so check the type."""
+    document = parser.parse(str(HANDBOOK), HANDBOOK.name, IngestLimits(), 30)
+    assert isinstance(document, ParsedDocument), document
+    assert document.title == "Northwind Engineering Handbook"
+
+
 def test_a_killed_parser_process_is_gone_and_replaced() -> None:
     from ingest.isolation import ParserProcess
 
     slow = SHARED_PDFS / "GeoTopo-komprimiert.pdf"
     if not slow.exists():
         pytest.skip(f"{slow} not available")
-    handbook = Path(__file__).resolve().parents[1] / "samples" / "handbook.md"
     parser = ParserProcess()
     try:
-        assert parser.parse(str(handbook), "handbook.md", IngestLimits(), 30).title  # started and warm
+        parse_handbook(parser)  # started and warm
         pid = parser.pid
         started = time.perf_counter()
         stopped = parser.parse(str(slow), slow.name, IngestLimits(), 0.2)
         assert time.perf_counter() - started < 1.0
         assert isinstance(stopped, ParseError) and str(stopped) == "parsing took longer than 0.2 s"
         assert parser.pid is None and not Path(f"/proc/{pid}").exists()  # killed and reaped, not left burning CPU
-        assert parser.parse(str(handbook), "handbook.md", IngestLimits(), 30).title  # a fresh one took over
+        parse_handbook(parser)  # a fresh one took over
+    finally:
+        parser.stop()
+
+
+def test_a_parser_process_killed_mid_parse_fails_that_file_and_the_next_one_parses() -> None:
+    """What the OOM killer or a segfaulting parser library does: the child is gone without a word."""
+    from ingest.isolation import ParserProcess
+
+    slow = SHARED_PDFS / "GeoTopo-komprimiert.pdf"
+    if not slow.exists():
+        pytest.skip(f"{slow} not available")
+    parser = ParserProcess()
+    try:
+        parse_handbook(parser)  # started and warm
+        pid = parser.pid
+        killer = threading.Timer(0.3, os.kill, (pid, signal.SIGKILL))
+        killer.start()
+        died = parser.parse(str(slow), slow.name, IngestLimits(), 30)
+        killer.join()
+        assert isinstance(died, ParseError) and str(died) == "the parser process died while parsing this file"
+        parse_handbook(parser)
+        assert parser.pid not in (None, pid)
+    finally:
+        parser.stop()
+
+
+def test_an_idle_parser_process_that_died_is_replaced_on_next_use() -> None:
+    """A pool that breaks for good when an idle worker dies (pebble's does) would fail every later upload."""
+    from ingest.isolation import ParserProcess
+
+    parser = ParserProcess()
+    try:
+        parse_handbook(parser)
+        pid = parser.pid
+        os.kill(pid, signal.SIGKILL)
+        while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":  # dead, not yet reaped
+            time.sleep(0.01)
+        parse_handbook(parser)
+        assert parser.pid not in (None, pid)
     finally:
         parser.stop()
 

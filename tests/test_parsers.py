@@ -9,6 +9,8 @@ from pathlib import Path
 
 import docx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from indexes.errors import ParseError, UnsupportedMediaType
 from ingest.parsers import ParsedDocument, parse_bytes, parser_for, supported_suffixes
@@ -99,6 +101,78 @@ def test_markdown_title_falls_back_to_first_heading():
     doc = parse_bytes("Intro text\n\n## Second\n\nBody\n".encode(), "a.md")
     assert doc.title == "Second"
     assert parse_bytes(b"no headings here", "b.md").title is None
+
+
+def test_markdown_setext_heading_starting_with_emphasis_is_a_heading():
+    doc = parse_bytes(b"**Release** checklist\n=====\n\nTag the commit first.\n", "r.md")
+    assert doc.title == "**Release** checklist"
+    assert [(s.text, s.heading_path) for s in doc.sections] == [("Tag the commit first.", ("**Release** checklist",))]
+
+
+def test_markdown_heading_inside_an_html_comment_is_not_a_heading():
+    data = b"# Guide\n\nCurrent text.\n\n<!--\n## Retired\n\nOld text.\n-->\n\nMore current text.\n"
+    doc = parse_bytes(data, "c.md")
+    assert {s.heading_path for s in doc.sections} == {("Guide",)}
+    assert section_with(doc, "More current text").heading_path == ("Guide",)
+
+
+def test_markdown_indented_code_with_a_blank_line_is_one_section():
+    doc = parse_bytes(b"Run this:\n\n    make install\n\n    make test\n\nThen read the log.\n", "i.md")
+    assert [s.text for s in doc.sections] == ["Run this:", "make install\n\nmake test", "Then read the log."]
+
+
+def test_markdown_lead_in_line_and_its_list_are_one_section():
+    doc = parse_bytes(b"# Kit\n\nEach laptop comes with:\n- a charger\n- a sleeve\n", "k.md")
+    assert [s.text for s in doc.sections] == ["Each laptop comes with:\n- a charger\n- a sleeve"]
+
+
+# Random Markdown built from blocks whose sections and heading paths are known by construction.
+md_word = st.sampled_from(["pump", "ação", "3.5", "*emph*", "**bold**", "`code`", "+1", "-5", "#tag", "[x](y)", "a_b"])
+md_line = st.lists(md_word, min_size=1, max_size=6).map(" ".join)
+md_heading = st.tuples(st.integers(1, 6), md_line, st.booleans())  # level, text, setext (levels 1-2 only)
+md_prose = st.one_of(
+    st.lists(md_line, min_size=1, max_size=3).map("\n".join),  # paragraph
+    st.lists(md_line, min_size=1, max_size=3).map(lambda items: "\n".join(f"- {i}" for i in items)),
+    st.lists(md_line, min_size=1, max_size=3).map(lambda rows: "| a | b |\n| --- | --- |\n" + "\n".join(
+        f"| {r} | x |" for r in rows)),
+    st.lists(md_line, min_size=1, max_size=2).map(lambda lines: "\n".join(f"> {line}" for line in lines)),
+)
+md_code = st.lists(st.sampled_from(["# not a heading", "Title", "====", "x = 1", "- item"]), min_size=1, max_size=4)
+md_block = st.one_of(md_heading.map(lambda h: ("heading", h)), md_prose.map(lambda p: ("prose", p)),
+                     md_code.map(lambda c: ("code", "\n".join(c))), st.just(("hr", "***")))
+
+
+def render_markdown(blocks: list[tuple[str, object]]) -> tuple[str, list[tuple[str, tuple[str, ...]]], str | None]:
+    """The Markdown source, the (text, heading path) each content block should give, and the first heading."""
+    parts, expected, open_headings, first = [], [], [], None
+    for kind, value in blocks:
+        if kind == "heading":
+            level, text, setext = value
+            if setext and level <= 2:
+                parts.append(f"{text}\n{'=' if level == 1 else '-' * 3}")
+            else:
+                parts.append(f"{'#' * level} {text}")
+            open_headings = [(lv, t) for lv, t in open_headings if lv < level] + [(level, text)]
+            first = first or text
+        else:
+            parts.append(f"```\n{value}\n```" if kind == "code" else value)
+            if kind != "hr":
+                expected.append((value, tuple(t for _, t in open_headings)))
+    return "\n\n".join(parts) + "\n", expected, first
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(md_block, min_size=1, max_size=12))
+def test_markdown_blocks_become_sections_under_their_headings(blocks):
+    source, expected, first = render_markdown(blocks)
+    if not expected:
+        with pytest.raises(ParseError, match="no extractable text"):
+            parse_bytes(source.encode(), "fuzz.md")
+        return
+    doc = parse_bytes(source.encode(), "fuzz.md")
+    assert_offsets_exact(doc)
+    assert [(s.text, s.heading_path) for s in doc.sections] == expected
+    assert doc.title == first
 
 
 def test_portuguese_markdown_keeps_accents():

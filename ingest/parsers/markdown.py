@@ -1,18 +1,17 @@
-"""Markdown parser: a line scanner for headings, blocks, fenced code and front matter."""
+"""Markdown parser: markdown-it-py finds the blocks (CommonMark plus tables); their source lines become sections."""
 
 from __future__ import annotations
 
 import re
 
-from .base import DocumentBuilder, ParsedDocument
-from .text import decode_text
+from markdown_it import MarkdownIt
 
-# Every pattern is anchored and free of nested quantifiers, so each line is scanned once.
-_ATX = re.compile(r" {0,3}(#{1,6})(?:[ \t]+|$)")
-_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
-_SETEXT = re.compile(r" {0,3}(=+|-+)[ \t]*$")
-_BREAK = re.compile(r" {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
+from .base import DocumentBuilder, ParsedDocument
+from .text import decode_text, split_paragraphs
+
 _FRONT_MATTER_TITLE = re.compile(r"title[ \t]*:[ \t]*(.*)$", re.IGNORECASE)
+# Block structure only: inline markup is never rendered, and a link reference definition stays text.
+_BLOCKS = MarkdownIt("commonmark").enable("table").disable(["inline", "reference"])
 
 
 class HeadingPath:
@@ -49,61 +48,39 @@ def _split_front_matter(lines: list[str]) -> tuple[str | None, list[str]]:
     return None, lines  # no closing fence: it was a thematic break, not front matter
 
 
-def _atx_heading(line: str) -> tuple[int, str] | None:
-    match = _ATX.match(line)
-    if not match:
-        return None
-    text = line[match.end() :].rstrip()
-    closed = text.rstrip("#")
-    if not closed or closed[-1] in " \t":  # a closing run of #s only counts after a space
-        text = closed.rstrip()
-    return len(match.group(1)), text
-
-
 class MarkdownParser:
-    """Markdown: one section per block, carrying the headings above it."""
+    """Markdown: one section per blank-line-separated run of blocks (code kept whole), under the headings above it."""
 
     suffixes = (".md", ".markdown")
 
     def parse(self, data: bytes, name: str) -> ParsedDocument:
-        """Scan lines once, tracking headings, fences and blank-line-separated blocks."""
+        """Walk the top-level blocks: headings open a path, code gives its content, the rest their source lines."""
         title, lines = _split_front_matter(decode_text(data).split("\n"))
+        tokens = _BLOCKS.parse("\n".join(lines))
         builder = DocumentBuilder()
         headings = HeadingPath()
-        block: list[str] = []
-        fence: str | None = None
+        run: list[int] = []  # [first line, end line] of adjacent prose blocks (paragraphs, lists, quotes, tables, html)
 
         def flush() -> None:
-            builder.add("\n".join(block), heading_path=headings.path)
-            block.clear()
+            if run:
+                for paragraph in split_paragraphs("\n".join(lines[run[0] : run[1]])):
+                    builder.add(paragraph, heading_path=headings.path)
+                run.clear()
 
-        for line in lines:
-            if fence is not None:
-                if line.strip().startswith(fence) and not line.strip().strip(fence[0]):
-                    fence = None
-                    flush()
-                else:
-                    block.append(line)
+        for i, token in enumerate(tokens):
+            if token.level or token.nesting < 0 or token.map is None or token.type == "hr":
                 continue
-            fence_match = _FENCE.match(line)
-            if fence_match:
+            start, end = token.map
+            if token.type == "heading_open":
                 flush()
-                fence = fence_match.group(1)
-                continue
-            atx = _atx_heading(line)
-            if atx:
+                headings.enter(int(token.tag[1:]), " ".join(line.strip() for line in tokens[i + 1].content.split("\n")))
+            elif token.type in ("fence", "code_block"):
                 flush()
-                headings.enter(*atx)
-                continue
-            setext = _SETEXT.match(line)
-            if setext and block and not block[-1].lstrip().startswith(("-", "*", "+", ">")):
-                text = " ".join(part.strip() for part in block)
-                block.clear()
-                headings.enter(1 if setext.group(1)[0] == "=" else 2, text)
-                continue
-            if not line.strip() or _BREAK.match(line):
-                flush()
+                builder.add(token.content, heading_path=headings.path)
+            elif run and run[1] == start:  # no blank line in between: "Steps:" and the list under it stay together
+                run[1] = end
             else:
-                block.append(line.rstrip())
+                flush()
+                run[:] = [start, end]
         flush()
         return builder.build(title=title or headings.first)

@@ -1,4 +1,4 @@
-"""Any OpenAI-compatible `/chat/completions` server (vLLM, Ollama, llama.cpp, LM Studio, OpenAI), streamed as SSE."""
+"""Any OpenAI-compatible `/chat/completions` server (vLLM, Ollama, llama.cpp, LM Studio, OpenAI), via the openai SDK."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import json
 import time
 from typing import Iterator, Sequence
 
-import httpx
+import openai
+from openai.types.chat import ChatCompletionChunk
+from openai.types.chat.chat_completion_chunk import ChoiceDelta
 from pydantic import BaseModel, Field, SecretStr
 
 from indexes.errors import GeneratorUnavailable
@@ -14,6 +16,9 @@ from service.generators.base import GeneratorPlugin, Passage
 from service.generators.prompt import build_messages, build_rewrite_messages, clean_rewrite
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+# The SDK insists on a key; without one configured, the request goes out with no Authorization header at all.
+_NO_KEY = "no-key"
+_WITHOUT_AUTHORIZATION = {"Authorization": openai.Omit()}
 
 
 class OpenAISettings(BaseModel):
@@ -33,8 +38,16 @@ class _Retryable(Exception):
     """A failure before the first token: worth another try."""
 
 
+class _BadStream(Exception):
+    """The server sent something that is not an OpenAI chat-completions stream."""
+
+
 class OpenAICompatibleGenerator:
-    """Streams an answer from an OpenAI-style chat-completions endpoint using httpx and server-sent events."""
+    """Streams an answer from an OpenAI-style chat-completions endpoint through the `openai` SDK.
+
+    The SDK does the HTTP, the SSE decoding and the error bodies; docqa does the retrying itself (the SDK's own
+    retries are off), because a retry is safe until the first token, not only until the response headers.
+    """
 
     name = "openai"
 
@@ -63,11 +76,9 @@ class OpenAICompatibleGenerator:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.backoff = backoff
-        headers = {"Accept": "text/event-stream"}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        # httpx applies `timeout` to connecting and to each read, so a server that stalls mid-answer also fails.
-        self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout))
+        self._headers = {} if api_key else _WITHOUT_AUTHORIZATION
+        # A float timeout bounds connecting and each read, so a server that stalls mid-answer also fails.
+        self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key or _NO_KEY, timeout=timeout, max_retries=0)
 
     @classmethod
     def from_settings(cls, cfg: OpenAISettings) -> OpenAICompatibleGenerator:
@@ -88,53 +99,49 @@ class OpenAICompatibleGenerator:
         return clean_rewrite("".join(self._chat(build_rewrite_messages(question, previous), 96)), question)
 
     def _chat(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
-        payload = {
-            "model": self.model,
-            "messages": messages,
-            "stream": True,
-            "temperature": self.temperature,
-            "max_tokens": max_tokens,
-        }
         reason = "no attempt made"
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                yield from self._attempt(payload)
+                yield from self._attempt(messages, max_tokens)
                 return
             except _Retryable as exc:
                 reason = str(exc)
         raise self._unavailable(f"{reason} (after {self.retries + 1} attempts)")
 
-    def _attempt(self, payload: dict) -> Iterator[str]:
+    def _attempt(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
         """One request. Failures before the first piece raise _Retryable; after it, GeneratorUnavailable."""
         started = False
         try:
-            with self._client.stream("POST", f"{self.base_url}/chat/completions", json=payload) as response:
-                self._check_status(response)
-                for piece in _sse_pieces(response):
-                    started = True
-                    yield piece
-        except httpx.TimeoutException as exc:
-            reason = f"timed out ({type(exc).__name__})"
+            stream = self._client.chat.completions.create(
+                model=self.model,
+                messages=messages,
+                stream=True,
+                temperature=self.temperature,
+                max_tokens=max_tokens,
+                extra_headers=self._headers,
+            )
+            with stream:  # closing this generator (a client went away) closes the HTTP response
+                finished = False
+                for chunk in stream:
+                    content, finish_reason = _delta(chunk)
+                    finished = finished or finish_reason is not None
+                    if content:
+                        started = True
+                        yield content
+                if not finished:
+                    raise _BadStream("stream ended without a finish_reason")
+        except openai.APIStatusError as exc:  # raised before the stream starts, so nothing was yielded
+            reason = f"HTTP {exc.status_code}: {_error_message(exc)}"
+            if exc.status_code in RETRYABLE_STATUS:
+                raise _Retryable(reason) from exc
+            raise self._unavailable(reason) from exc
+        except (openai.APIError, json.JSONDecodeError, _BadStream) as exc:
+            reason = _failure(exc)
             if not started:
                 raise _Retryable(reason) from exc
             raise self._unavailable(reason + " mid-answer") from exc
-        except (httpx.TransportError, _BadStream) as exc:
-            reason = str(exc) or type(exc).__name__
-            if not started:
-                raise _Retryable(reason) from exc
-            raise self._unavailable(reason + " mid-answer") from exc
-
-    def _check_status(self, response: httpx.Response) -> None:
-        """Retry on 429/5xx; any other error status fails at once with the server's message."""
-        if response.status_code < 400:
-            return
-        response.read()
-        reason = f"HTTP {response.status_code}: {_error_message(response)}"
-        if response.status_code in RETRYABLE_STATUS:
-            raise _Retryable(reason)
-        raise self._unavailable(reason)
 
     def _unavailable(self, reason: str) -> GeneratorUnavailable:
         return GeneratorUnavailable(f"openai-compatible server at {self.base_url}: {reason}")
@@ -143,61 +150,47 @@ class OpenAICompatibleGenerator:
 PLUGIN = GeneratorPlugin(OpenAISettings, lambda cfg, scorer: OpenAICompatibleGenerator.from_settings(cfg))
 
 
-class _BadStream(Exception):
-    """The server sent something that is not an OpenAI chat-completions stream."""
+def _delta(chunk: object) -> tuple[str | None, str | None]:
+    """(delta content, finish_reason) of one streamed chunk; raises _BadStream on anything malformed.
 
-
-def _sse_pieces(response: httpx.Response) -> Iterator[str]:
-    """Text pieces from `data:` lines until `[DONE]`; other SSE lines (comments, `event:`) are skipped."""
-    finished = False
-    for line in response.iter_lines():
-        if not line.startswith("data:"):
-            continue
-        data = line[5:].strip()
-        if data == "[DONE]":
-            return
-        content, finish_reason = _parse_chunk(data)
-        finished = finished or finish_reason is not None
-        if content:
-            yield content
-    if not finished:
-        raise _BadStream("stream ended before [DONE]")
-
-
-def _parse_chunk(data: str) -> tuple[str | None, str | None]:
-    """(delta content, finish_reason) of one streamed chunk; raises _BadStream on anything malformed."""
-    try:
-        chunk = json.loads(data)
-    except ValueError:
-        raise _BadStream(f"not JSON in stream: {data[:80]!r}") from None
-    if not isinstance(chunk, dict):
-        raise _BadStream(f"unexpected chunk: {data[:80]!r}")
-    if "error" in chunk:
-        error = chunk["error"]
-        raise _BadStream(f"error in stream: {error.get('message', error) if isinstance(error, dict) else error}")
-    choices = chunk.get("choices")
+    The SDK builds chunks without validating them, so their shape is checked here.
+    """
+    choices = getattr(chunk, "choices", None) if isinstance(chunk, ChatCompletionChunk) else None
     if not isinstance(choices, list):
-        raise _BadStream(f"chunk without choices: {data[:80]!r}")
+        raise _BadStream(f"chunk without choices: {_snippet(chunk)}")
     if not choices:  # e.g. the usage chunk some servers send last
         return None, None
-    choice = choices[0]
-    delta = choice.get("delta") if isinstance(choice, dict) else None
-    if not isinstance(delta, dict):
-        raise _BadStream(f"chunk without choices[0].delta: {data[:80]!r}")
-    content = delta.get("content")
-    if content is not None and not isinstance(content, str):
-        raise _BadStream(f"delta.content is not text: {data[:80]!r}")
-    return content, choice.get("finish_reason")
+    delta = getattr(choices[0], "delta", None)
+    if not isinstance(delta, ChoiceDelta):
+        raise _BadStream(f"chunk without choices[0].delta: {_snippet(chunk)}")
+    if delta.content is not None and not isinstance(delta.content, str):
+        raise _BadStream(f"delta.content is not text: {_snippet(chunk)}")
+    return delta.content, choices[0].finish_reason
 
 
-def _error_message(response: httpx.Response) -> str:
+def _snippet(chunk: object) -> str:
+    data = chunk.to_json(indent=None) if isinstance(chunk, openai.BaseModel) else json.dumps(chunk)
+    return repr(data[:80])
+
+
+def _failure(exc: Exception) -> str:
+    """What went wrong, in words, for a failure that is not an HTTP error status."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not JSON in stream: {exc.doc[:80]!r}"
+    if isinstance(exc, openai.APITimeoutError):
+        return f"timed out ({type(exc.__cause__ or exc).__name__})"
+    if isinstance(exc, openai.APIConnectionError):
+        return f"{exc.message} {exc.__cause__}" if exc.__cause__ else exc.message
+    if isinstance(exc, openai.APIError):  # an `error` object sent inside the stream
+        return f"error in stream: {exc.message}"
+    return str(exc)
+
+
+def _error_message(exc: openai.APIStatusError) -> str:
     """The `error.message` of an OpenAI-style error body, else the start of the body."""
-    try:
-        error = response.json().get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])[:300]
-        if isinstance(error, str):
-            return error[:300]
-    except (ValueError, AttributeError):
-        pass
-    return response.text[:300] or response.reason_phrase
+    body = exc.body  # the SDK has already unwrapped `{"error": ...}`
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])[:300]
+    if isinstance(body, (dict, list)):
+        return json.dumps(body)[:300]
+    return str(body or "")[:300] or exc.response.reason_phrase
