@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 from indexes.errors import InvalidInput
@@ -52,6 +53,8 @@ class GeneratorRegistry:
         self.config = config
         self.enabled = list(dict.fromkeys([config.backend, *config.enabled]))
         self._built: dict[str, Generator] = {}
+        # one lock per backend: two first requests build it once, and a slow build holds up no other backend
+        self._building = {name: threading.Lock() for name in self.enabled}
 
     def get(self, name: str | None, scorer: EvidenceScorer | None = None) -> Generator:
         """The generator called `name` (default: the configured one); InvalidInput if it is not enabled."""
@@ -62,8 +65,9 @@ class GeneratorRegistry:
             if scorer is None:
                 raise ValueError("the extractive generator needs the collection's evidence scorer")
             return GENERATORS[name](self.config, scorer)
-        if name not in self._built:
-            self._built[name] = GENERATORS[name](self.config, scorer)
-        return self._built[name]
+        with self._building[name]:
+            if name not in self._built:
+                self._built[name] = GENERATORS[name](self.config, scorer)
+            return self._built[name]
 
 
