@@ -50,8 +50,8 @@ class SearchTuning:
             raise ValueError(f"fusion must be one of {sorted(FUSION_METHODS)}, got {self.fusion!r}")
 
 
-# BM25 runs beside the query embedding on these threads, shared by every Searcher of the process (a pool
-# each would leave its threads behind when the Searcher goes; they are started on first use).
+# BM25 runs beside the query embedding on these threads, shared by every Searcher of the process, so making
+# Searchers (an evaluation makes one per run) never adds threads; they start on first use and last the process.
 _LEXICAL_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="docqa-bm25")
 
 
