@@ -108,8 +108,11 @@ class Catalog:
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
         """A read transaction on this thread's connection: every read inside sees the same committed state,
-        whatever other connections commit meanwhile (WAL)."""
+        whatever other connections commit meanwhile (WAL). Inside another transaction, that one."""
         db = self.db
+        if db.in_transaction:  # inside one already: its reads are this one's
+            yield db
+            return
         db.execute("BEGIN")
         try:
             yield db
@@ -176,6 +179,7 @@ class Catalog:
             db.execute("DELETE FROM chunks WHERE collection_id = ?", (collection.id,))
             db.execute("DELETE FROM documents WHERE collection_id = ?", (collection.id,))
             db.execute("DELETE FROM changes WHERE collection_id = ?", (collection.id,))
+            db.execute("DELETE FROM compacted WHERE collection_id = ?", (collection.id,))
             db.execute("DELETE FROM collections WHERE id = ?", (collection.id,))
 
     # -- documents --------------------------------------------------------------------------------
@@ -424,16 +428,39 @@ class Catalog:
     # -- change log -------------------------------------------------------------------------------
 
     def last_seq(self, collection_id: int) -> int:
-        """The newest change sequence number of a collection (0 if none)."""
-        row = self.db.execute("SELECT MAX(seq) FROM changes WHERE collection_id = ?", (collection_id,)).fetchone()
-        return int(row[0] or 0)
+        """The newest change sequence number of a collection (0 if none), compacted or not."""
+        row = self.db.execute(
+            "SELECT MAX(COALESCE((SELECT MAX(seq) FROM changes WHERE collection_id = ?), 0),"
+            " COALESCE((SELECT seq FROM compacted WHERE collection_id = ?), 0))", (collection_id, collection_id),
+        ).fetchone()
+        return int(row[0])
 
-    def changes_since(self, collection_id: int, seq: int) -> list[tuple[int, int, str]]:
-        """(seq, chunk id, op) after `seq`, in order."""
-        return self.db.execute(
-            "SELECT seq, chunk_id, op FROM changes WHERE collection_id = ? AND seq > ? ORDER BY seq",
-            (collection_id, seq),
-        ).fetchall()
+    def changes_since(self, collection_id: int, seq: int) -> list[tuple[int, int, str]] | None:
+        """(seq, chunk id, op) after `seq`, in order; None if some of them were compacted away."""
+        with self.snapshot() as db:
+            compacted = db.execute("SELECT seq FROM compacted WHERE collection_id = ?", (collection_id,)).fetchone()
+            if compacted is not None and seq < compacted[0]:
+                return None
+            return db.execute(
+                "SELECT seq, chunk_id, op FROM changes WHERE collection_id = ? AND seq > ? ORDER BY seq",
+                (collection_id, seq),
+            ).fetchall()
+
+    def compact_changes(self, collection_id: int, seq: int) -> int:
+        """Drop a collection's changes up to `seq` (its saved vector file has them); returns how many went. An
+        index behind the last of them can no longer catch up from the log: `changes_since` says so."""
+        with self.transaction() as db:
+            (last_removed,) = db.execute(
+                "SELECT MAX(seq) FROM changes WHERE collection_id = ? AND seq <= ?", (collection_id, seq)
+            ).fetchone()
+            if last_removed is None:
+                return 0
+            removed = db.execute("DELETE FROM changes WHERE collection_id = ? AND seq <= ?", (collection_id, seq)).rowcount
+            db.execute(
+                "INSERT INTO compacted(collection_id, seq) VALUES (?, ?)"
+                " ON CONFLICT (collection_id) DO UPDATE SET seq = MAX(seq, excluded.seq)", (collection_id, last_removed),
+            )
+        return removed
 
     def counts(self, collection_id: int) -> dict[str, int]:
         """Documents (ok, failed) and chunks in a collection."""

@@ -60,7 +60,8 @@ class EmbeddedStore(StoreBase):
                 self._vectors[collection.id] = index
         if self.catalog.last_seq(collection.id) > index.seq:
             with self._lock:
-                index.catch_up(self.catalog, collection.id)
+                if index.catch_up(self.catalog, collection.id) is None:  # another process compacted the log past it
+                    index = self._vectors[collection.id] = self._load_vectors(collection)
         return index
 
     def _load_vectors(self, collection: Collection) -> VectorIndex:
@@ -69,18 +70,20 @@ class EmbeddedStore(StoreBase):
         if path.exists():
             try:
                 index = VectorIndex.load(path)
-                # A file ahead of the catalog (the catalog was restored from an older copy) can't be caught up.
-                if index.dim == dim and index.seq <= self.catalog.last_seq(collection.id):
-                    index.catch_up(self.catalog, collection.id)
+                # A file ahead of the catalog (the catalog was restored from an older copy) can't be caught up,
+                # nor one behind the compacted log (an older copy written back).
+                if (index.dim == dim and index.seq <= self.catalog.last_seq(collection.id)
+                        and index.catch_up(self.catalog, collection.id) is not None):
                     return index
             except Exception:  # a damaged derived file is rebuilt, never trusted
                 pass
         return VectorIndex.rebuild(self.catalog, collection.id, dim)
 
     def save_vectors(self, collection: Collection) -> None:
-        """Persist the collection's vector index (after catching it up)."""
-        index = self.vectors(collection)
-        index.save(self.vector_path(collection))
+        """Persist the collection's vector index (after catching it up), then drop the changes it reflects
+        from the log: only this collection's file needs them, so the log holds what no file has yet."""
+        seq = self.vectors(collection).save(self.vector_path(collection))
+        self.catalog.compact_changes(collection.id, seq)
 
     def forget_vectors(self, collection: Collection) -> None:
         """Drop the cached index and its file (after a collection is deleted or to force a rebuild)."""
@@ -298,7 +301,9 @@ class EmbeddedStore(StoreBase):
         if index.dim != int(collection.embedder["dim"]):
             report.problems.append(f"{path} has dimension {index.dim}, collection has {collection.embedder['dim']}")
             return None
-        index.catch_up(self.catalog, collection.id)
+        if index.catch_up(self.catalog, collection.id) is None:
+            report.problems.append(f"{path} reflects change {index.seq}, older than the change log kept for it")
+            return None
         return index
 
     def repair(self, collection: Collection) -> None:
@@ -307,7 +312,7 @@ class EmbeddedStore(StoreBase):
         index = VectorIndex.rebuild(self.catalog, collection.id, int(collection.embedder["dim"]))
         with self._lock:
             self._vectors[collection.id] = index
-        index.save(self.vector_path(collection))
+        self.save_vectors(collection)
 
 
 # -- filters, compiled for SQLite -----------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from contextlib import AbstractContextManager
-from typing import Any, Iterable, Protocol, Sequence
+from typing import AbstractSet, Any, Iterable, Mapping, Protocol, Sequence
 
 from indexes.errors import NotFound
 
@@ -53,11 +53,18 @@ def records_schema(dialect: str) -> list[str]:
             id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '',
             role TEXT NOT NULL CHECK (role IN ('admin', 'writer', 'reader')), collections TEXT, hash TEXT NOT NULL,
             created_at {time_type} NOT NULL, revoked_at {time_type})""",
+        "CREATE INDEX IF NOT EXISTS conversations_by_time ON conversations(updated_at, id)",
+        "CREATE INDEX IF NOT EXISTS conversations_by_owner ON conversations(owner, updated_at, id)",
+        # `files`: the per-file list of jobs written before job_files (new jobs leave it empty)
         f"""CREATE TABLE IF NOT EXISTS jobs (
             id TEXT PRIMARY KEY, collection TEXT NOT NULL,
             state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed')),
             files TEXT NOT NULL DEFAULT '[]', error TEXT, created_at {time_type} NOT NULL, started_at {time_type},
             finished_at {time_type}, pid INTEGER, host TEXT)""",
+        """CREATE TABLE IF NOT EXISTS job_files (
+            job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE, position INTEGER NOT NULL,
+            source TEXT NOT NULL, status TEXT NOT NULL, reason TEXT, chunks INTEGER NOT NULL DEFAULT 0,
+            document_id BIGINT, PRIMARY KEY (job_id, position))""",
     ]
 
 
@@ -96,10 +103,24 @@ class Conversations:
             args.append(role)
         return self.db.query(sql + " ORDER BY id", args)
 
-    def list(self) -> list[Row]:
-        """Every conversation, newest first."""
+    def list(self, collection: str | None = None, owner: str | None = None,
+             readable: AbstractSet[str] | None = None, limit: int = 50, offset: int = 0) -> list[Row]:
+        """One page of conversations, newest first: of one collection, of one owner, of readable collections
+        (None: any), filtered and paged in SQL."""
+        if readable is not None and not readable:
+            return []
+        clauses, args = [], []
+        for column, value in (("collection", collection), ("owner", owner)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if readable is not None:  # a key's scope: a few names
+            clauses.append(f"collection IN ({', '.join('?' * len(readable))})")
+            args.extend(sorted(readable))
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         return self.db.query(
-            "SELECT id, collection, title, owner, created_at, updated_at FROM conversations ORDER BY updated_at DESC, id"
+            "SELECT id, collection, title, owner, created_at, updated_at FROM conversations"
+            f"{where} ORDER BY updated_at DESC, id LIMIT ? OFFSET ?", [*args, limit, offset],
         )
 
     def delete(self, conversation_id: str) -> None:
@@ -154,37 +175,55 @@ class Keys:
 
 
 class Jobs:
-    """Ingestion jobs, visible to every process on the store."""
+    """Ingestion jobs, visible to every process on the store. Each file's outcome is a row of its own, so
+    recording one costs the same whatever the job's size."""
 
-    COLUMNS = ("id", "collection", "state", "files", "error", "created_at", "started_at", "finished_at", "pid", "host")
+    COLUMNS = ("id", "collection", "state", "error", "created_at", "started_at", "finished_at", "pid", "host")
+    FILE_COLUMNS = ("source", "status", "reason", "chunks", "document_id")
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def create(self, job_id: str, collection: str, files: list[dict[str, Any]], now: float, pid: int, host: str) -> None:
+    def create(self, job_id: str, collection: str, sources: Sequence[str], now: float, pid: int, host: str) -> None:
+        """A queued job whose files (at positions 0, 1, ...) are pending."""
         with self.db.transaction() as tx:
             tx.execute(
-                "INSERT INTO jobs(id, collection, state, files, created_at, pid, host) VALUES (?, ?, 'queued', ?, ?, ?, ?)",
-                (job_id, collection, json.dumps(files), now, pid, host),
+                "INSERT INTO jobs(id, collection, state, created_at, pid, host) VALUES (?, ?, 'queued', ?, ?, ?)",
+                (job_id, collection, now, pid, host),
+            )
+            tx.executemany(
+                "INSERT INTO job_files(job_id, position, source, status) VALUES (?, ?, ?, 'pending')",
+                [(job_id, position, source) for position, source in enumerate(sources)],
             )
 
-    def update(self, job_id: str, **fields: Any) -> None:
-        """Set the given columns (`files` as a list) of one job."""
+    def update(self, job_id: str, files: Mapping[int, Mapping[str, Any]] | None = None, **fields: Any) -> None:
+        """Set the given columns of one job and the outcomes of its files by position (a new position adds a
+        file), in one transaction."""
         unknown = set(fields) - set(self.COLUMNS)
         if unknown:
             raise ValueError(f"unknown job fields {sorted(unknown)}")
-        if "files" in fields:
-            fields["files"] = json.dumps(fields["files"])
-        assignments = ", ".join(f"{k} = ?" for k in fields)
         with self.db.transaction() as tx:
-            tx.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", [*fields.values(), job_id])
+            if files:
+                tx.executemany(
+                    "INSERT INTO job_files(job_id, position, source, status, reason, chunks, document_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, position) DO UPDATE SET status = excluded.status,"
+                    " reason = excluded.reason, chunks = excluded.chunks, document_id = excluded.document_id",
+                    [(job_id, position, *(f[c] for c in self.FILE_COLUMNS)) for position, f in files.items()],
+                )
+            if fields:
+                assignments = ", ".join(f"{k} = ?" for k in fields)
+                tx.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", [*fields.values(), job_id])
 
     def get(self, job_id: str) -> dict[str, Any] | None:
-        rows = self.db.query(f"SELECT {', '.join(self.COLUMNS)} FROM jobs WHERE id = ?", (job_id,))
+        """A job with its files' outcomes in order."""
+        rows = self.db.query(f"SELECT {', '.join(self.COLUMNS)}, files FROM jobs WHERE id = ?", (job_id,))
         if not rows:
             return None
         job = dict(zip(self.COLUMNS, rows[0]))
-        job["files"] = json.loads(job["files"])
+        files = self.db.query(
+            f"SELECT {', '.join(self.FILE_COLUMNS)} FROM job_files WHERE job_id = ? ORDER BY position", (job_id,)
+        )
+        job["files"] = [dict(zip(self.FILE_COLUMNS, f)) for f in files] or json.loads(rows[0][-1])
         return job
 
     def unfinished(self) -> list[Row]:

@@ -6,7 +6,7 @@ import sqlite3
 
 from indexes.lexical import FTS_TOKENIZER
 
-SCHEMA_VERSION = 3  # 3: chunks.sentence_vectors; 2: one FTS5 table per collection
+SCHEMA_VERSION = 4  # 4: compacted (the change log is trimmed); 3: chunks.sentence_vectors; 2: one FTS5 table each
 
 
 def fts_table(collection_id: int) -> str:
@@ -70,4 +70,8 @@ CREATE TABLE IF NOT EXISTS changes (
     op TEXT NOT NULL CHECK (op IN ('add', 'del'))
 );
 CREATE INDEX IF NOT EXISTS changes_by_collection ON changes(collection_id, seq);
+CREATE TABLE IF NOT EXISTS compacted (  -- a collection's changes up to seq are gone: its vector file had them
+    collection_id INTEGER PRIMARY KEY,
+    seq INTEGER NOT NULL
+);
 """

@@ -50,6 +50,11 @@ class SearchTuning:
             raise ValueError(f"fusion must be one of {sorted(FUSION_METHODS)}, got {self.fusion!r}")
 
 
+# BM25 runs beside the query embedding on these threads, shared by every Searcher of the process, so making
+# Searchers (an evaluation makes one per run) never adds threads; they start on first use and last the process.
+_LEXICAL_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="docqa-bm25")
+
+
 class Searcher:
     """Runs searches against any Store and fuses what it ranks; a hit whose chunk was deleted after ranking is
     dropped, never half-shown."""
@@ -57,7 +62,6 @@ class Searcher:
     def __init__(self, store: Store, tuning: SearchTuning | None = None) -> None:
         self.store = store
         self.tuning = tuning or SearchTuning()
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="docqa-bm25")
 
     def search(
         self, collection: Collection, query: str, *, mode: str = "hybrid", k: int = 5,
@@ -71,7 +75,7 @@ class Searcher:
         request = SearchQuery(collection, query, None, k, self.tuning.candidates, mode, filters or Filters())
         rankings: dict[str, list[tuple[int, float]]] = {}
         # BM25 runs in the store (SQLite, PostgreSQL) and the query embedding in torch, both without the GIL.
-        lexical = self._pool.submit(self.store.lexical_search, request) if mode in ("lexical", "hybrid") else None
+        lexical = _LEXICAL_THREADS.submit(self.store.lexical_search, request) if mode in ("lexical", "hybrid") else None
         if mode in ("dense", "hybrid"):
             vector = self.store.embedder(collection).embed_query(query)
             request = replace(request, vector=vector)

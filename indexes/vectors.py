@@ -2,7 +2,8 @@
 
 The file on disk holds the index and the catalog change sequence it reflects, written atomically
 (temp file + os.replace), so a reader never sees half a file and a crash loses nothing: on open the
-index catches up from the catalog's change log.
+index catches up from the catalog's change log. Once saved, the changes it reflects leave the log; an index
+left behind them (an older file, another process's copy) is reloaded or rebuilt instead.
 """
 
 from __future__ import annotations
@@ -89,13 +90,14 @@ class VectorIndex:
 
     # -- persistence ------------------------------------------------------------------------------
 
-    def save(self, path: Path) -> None:
-        """Write index + sequence to `path` atomically."""
+    def save(self, path: Path) -> int:
+        """Write index + sequence to `path` atomically; returns the sequence written."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             blob = faiss.serialize_index(self._index).tobytes()
-            header = json.dumps({"dim": self.dim, "seq": self.seq}).encode()
+            seq = self.seq
+            header = json.dumps({"dim": self.dim, "seq": seq}).encode()
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -106,6 +108,7 @@ class VectorIndex:
         except OSError as exc:
             Path(tmp).unlink(missing_ok=True)
             raise StorageError(f"cannot write vector index {path}: {exc}") from exc
+        return seq
 
     @classmethod
     def load(cls, path: Path) -> "VectorIndex":
@@ -124,9 +127,12 @@ class VectorIndex:
 
     # -- deriving from the catalog ----------------------------------------------------------------
 
-    def catch_up(self, catalog: Catalog, collection_id: int) -> int:
-        """Apply the catalog's changes after `self.seq`; returns how many were applied."""
+    def catch_up(self, catalog: Catalog, collection_id: int) -> int | None:
+        """Apply the catalog's changes after `self.seq`; returns how many were applied, or None (and applies
+        none) if the log was compacted past this index: only a newer file or a rebuild brings it up to date."""
         changes = catalog.changes_since(collection_id, self.seq)
+        if changes is None:
+            return None
         if not changes:
             return 0
         last_op: dict[int, str] = {}
@@ -142,9 +148,9 @@ class VectorIndex:
     def rebuild(cls, catalog: Catalog, collection_id: int, dim: int) -> "VectorIndex":
         """A fresh index from the vectors stored in the catalog."""
         index = cls(dim)
-        seq = catalog.last_seq(collection_id)
-        ids, matrix = catalog.embeddings(collection_id=collection_id)
+        with catalog.snapshot():  # the vectors as of the sequence, whatever commits (or compacts) meanwhile
+            seq = catalog.last_seq(collection_id)
+            ids, matrix = catalog.embeddings(collection_id=collection_id)
         index.add(ids, matrix)
         index.seq = seq
-        index.catch_up(catalog, collection_id)
         return index

@@ -6,7 +6,7 @@ import json
 import re
 import time
 import uuid
-from typing import Any, Sequence
+from typing import AbstractSet, Any, Sequence
 
 from indexes.errors import NotFound
 from indexes.records import Conversations
@@ -79,13 +79,13 @@ class ConversationStore:
         return {"id": row[0], "collection": row[1], "title": row[2], "created_at": row[4], "updated_at": row[5],
                 "messages": messages}
 
-    def list(self, collection: str | None = None, owner: str | None = None, readable: Any = None) -> list[dict[str, Any]]:
-        """Conversations, newest first; optionally of one collection / one owner / readable collections only."""
+    def list(self, collection: str | None = None, owner: str | None = None, readable: AbstractSet[str] | None = None,
+             limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        """One page of conversations, newest first; optionally of one collection / one owner / readable
+        collections only (None: all)."""
         return [
             {"id": r[0], "collection": r[1], "title": r[2], "created_at": r[4], "updated_at": r[5]}
-            for r in self.records.list()
-            if (collection is None or r[1] == collection) and (owner is None or r[3] == owner)
-            and (readable is None or readable(r[1]))
+            for r in self.records.list(collection, owner, readable, limit, offset)
         ]
 
     def delete(self, conversation_id: str, owner: str | None = None) -> None:

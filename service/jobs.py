@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
@@ -43,23 +44,28 @@ RunIngest = Callable[[Sequence[SourceFile], ProgressSink], IngestReport]
 
 
 class _JobProgress(ProgressSink):
-    """Writes each file's outcome to the job row as it happens, so polling shows progress."""
+    """Records each file's outcome as it happens (one row: the same cost for the first file and the
+    50,000th), so polling shows progress. An outcome whose write failed is kept for the job's final write."""
 
-    def __init__(self, jobs: "JobRunner", job_id: str, outcomes: list[dict[str, Any]]) -> None:
+    def __init__(self, jobs: "JobRunner", job_id: str, sources: Sequence[str]) -> None:
         self.jobs = jobs
         self.job_id = job_id
-        self.outcomes = outcomes
+        self.pending: dict[str, deque[int]] = {}  # positions of the files not done yet, by source
+        for position, source in enumerate(sources):
+            self.pending.setdefault(source, deque()).append(position)
+        self.next_position = len(sources)  # where a file the job did not list (one pruned) goes
+        self.unrecorded: dict[int, dict[str, Any]] = {}
         self.on_file: Callable[[FileResult], None] | None = None
 
     def file_done(self, result: FileResult) -> None:
-        for outcome in self.outcomes:
-            if outcome["source"] == result.source and outcome["status"] == "pending":
-                outcome.update(status=result.status, reason=result.reason, chunks=result.chunks, document_id=result.document_id)
-                break
+        positions = self.pending.get(result.source)
+        if positions:
+            position = positions.popleft()
         else:
-            self.outcomes.append({"source": result.source, "status": result.status, "reason": result.reason,
-                                  "chunks": result.chunks, "document_id": result.document_id})
-        self.jobs._update(self.job_id, files=self.outcomes)
+            position, self.next_position = self.next_position, self.next_position + 1
+        outcome = vars(result).copy()
+        if not self.jobs._update(self.job_id, files={position: outcome}):
+            self.unrecorded[position] = outcome
         if self.on_file:
             self.on_file(result)
 
@@ -96,47 +102,48 @@ class JobRunner:
                 raise Overloaded(f"{self._pending} ingestion jobs are queued; retry later")
             self._pending += 1
         job_id = uuid.uuid4().hex[:16]
-        outcomes = [{"source": f.source, "status": "pending", "reason": None, "chunks": 0, "document_id": None} for f in files]
         try:
-            self.records.create(job_id, collection, outcomes, time.time(), os.getpid(), self.host)
-            self._pool.submit(self._run, job_id, files, outcomes, run)
+            self.records.create(job_id, collection, [f.source for f in files], time.time(), os.getpid(), self.host)
+            self._pool.submit(self._run, job_id, files, run)
         except BaseException:
             with self._lock:  # the job never started: give its place back
                 self._pending -= 1
             raise
         return self.get(job_id)
 
-    def _run(self, job_id: str, files: Sequence[SourceFile], outcomes: list[dict[str, Any]], run: RunIngest) -> None:
+    def _run(self, job_id: str, files: Sequence[SourceFile], run: RunIngest) -> None:
         _lower_priority()
+        progress = _JobProgress(self, job_id, [f.source for f in files])
+        progress.on_file = self.on_file
         try:
             self._update(job_id, state="running", started_at=time.time())
-            progress = _JobProgress(self, job_id, outcomes)
-            progress.on_file = self.on_file
             report = run(files, progress)
             state = "failed" if report.failures and len(report.failures) == len(report.results) else "succeeded"
             error = None if state == "succeeded" else "every file failed"
-            self._update(job_id, state=state, files=[vars(r) for r in report.results], error=error,
-                         finished_at=time.time(), attempts=FINAL_ATTEMPTS)
+            self._update(job_id, state=state, files=progress.unrecorded, error=error, finished_at=time.time(),
+                         attempts=FINAL_ATTEMPTS)
         except Exception as exc:  # noqa: BLE001 - the job fails with its reason; the service goes on
             log.exception("ingestion job failed", extra={"job": job_id})
-            self._update(job_id, state="failed", error=f"{type(exc).__name__}: {exc}", finished_at=time.time(),
-                         attempts=FINAL_ATTEMPTS)
+            self._update(job_id, state="failed", files=progress.unrecorded, error=f"{type(exc).__name__}: {exc}",
+                         finished_at=time.time(), attempts=FINAL_ATTEMPTS)
         finally:
             with self._lock:
                 self._pending -= 1
 
-    def _update(self, job_id: str, attempts: int = 1, **fields: Any) -> None:
-        """Record progress; a store that is down for a moment loses a progress write, never the job. A job's
-        outcome is retried for a while (`attempts`, a second apart), so it is not left 'running' by a blip."""
+    def _update(self, job_id: str, attempts: int = 1, **fields: Any) -> bool:
+        """Record progress; whether it was written. A store that is down for a moment delays a progress write
+        to the job's outcome, which is retried for a while (`attempts`, a second apart), so it is not left
+        'running' by a blip."""
         for attempt in range(attempts):
             try:
                 self.records.update(job_id, **fields)
-                return
+                return True
             except DocQAError as exc:
                 log.warning("cannot record job progress", extra={"job": job_id, "detail": exc.detail,
                                                                  "attempt": attempt + 1})
                 if attempt + 1 < attempts:
                     time.sleep(self.retry_pause)
+        return False
 
     def get(self, job_id: str) -> dict[str, Any]:
         """A job's record; NotFound if there is none."""

@@ -415,15 +415,44 @@ def test_conversations_keys_and_jobs_round_trip(store: Store) -> None:
     records.keys.revoke("k1", 5.0)  # the first revocation time stays
     assert records.keys.get("k1") == ("k1", "ci", "reader", '["docs"]', 3.0, 4.0)
     assert records.keys.secret("k1") == ("digest", "reader", '["docs"]', 4.0) and records.keys.get("nope") is None
-    records.jobs.create("j1", "docs", [{"source": "a.md", "status": "pending"}], 6.0, 123, "host-a")
+    records.jobs.create("j1", "docs", ["a.md", "b.md"], 6.0, 123, "host-a")
     records.jobs.update("j1", state="running", started_at=7.0)
     job = records.jobs.get("j1")
-    assert (job["state"], job["files"][0]["source"], job["pid"], job["host"]) == ("running", "a.md", 123, "host-a")
+    assert (job["state"], job["pid"], job["host"]) == ("running", 123, "host-a")
+    assert [(f["source"], f["status"]) for f in job["files"]] == [("a.md", "pending"), ("b.md", "pending")]
+    done = {"source": "b.md", "status": "ingested", "reason": None, "chunks": 3, "document_id": 9}
+    pruned = {"source": "gone.md", "status": "removed", "reason": None, "chunks": 1, "document_id": 4}
+    records.jobs.update("j1", files={1: done})
+    records.jobs.update("j1", files={2: pruned}, state="succeeded")  # a file the job did not list goes last
+    job = records.jobs.get("j1")
+    assert job["files"][1:] == [done, pruned] and job["files"][0]["status"] == "pending" and job["state"] == "succeeded"
+    records.jobs.update("j1", state="running")
     assert records.jobs.unfinished() == [("j1", 123, "host-a")]
     records.jobs.fail(["j1"], "interrupted", 8.0)
     assert records.jobs.get("j1")["state"] == "failed" and records.jobs.unfinished() == []
     with pytest.raises(ValueError):
         records.jobs.update("j1", **{"state = 'x' --": 1})
+
+
+def test_conversations_are_listed_newest_first_filtered_and_paged_by_the_database(store: Store) -> None:
+    conversations = store.records.conversations
+    for i in range(12):  # updated in turn: c11 newest; alice's in docs and wiki, bob's in docs
+        owner, collection = ("alice", "docs") if i % 3 == 0 else ("alice", "wiki") if i % 3 == 1 else ("bob", "docs")
+        conversations.create(f"c{i:02}", collection, "", owner, float(i))
+
+    def ids(**query) -> list[str]:
+        return [row[0] for row in conversations.list(**query)]
+
+    assert ids(limit=100) == [f"c{i:02}" for i in reversed(range(12))]
+    alices = ids(owner="alice", limit=100)
+    assert alices == ["c10", "c09", "c07", "c06", "c04", "c03", "c01", "c00"]
+    # every page is full until the last: the filters are applied before the page is cut, not after
+    pages = [ids(owner="alice", limit=3, offset=offset) for offset in (0, 3, 6, 9)]
+    assert pages == [alices[:3], alices[3:6], alices[6:], []]
+    assert ids(owner="alice", collection="docs", limit=2, offset=1) == ["c06", "c03"]
+    assert ids(readable={"wiki"}, limit=2) == ["c10", "c07"] and ids(readable=set()) == []
+    conversations.add_messages("c00", [("user", "q?", {})], "q?", 20.0)  # a new message brings it to the front
+    assert ids(limit=1) == ["c00"]
 
 
 # --- both backends rank alike -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ built by name from their settings sections."""
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 from indexes.errors import InvalidInput
@@ -26,6 +27,8 @@ class GeneratorRegistry:
         self.enabled = list(dict.fromkeys([config.backend, *config.enabled]))
         self._plugins = {name: installed[name] for name in self.enabled}
         self._built: dict[str, Generator] = {}
+        # one lock per backend: two first requests build it once, and a slow build holds up no other backend
+        self._building = {name: threading.Lock() for name in self.enabled}
 
     def needs_scorer(self, name: str | None) -> bool:
         """Whether the enabled generator called `name` (default: the configured one) is built with a scorer."""
@@ -42,6 +45,7 @@ class GeneratorRegistry:
             if scorer is None:
                 raise ValueError(f"the {name} generator needs the collection's evidence scorer")
             return plugin.build(self.config.section(name), scorer)
-        if name not in self._built:
-            self._built[name] = plugin.build(self.config.section(name), None)
-        return self._built[name]
+        with self._building[name]:
+            if name not in self._built:
+                self._built[name] = plugin.build(self.config.section(name), None)
+            return self._built[name]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -83,10 +83,13 @@ def create(body: ConversationCreate, ctx: ServiceContext = Depends(get_context),
 
 
 @router.get("/conversations", response_model=list[ConversationSummary], summary="List conversations")
-def list_conversations(collection: str | None = None, ctx: ServiceContext = Depends(get_context),
+def list_conversations(collection: str | None = None,
+                       limit: int = Query(50, ge=1, le=500, description="At most this many conversations."),
+                       offset: int = Query(0, ge=0, description="Skip this many (the next page: offset + limit)."),
+                       ctx: ServiceContext = Depends(get_context),
                        principal: Principal = Depends(get_principal)) -> list[dict[str, Any]]:
-    """The caller's conversations, newest first (optionally of one collection)."""
-    return ctx.conversations.list(collection, _owner(principal), principal.can_read)
+    """The caller's conversations, newest first, a page at a time (optionally of one collection)."""
+    return ctx.conversations.list(collection, _owner(principal), principal.collections, limit, offset)
 
 
 @router.get("/conversations/{conversation_id}", response_model=Conversation, responses=NOT_FOUND, summary="Get a conversation")
