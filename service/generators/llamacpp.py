@@ -8,7 +8,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from indexes.errors import GeneratorUnavailable
+from service.errors import GeneratorUnavailable
 from service.generators.base import Passage
 from service.generators.prompt import build_messages, build_rewrite_messages, clean_rewrite
 

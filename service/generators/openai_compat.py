@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import httpx
 
-from indexes.errors import GeneratorUnavailable
+from service.errors import GeneratorUnavailable
 from service.generators.base import Passage
 from service.generators.prompt import build_messages, build_rewrite_messages, clean_rewrite
 
