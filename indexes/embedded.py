@@ -4,6 +4,7 @@ collection, derived from the catalog and caught up from its change log. No serve
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from indexes.store import (
 from indexes.types import ChunkInput, Collection, DocumentFields, DocumentRecord
 from indexes.vectors import VectorIndex
 
+log = logging.getLogger("docqa.indexes")
 CATALOG_FILE = "catalog.sqlite3"
 ALLOWED_KEPT = 16  # filters whose chunk ids are kept (the latest ones)
 
@@ -65,18 +67,26 @@ class EmbeddedStore(StoreBase):
         return index
 
     def _load_vectors(self, collection: Collection) -> VectorIndex:
+        """The saved index caught up with the catalog; one that cannot be trusted is rebuilt, and the log says why."""
         path = self.vector_path(collection)
         dim = int(collection.embedder["dim"])
         if path.exists():
+            last_seq = self.catalog.last_seq(collection.id)
             try:
                 index = VectorIndex.load(path)
-                # A file ahead of the catalog (the catalog was restored from an older copy) can't be caught up,
-                # nor one behind the compacted log (an older copy written back).
-                if (index.dim == dim and index.seq <= self.catalog.last_seq(collection.id)
-                        and index.catch_up(self.catalog, collection.id) is not None):
+            except Exception as exc:  # a damaged derived file is rebuilt, never trusted
+                why = f"cannot be read ({type(exc).__name__}: {exc})"
+            else:
+                if index.dim != dim:
+                    why = f"holds {index.dim}-dimensional vectors, the collection's are {dim}"
+                elif index.seq > last_seq:  # the catalog was restored from an older copy: no catching up
+                    why = f"is newer than the catalog (change {index.seq}, the catalog's last is {last_seq})"
+                elif index.catch_up(self.catalog, collection.id) is None:  # an older copy written back
+                    why = f"is behind the compacted change log (change {index.seq})"
+                else:
                     return index
-            except Exception:  # a damaged derived file is rebuilt, never trusted
-                pass
+            log.warning("vector file %s %s; rebuilding it from the catalog", path, why,
+                        extra={"collection": collection.name})
         return VectorIndex.rebuild(self.catalog, collection.id, dim)
 
     def save_vectors(self, collection: Collection) -> None:

@@ -1,97 +1,55 @@
-"""One error hierarchy for docqa. Each error carries the HTTP status the service maps it to."""
+"""One error hierarchy for docqa: storage and ingest errors that say what went wrong.
+
+How an error reaches a client (its HTTP status and problem title) is the service's business: `service/problems.py`
+maps every class, these and the service's own (`service/errors.py`), in one table.
+"""
 
 from __future__ import annotations
 
 
 class DocQAError(Exception):
-    """Base of every error docqa raises on purpose."""
+    """Base of every error docqa raises on purpose; `detail` says what went wrong, for people."""
 
-    status: int = 500
-    title: str = "Internal error"
-
-    def __init__(self, detail: str = "") -> None:
-        super().__init__(detail or self.title)
-        self.detail = detail or self.title
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 class InvalidInput(DocQAError):
-    status = 422
-    title = "Invalid input"
+    """A request, setting or filter that cannot be honoured as given."""
 
 
 class NotFound(DocQAError):
-    status = 404
-    title = "Not found"
+    """A collection, document, job or record that does not exist (or may not be seen)."""
 
 
 class Conflict(DocQAError):
-    status = 409
-    title = "Conflict"
+    """The thing already exists, or the store's state forbids the change."""
 
 
 class EmbedderMismatch(Conflict):
-    title = "Embedder mismatch"
-
-
-class PayloadTooLarge(DocQAError):
-    status = 413
-    title = "Payload too large"
+    """A collection was built with another embedding model than the one asked for."""
 
 
 class UnsupportedMediaType(DocQAError):
-    status = 415
-    title = "Unsupported media type"
+    """A file of a type no parser reads."""
 
 
 class ParseError(DocQAError):
     """A file could not be turned into text; `detail` is the reason shown to people."""
 
-    status = 422
-    title = "Document could not be parsed"
-
 
 class LimitExceeded(DocQAError):
     """A configured limit (pages, text size, chunks) was exceeded."""
-
-    status = 413
-    title = "Limit exceeded"
-
-
-class Unauthorized(DocQAError):
-    status = 401
-    title = "Unauthorized"
-
-
-class Forbidden(DocQAError):
-    status = 403
-    title = "Forbidden"
-
-
-class GeneratorUnavailable(DocQAError):
-    status = 502
-    title = "Generator unavailable"
-
-
-class PluginError(DocQAError):
-    """A registered plugin could not be loaded, or none is registered for a kind of backend."""
-
-    status = 500
-    title = "Plugin unavailable"
-
-
-class Overloaded(DocQAError):
-    status = 503
-    title = "Service overloaded"
 
 
 class StorageError(DocQAError):
     """The data directory cannot be used (read-only, full, corrupt)."""
 
-    status = 503
-    title = "Storage unavailable"
-
 
 class StorageUnavailable(StorageError):
     """A database server cannot be reached or did not answer in time; retrying later may work."""
 
-    title = "Storage unavailable"
+
+class PluginError(DocQAError):
+    """A registered plugin could not be loaded, or none is registered for a kind of backend."""

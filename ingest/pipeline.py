@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ __all__ = [
     "supported_suffixes",
 ]
 
+log = logging.getLogger("docqa.ingest")
 STATUSES = ("ingested", "unchanged", "replaced", "removed", "failed")
 
 
@@ -194,10 +196,21 @@ class IngestPipeline:
                     self._commit(pending, report, progress)
                     pending = []
             self._commit(pending, report, progress)
-        finally:
-            self.store.flush(self.collection)
-            report.seconds = time.perf_counter() - started
+        except BaseException as failure:  # Ctrl-C, a dead embedder: save what was committed, then go on failing
+            self._flush_after(failure)
+            raise
+        self.store.flush(self.collection)
+        report.seconds = time.perf_counter() - started
         return report
+
+    def _flush_after(self, failure: BaseException) -> None:
+        """Save the vectors while `failure` is in flight; a save that fails too is logged and noted on it, never
+        raised in its place (the vectors are derived: the next open catches them up from the catalog)."""
+        try:
+            self.store.flush(self.collection)
+        except Exception as exc:
+            log.warning("saving the vectors failed after %s: %s", type(failure).__name__, exc)
+            failure.add_note(f"saving the vectors failed too: {exc}")
 
     # -- stages -----------------------------------------------------------------------------------
 

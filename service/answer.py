@@ -7,13 +7,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
-from indexes.errors import GeneratorUnavailable, InvalidInput, NotFound
+from indexes.errors import InvalidInput, NotFound
 from indexes.filters import Filters
 from indexes.search import Searcher
 from indexes.store import Store
 from indexes.types import Collection, Hit
 from service.chat import rewrite_follow_up
 from service.citations import VerifiedAnswer, verify
+from service.errors import GeneratorUnavailable
 from service.evidence import EvidenceScorer, passage_sentences
 from service.generators.base import NOT_IN_DOCUMENTS, Passage
 from service.generators.registry import GeneratorRegistry

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from indexes.errors import Forbidden, NotFound
+from indexes.errors import NotFound
+from service.errors import Forbidden
 
 ROLES = ("admin", "writer", "reader")
 

@@ -18,9 +18,10 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
-from indexes.errors import DocQAError, NotFound, Overloaded
+from indexes.errors import DocQAError, NotFound
 from indexes.records import Jobs
 from ingest.pipeline import FileResult, IngestReport, ProgressSink, SourceFile
+from service.errors import Overloaded
 
 log = logging.getLogger("docqa.jobs")
 

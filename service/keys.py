@@ -12,9 +12,10 @@ from typing import Any, Sequence
 
 from fastapi import Request
 
-from indexes.errors import InvalidInput, NotFound, Unauthorized
+from indexes.errors import InvalidInput, NotFound
 from indexes.records import Keys
 from service.auth import ROLES, Principal
+from service.errors import Unauthorized
 
 PREFIX = "dqa"
 

@@ -12,8 +12,10 @@ from typing import Any, Awaitable, Callable
 
 from starlette.exceptions import HTTPException
 
+from service.errors import Overloaded, PayloadTooLarge
 from service.logs import request_id_var
 from service.metrics import Metrics
+from service.problems import logged_problem, problem_for, problem_headers
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -25,12 +27,12 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _UNLIMITED = ("/healthz", "/readyz", "/metrics")
 
 
-async def _send_problem(send: Send, status: int, title: str, detail: str, headers: list[tuple[bytes, bytes]] = []) -> None:
-    body = json.dumps({"type": f"https://docqa.dev/problems/{title.lower().replace(' ', '-')}", "title": title,
-                       "status": status, "detail": detail, "request_id": request_id_var.get()}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode()), *headers]})
-    await send({"type": "http.response.body", "body": body})
+async def _send_problem(send: Send, body: dict[str, Any]) -> None:
+    data = json.dumps(body).encode()
+    headers = [(k.lower().encode(), v.encode()) for k, v in problem_headers(body["status"]).items()]
+    await send({"type": "http.response.start", "status": body["status"],
+                "headers": [(b"content-type", b"application/problem+json"), (b"content-length", str(len(data)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": data})
 
 
 class RequestContextMiddleware:
@@ -62,13 +64,11 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
+        except Exception as exc:
             # Answer here, while the request id is still set: Starlette's own error middleware runs outside us.
-            log.exception("unexpected error")
+            body = logged_problem(exc)
             if status_sent is False:
-                status = 500
-                await _send_problem(send_with_id, 500, "Internal error",
-                                    "an unexpected error occurred; see the server log for this request id")
+                await _send_problem(send_with_id, body)
             else:
                 raise
         finally:
@@ -100,7 +100,7 @@ class BodyLimitMiddleware:
         limit = self.limit_for(scope)
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
-            await _send_problem(send, 413, "Payload too large", f"request body is {int(length)} bytes; the limit is {limit}")
+            await _send_problem(send, problem_for(PayloadTooLarge(f"request body is {int(length)} bytes; the limit is {limit}")))
             return
         seen = 0
 
@@ -190,4 +190,4 @@ class ConcurrencyLimitMiddleware:
 
     async def _shed(self, send: Send, what: str) -> None:
         self.metrics.rejected.inc()
-        await _send_problem(send, 503, "Service overloaded", f"{what}; retry shortly", [(b"retry-after", b"1")])
+        await _send_problem(send, problem_for(Overloaded(f"{what}; retry shortly")))

@@ -8,9 +8,8 @@ from typing import Any, AsyncIterator, Callable, Iterator
 
 import anyio
 
-from indexes.errors import DocQAError
 from service.answer import AnswerEvent
-from service.logs import request_id_var
+from service.problems import logged_problem
 
 _END = object()
 
@@ -38,15 +37,9 @@ async def sse_events(
                 return
             name, data = shape(event)
             yield {"event": name, "data": json.dumps(data, default=str)}
-    except DocQAError as exc:
-        yield {"event": "error", "data": json.dumps(_problem(exc.status, exc.title, exc.detail))}
-    except Exception as exc:  # noqa: BLE001 - the stream ends with an error event, never a traceback
-        yield {"event": "error", "data": json.dumps(_problem(500, "Internal error", f"{type(exc).__name__}"))}
+    except Exception as exc:  # noqa: BLE001 - the stream ends with an error event (logged), never a traceback
+        yield {"event": "error", "data": json.dumps(logged_problem(exc))}
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(close)
 
-
-def _problem(status: int, title: str, detail: str) -> dict[str, Any]:
-    return {"type": f"https://docqa.dev/problems/{title.lower().replace(' ', '-')}", "title": title,
-            "status": status, "detail": detail, "request_id": request_id_var.get()}

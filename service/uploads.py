@@ -13,8 +13,9 @@ from typing import Sequence
 
 from fastapi import UploadFile
 
-from indexes.errors import Forbidden, InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from indexes.errors import InvalidInput, UnsupportedMediaType
 from ingest.pipeline import supported_suffixes
+from service.errors import Forbidden, PayloadTooLarge
 
 _UNSAFE = re.compile(r"[^\w.\- ()]+", re.UNICODE)
 

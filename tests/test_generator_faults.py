@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from indexes.errors import GeneratorUnavailable
+from service.errors import GeneratorUnavailable
 from service.generators.base import Passage
 from service.generators.openai_compat import OpenAICompatibleGenerator
 

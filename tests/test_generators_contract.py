@@ -14,9 +14,10 @@ from typing import Callable, Iterator
 import pytest
 from llm_server import FakeBedrock, LlamaServer, converse_stream_body, require_llm_stack  # noqa: F401
 
-from indexes.errors import GeneratorUnavailable
+from service.errors import GeneratorUnavailable
 from service.generators.base import Generator, Passage
 from service.generators.prompt import SYSTEM_PROMPT, build_messages
+from service.problems import status_of
 
 BEDROCK_MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 CANNED_ANSWER = "The staging cluster has 12 nodes [1]."
@@ -222,7 +223,7 @@ def test_a_broken_backend_raises_generator_unavailable(make_broken: Callable, re
     gen = make_broken(tmp_path)
     with pytest.raises(GeneratorUnavailable, match=reason.replace(".", r"\.")) as caught:
         "".join(gen.generate(QUESTION, PASSAGES))
-    assert caught.value.status == 502
+    assert status_of(caught.value) == (502, "Generator unavailable")
 
 
 def test_a_bedrock_client_error_is_generator_unavailable_with_the_aws_code(stubbed_bedrock: tuple) -> None:

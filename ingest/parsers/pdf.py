@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from collections import defaultdict
 
 from pypdf import PdfReader
@@ -19,6 +20,9 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)
 _MAX_OUTLINE_ENTRIES = 5000
 # Fonts without a proper ToUnicode map leak control codes (even NULs) into extracted text.
 _CONTROL_TO_SPACE = {code: " " for code in range(32) if chr(code) not in "\t\n\r"}
+# An encrypted file names its encryption in the trailer, and its standard handler's dictionary says /Standard:
+# enough to tell, when the file cannot be opened, that what failed was an encrypted file.
+_ENCRYPTED = re.compile(rb"/Encrypt\b|/Filter\s*/Standard\b")
 
 OutlineEntry = tuple[tuple[str, ...], str]  # (heading path, normalised title)
 
@@ -82,7 +86,7 @@ class PdfParser:
         except RecursionError as e:
             raise ParseError("invalid PDF: objects nested too deeply") from e
         except Exception as e:
-            raise ParseError(f"invalid PDF: {e}") from e
+            raise ParseError(_failure(e, data)) from e
 
     def _parse(self, data: bytes) -> ParsedDocument:
         reader = PdfReader(io.BytesIO(data), strict=False)
@@ -127,19 +131,16 @@ class PdfParser:
 
     @staticmethod
     def _decrypt(reader: PdfReader) -> None:
-        try:
-            ok = reader.decrypt("")
-        except DependencyError as e:
-            raise ParseError(f"encrypted: {e}") from e
-        except Exception:
-            ok = 0
-        if not ok:
-            raise ParseError("encrypted: password required")
+        """Open with the empty password (the only one docqa knows); keys too short to check are a corrupt file."""
+        if not reader.decrypt(""):
+            raise ParseError(_short_keys(reader) or "encrypted: password required")
 
     @staticmethod
     def _page_text(reader: PdfReader, index: int, builder: DocumentBuilder) -> str | None:
         try:
             text = reader.pages[index].extract_text()
+        except DependencyError:
+            raise  # a cipher this install cannot decrypt fails every page alike: the file's error, not a page's
         except Exception as e:  # RecursionError included: one bad page must not sink the file
             builder.warnings.append(f"page {index + 1} could not be read: {str(e)[:200]}")
             return None
@@ -160,3 +161,20 @@ class PdfParser:
     def _first_outline_title(outline: dict[int, list[OutlineEntry]]) -> str | None:
         first_page = min(outline, default=None)
         return outline[first_page][0][0][-1] if first_page is not None else None
+
+
+def _failure(exc: Exception, data: bytes) -> str:
+    """Why a PDF could not be read; for an encrypted one, an unsupported cipher or a corrupt file."""
+    if not _ENCRYPTED.search(data):
+        return f"invalid PDF: {exc}"
+    if isinstance(exc, (DependencyError, NotImplementedError)):  # pypdf's words for a cipher it cannot run
+        return f"encrypted: unsupported cipher: {exc}"
+    return f"encrypted: corrupt file: {exc}"
+
+
+def _short_keys(reader: PdfReader) -> str | None:
+    """A failed password check on /O or /U keys shorter than the standard's (32 bytes, 48 from revision 5)."""
+    encryption = reader.trailer["/Encrypt"].get_object()
+    size = 48 if encryption.get("/R", 0) >= 5 else 32
+    short = [key for key in ("/O", "/U") if len(getattr(encryption.get(key), "original_bytes", b"")) < size]
+    return f"encrypted: corrupt file: {' and '.join(short)} shorter than {size} bytes" if short else None

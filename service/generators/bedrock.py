@@ -7,7 +7,7 @@ from typing import Any, Iterator, Sequence
 
 from pydantic import BaseModel, Field
 
-from indexes.errors import GeneratorUnavailable
+from service.errors import GeneratorUnavailable
 from service.generators.base import GeneratorPlugin, Passage
 from service.generators.prompt import build_messages, build_rewrite_messages, clean_rewrite
 

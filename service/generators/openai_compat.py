@@ -11,7 +11,7 @@ from openai.types.chat import ChatCompletionChunk
 from openai.types.chat.chat_completion_chunk import ChoiceDelta
 from pydantic import BaseModel, Field, SecretStr
 
-from indexes.errors import GeneratorUnavailable
+from service.errors import GeneratorUnavailable
 from service.generators.base import GeneratorPlugin, Passage
 from service.generators.prompt import build_messages, build_rewrite_messages, clean_rewrite
 

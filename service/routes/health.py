@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.auth import Principal
 from service.context import ServiceContext, get_context, get_principal
+from service.problems import status_of
 from service.schemas import Health
 
+log = logging.getLogger("docqa.service")
 router = APIRouter(tags=["operations"])
 
 
@@ -23,14 +27,16 @@ def healthz() -> Health:
     responses={503: {"model": Health, "description": "Still loading, or start-up failed"}},
 )
 def readyz(response: Response, ctx: ServiceContext = Depends(get_context)) -> Health:
-    """Ready once the store answers and the default embedder has loaded."""
+    """Ready once the store answers and the default embedder has loaded. Anyone may ask, so a failure is named
+    by its kind only; what went wrong (paths, database URLs) goes to the log."""
     checks = {}
     try:
         ctx.store.ping()
         checks["index"] = "ok"
     except Exception as exc:  # noqa: BLE001 - readiness reports, it doesn't raise
-        checks["index"] = f"error: {exc}"
-    checks["model"] = "ok" if ctx.ready.is_set() else (ctx.startup_error or "loading")
+        log.warning("readiness: the store does not answer", extra={"error": f"{type(exc).__name__}: {exc}"})
+        checks["index"] = f"error: {status_of(exc)[1].lower()}"
+    checks["model"] = "ok" if ctx.ready.is_set() else "error: start-up failed" if ctx.startup_error else "loading"
     ok = all(v == "ok" for v in checks.values())
     if not ok:
         response.status_code = 503
