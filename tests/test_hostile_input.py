@@ -142,7 +142,7 @@ def test_a_runaway_parse_is_stopped_at_the_time_limit_and_the_batch_goes_on(stor
     if not slow.exists():
         pytest.skip(f"{slow} not available")
     files = [SourceFile(slow, str(slow)), SourceFile(samples_copy / "handbook.md", "handbook.md")]
-    report = IngestPipeline(store, collection, workers=0, parse_timeout=0.3).ingest(files)
+    report = IngestPipeline(store, collection, limits=IngestLimits(max_parse_seconds=0.3), workers=0).ingest(files)
     assert [(r.status, r.reason) for r in report.results] == [("failed", "parsing took longer than 0.3 s"), ("ingested", None)]
 
 
@@ -155,14 +155,14 @@ def test_a_killed_parser_process_is_gone_and_replaced() -> None:
     handbook = Path(__file__).resolve().parents[1] / "samples" / "handbook.md"
     parser = ParserProcess()
     try:
-        assert parser.parse(str(handbook), "handbook.md", IngestLimits(), 30).title  # started and warm
+        assert parser.parse(str(handbook), "handbook.md", IngestLimits(max_parse_seconds=30)).title  # started and warm
         pid = parser.pid
         started = time.perf_counter()
-        stopped = parser.parse(str(slow), slow.name, IngestLimits(), 0.2)
+        stopped = parser.parse(str(slow), slow.name, IngestLimits(max_parse_seconds=0.2))
         assert time.perf_counter() - started < 1.0
         assert isinstance(stopped, ParseError) and str(stopped) == "parsing took longer than 0.2 s"
         assert parser.pid is None and not Path(f"/proc/{pid}").exists()  # killed and reaped, not left burning CPU
-        assert parser.parse(str(handbook), "handbook.md", IngestLimits(), 30).title  # a fresh one took over
+        assert parser.parse(str(handbook), "handbook.md", IngestLimits(max_parse_seconds=30)).title  # a fresh one took over
     finally:
         parser.stop()
 
