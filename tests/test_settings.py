@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from indexes.embedded import EmbeddedStore
 from server import ENTRY, DocqaServer, docqa_environment, wait_for_job
 
 pytestmark = pytest.mark.slow
@@ -172,7 +173,10 @@ def test_serve_honours_the_global_flags_over_dotenv_in_every_worker(tmp_path: Pa
         with ThreadPoolExecutor(4) as pool:
             created = list(pool.map(create, range(16)))
     assert {c["embedder"]["precision"] for c in created} == {"fp32"}
-    assert (tmp_path / "from-flag" / "catalog.sqlite3").is_file() and not (tmp_path / "from-dotenv").exists()
+    store = EmbeddedStore(tmp_path / "from-flag")
+    assert {f"c{i}" for i in range(16)} <= {c.name for c in store.list_collections()}
+    store.close()
+    assert not (tmp_path / "from-dotenv").exists()
     lines = [json.loads(line) for line in server.log_path.read_text().splitlines() if line.startswith("{")]
     creators = {e["pid"] for e in lines if e.get("msg") == "request" and e.get("path") == "/v1/collections"}
     assert len(creators) == 2, "both workers created collections"
