@@ -124,20 +124,20 @@ def test_the_embedder_in_dotenv_builds_the_commands_and_the_services_collections
 
 
 def test_retrieval_in_dotenv_sets_how_many_hits_and_how_both_rank_them(observed: Observed) -> None:
-    for hits in (observed.cli_search["hits"], observed.service_search["hits"]):
-        assert len(hits) == 2  # of six matching chunks
-        assert all(set(h["scores"]) == {"lexical"} for h in hits)
-        assert all("staging cluster" in h["text"] for h in hits)
+    for side, hits in (("docqa search", observed.cli_search["hits"]), ("/v1/search", observed.service_search["hits"])):
+        assert len(hits) == 2, side  # of six matching chunks
+        assert all(set(h["scores"]) == {"lexical"} for h in hits), side
+        assert all("staging cluster" in h["text"] for h in hits), side
     assert observed.cli_search["mode"] == observed.service_search["mode"] == "lexical"
 
 
 def test_a_limit_in_dotenv_refuses_the_same_file_in_the_command_and_the_service(observed: Observed) -> None:
     assert observed.cli_ingest["exit_code"] == 1
-    for results in (observed.cli_ingest["results"], observed.service_job["files"]):
+    for side, results in (("docqa ingest", observed.cli_ingest["results"]), ("upload", observed.service_job["files"])):
         found = outcomes(results)
-        assert found["notes.md"] == ("ingested", None)
+        assert found["notes.md"] == ("ingested", None), side
         status, reason = found["long.md"]
-        assert status == "failed" and reason.startswith("too much text:") and f"(limit {TEXT_LIMIT})" in reason
+        assert status == "failed" and reason.startswith("too much text:") and f"(limit {TEXT_LIMIT})" in reason, side
 
 
 def test_flags_outrank_the_environment_which_outranks_dotenv(observed: Observed) -> None:
