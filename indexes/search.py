@@ -18,6 +18,8 @@ from indexes.types import Collection, Hit
 
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "lexical", "hybrid")
+DEFAULT_MODE = "hybrid"
+DEFAULT_K = 5
 
 # A question of a sentence or two is matched against sentences as well as whole chunks: every candidate's
 # dense score is (1 - SENTENCE_WEIGHT) * cosine(chunk) + SENTENCE_WEIGHT * cosine(its best sentence), and
@@ -64,7 +66,7 @@ class Searcher:
         self.tuning = tuning or SearchTuning()
 
     def search(
-        self, collection: Collection, query: str, *, mode: str = "hybrid", k: int = 5,
+        self, collection: Collection, query: str, *, mode: str = DEFAULT_MODE, k: int = DEFAULT_K,
         filters: Filters | None = None,
     ) -> list[Hit]:
         """The top `k` hits for `query`, best first."""
@@ -171,4 +173,4 @@ class Searcher:
         return hits
 
 
-__all__ = ["Searcher", "SearchTuning", "MODES", "reciprocal_rank_fusion"]
+__all__ = ["Searcher", "SearchTuning", "MODES", "DEFAULT_MODE", "DEFAULT_K", "reciprocal_rank_fusion"]

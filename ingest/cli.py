@@ -1,9 +1,12 @@
-"""The batch CLI: ingest, status, remove, reindex, search, check, migrate (typer + rich)."""
+"""The batch CLI: ingest, status, remove, reindex, search, check, migrate (typer + rich).
+
+Its global options and settings are read by the `docqa` entry point (service/cli.py), which hands the commands
+plain values through `_State`.
+"""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -12,13 +15,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from indexes.backends import open_store, redacted
-from indexes.embedders import DEFAULT_MODEL, EmbedderSpec
+from indexes.backends import StoreOptions, open_store, redacted
+from indexes.embedders import EmbedderSpec
 from indexes.errors import DocQAError, NotFound
 from indexes.migrate import migrate as migrate_store
-from indexes.search import MODES, Searcher
+from indexes.search import MODES, Searcher, SearchTuning
 from indexes.store import Embedders, Store
-from ingest.pipeline import FileResult, IngestPipeline, ProgressSink
+from ingest.pipeline import FileResult, IngestLimits, IngestPipeline, ProgressSink
 
 app = typer.Typer(help="docqa: retrieval-augmented question answering over your documents.", no_args_is_help=True)
 out = Console()
@@ -30,37 +33,25 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts.")
 
 
 class _State:
-    """Options given before the command, read once here at the edge."""
+    """What the commands take from the settings, as plain values; set once per run by the entry point."""
 
-    data_dir: Path = Path("data")
-    store_url: str | None = None
-    spec: EmbedderSpec = EmbedderSpec()
+    data_dir: Path
+    store_url: str | None
+    store_options: StoreOptions
+    spec: EmbedderSpec
+    limits: IngestLimits
+    tuning: SearchTuning
+    mode: str
+    top_k: int
 
     @classmethod
     def store(cls, url: str | None = None) -> Store:
         """The store of `--store` (or `url`); the embedded one under `--data-dir` without a URL."""
         try:
-            return open_store(url or cls.store_url, cls.data_dir, embedders=Embedders(cls.spec))
+            return open_store(url or cls.store_url, cls.data_dir, embedders=Embedders(cls.spec), options=cls.store_options)
         except DocQAError as exc:  # an unusable data dir or database is the user's to fix: one line, no traceback
             fail(exc.detail)
             raise  # unreachable: fail() exits
-
-
-@app.callback()
-def main_options(
-    data_dir: Path = typer.Option(Path("data"), "--data-dir", envvar="DOCQA_DATA_DIR", help="Where the index lives."),
-    store: Optional[str] = typer.Option(
-        None, "--store", envvar="DOCQA_STORE__URL",
-        help="Store URL: postgresql://user:pass@host:5432/db (default: the embedded store under --data-dir)."),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", envvar="DOCQA_EMBEDDER__MODEL", help="sentence-transformers model name or path."),
-    precision: str = typer.Option("fp32", "--precision", envvar="DOCQA_EMBEDDER__PRECISION", help="fp32 or bf16."),
-    device: str = typer.Option("cpu", "--device", envvar="DOCQA_EMBEDDER__DEVICE", help="cpu or cuda."),
-    batch_size: int = typer.Option(64, "--batch-size", envvar="DOCQA_EMBEDDER__BATCH_SIZE", help="Embedding batch size."),
-) -> None:
-    """Global options (each also read from its DOCQA_* environment variable)."""
-    _State.data_dir = data_dir
-    _State.store_url = store or None
-    _State.spec = EmbedderSpec(model=model, precision=precision, device=device, batch_size=batch_size)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -125,7 +116,7 @@ def ingest(
     try:
         store = _State.store()
         target = store.ensure_collection(collection)
-        pipeline = IngestPipeline(store, target, workers=workers)
+        pipeline = IngestPipeline(store, target, limits=_State.limits, workers=workers)
         with _progress_bar() as bar:
             sink = RichProgress(bar)
             report = pipeline.ingest_paths(paths, globs=glob, metadata=_metadata(metadata), sync=sync, progress=sink)
@@ -231,17 +222,18 @@ def reindex(collection: str = CollectionOpt) -> None:
 def search(
     query: str = typer.Argument(..., help="What to look for."),
     collection: str = CollectionOpt,
-    mode: str = typer.Option("hybrid", "--mode", help="dense, lexical or hybrid."),
-    k: int = typer.Option(5, "-k", "--top-k", help="How many passages."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="dense, lexical or hybrid [DOCQA_RETRIEVAL__MODE]."),
+    k: Optional[int] = typer.Option(None, "-k", "--top-k", help="How many passages [DOCQA_RETRIEVAL__TOP_K]."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Print the best-matching passages with document, page and score."""
+    mode = _State.mode if mode is None else mode
     if mode not in MODES:
         fail(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     store = _State.store()
     try:
         target = store.get_collection(collection)
-        hits = Searcher(store).search(target, query, mode=mode, k=k)
+        hits = Searcher(store, _State.tuning).search(target, query, mode=mode, k=_State.top_k if k is None else k)
     except DocQAError as exc:
         fail(exc.detail)
     if as_json:

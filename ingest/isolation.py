@@ -22,7 +22,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Iterator
 
 from indexes.errors import DocQAError, LimitExceeded, ParseError
-from ingest.parsers import ParsedDocument, parse_bytes
+from ingest.parsers import ParsedDocument, parse_bytes, supported_suffixes
 
 class ParseInterrupted(ParseError):
     """The parse was stopped (time limit, process killed) rather than refused by the parser: maybe transient."""
@@ -34,12 +34,14 @@ MAX_IDLE = 4
 
 @dataclass(frozen=True)
 class IngestLimits:
-    """Per-file limits: bad input gets a clear error instead of eating the machine."""
+    """Per-file limits: bad input gets a clear error instead of eating the machine. The defaults are those of
+    `DOCQA_LIMITS__*` (service/settings.py takes them from here)."""
 
-    max_file_bytes: int = 256 * 1024 * 1024
+    max_file_bytes: int = 100 * 1024 * 1024
     max_text_chars: int = 20_000_000
     max_chunks: int = 50_000
     max_pages: int = 5_000
+    max_parse_seconds: float = 120.0
 
 
 def parse_file(path: str, name: str, limits: IngestLimits) -> ParsedDocument:
@@ -59,6 +61,7 @@ def parse_file(path: str, name: str, limits: IngestLimits) -> ParsedDocument:
 def serve_fd(fd: int) -> None:
     """The child's loop: parse each request, send back the document or the error; exit when the parent goes."""
     conn = Connection(fd)
+    supported_suffixes()  # imports every registered parser now, so a file's time limit never pays for it
     conn.send("ready")
     while True:
         try:
@@ -99,8 +102,8 @@ class ParserProcess:
             raise ParseError(f"the parser process did not start within {START_TIMEOUT:.0f} s")
         return self._conn
 
-    def parse(self, path: str, name: str, limits: IngestLimits, timeout: float) -> ParsedDocument | DocQAError:
-        """The parsed document, or the error that stopped it (a ParseError after `timeout` seconds)."""
+    def parse(self, path: str, name: str, limits: IngestLimits) -> ParsedDocument | DocQAError:
+        """The parsed document, or the error that stopped it (a ParseError after `limits.max_parse_seconds`)."""
         alive = self._process is not None and self._process.poll() is None
         try:
             conn = self._conn if alive and self._conn is not None else self._start()
@@ -110,9 +113,9 @@ class ParserProcess:
             return ParseError(f"could not start a parser process: {exc}")
         try:
             conn.send((path, name, limits))
-            if not conn.poll(timeout):
+            if not conn.poll(limits.max_parse_seconds):
                 self.stop()
-                return ParseInterrupted(f"parsing took longer than {timeout:g} s")
+                return ParseInterrupted(f"parsing took longer than {limits.max_parse_seconds:g} s")
             return conn.recv()
         except (EOFError, OSError):  # killed from outside (OOM killer) mid-parse
             self.stop()

@@ -151,7 +151,6 @@ class IngestPipeline:
         limits: IngestLimits | None = None,
         workers: int | None = None,
         embed_batch: int = 256,
-        parse_timeout: float = 300.0,
     ) -> None:
         self.store = store
         self.collection = collection
@@ -165,7 +164,6 @@ class IngestPipeline:
         self.limits = limits or IngestLimits()
         self.workers = workers
         self.embed_batch = embed_batch
-        self.parse_timeout = parse_timeout
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -249,7 +247,7 @@ class IngestPipeline:
     def _parse_all(self, todo: Sequence[tuple[SourceFile, DocumentFields, bool]]) -> Iterable[ParsedDocument | BaseException]:
         """Parse files in order, each in a parser process that is killed if it runs past the time limit."""
         workers = self.workers if self.workers is not None else (min(4, os.cpu_count() or 1) if len(todo) > 3 else 0)
-        args = [(str(f.path), f.path.name, self.limits, self.parse_timeout) for f, _, _ in todo]
+        args = [(str(f.path), f.path.name, self.limits) for f, _, _ in todo]
         if workers <= 1:
             with parser_process() as parser:
                 for a in args:
@@ -338,10 +336,10 @@ class IngestPipeline:
         return removed
 
 
-def _parse_isolated(path: str, name: str, limits: IngestLimits, timeout: float) -> ParsedDocument | BaseException:
+def _parse_isolated(path: str, name: str, limits: IngestLimits) -> ParsedDocument | BaseException:
     """One file in a borrowed parser process (runs on a parse thread)."""
     with parser_process() as parser:
-        return parser.parse(path, name, limits, timeout)
+        return parser.parse(path, name, limits)
 
 
 def _reason(exc: BaseException) -> str:

@@ -77,9 +77,8 @@ def _warm_up(ctx: ServiceContext) -> None:
         log.exception("start-up failed")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The application, built from settings read once at the edge."""
-    settings = settings or Settings()
+def create_app(settings: Settings) -> FastAPI:
+    """The application, built from settings read once at the edge (`docqa serve`)."""
     ctx = build_context(settings)
 
     @asynccontextmanager

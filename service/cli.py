@@ -1,16 +1,23 @@
-"""The `docqa` command: the batch CLI from ingest, plus `serve`."""
+"""The `docqa` command: the batch CLI from ingest, plus `serve` and `keys`; the edge that reads the settings.
+
+Every command reads one `Settings`, once: its flags, then `DOCQA_*` environment variables, then `.env` in the
+current directory, then the defaults. The batch commands get plain values from it (ingest/cli.py `_State`).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import typer
+from pydantic import ValidationError
 
 from ingest.cli import JsonOpt, _State, app, fail, out
 from service.evaluation.cli import eval_app
+from service.settings import Settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -18,40 +25,104 @@ if TYPE_CHECKING:
 app.add_typer(eval_app, name="eval")
 
 
+class _Run:
+    """This run's settings, and the flags among them (as Settings fields, nested)."""
+
+    settings: Settings | None = None
+    flags: dict[str, Any] = {}
+
+
+def _env_name(path: Sequence[Any]) -> str:
+    """The variable of a settings field path: ("embedder", "model") is DOCQA_EMBEDDER__MODEL."""
+    return "DOCQA_" + "__".join(str(part) for part in path).upper()
+
+
+def _given(values: dict[str, Any]) -> dict[str, Any]:
+    """The flags that were given (None: not given), nested sections kept only if something in them was."""
+    given = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            value = _given(value)
+        if value not in (None, {}):
+            given[key] = value
+    return given
+
+
+def _environment(values: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, str]:
+    """The DOCQA_* variables that set the same fields as `values`."""
+    env = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            env.update(_environment(value, (*path, key)))
+        else:
+            env[_env_name((*path, key))] = str(value)
+    return env
+
+
+def _read_settings(flags: dict[str, Any]) -> Settings:
+    """The settings with these flags on top; a value that is no valid setting ends the run, naming it."""
+    try:
+        return Settings(**flags)
+    except ValidationError as exc:
+        fail("invalid settings: " + "; ".join(f"{_env_name(e['loc'])}: {e['msg']} (got {e['input']!r})" for e in exc.errors()))
+        raise  # unreachable: fail() exits
+
+
+@app.callback()
+def main_options(
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where the embedded store lives [DOCQA_DATA_DIR]."),
+    store: Optional[str] = typer.Option(
+        None, "--store",
+        help="Store URL: postgresql://user:pass@host:5432/db (default: the embedded store under --data-dir) [DOCQA_STORE__URL]."),
+    model: Optional[str] = typer.Option(None, "--model", help="sentence-transformers model name or path [DOCQA_EMBEDDER__MODEL]."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="fp32 or bf16 [DOCQA_EMBEDDER__PRECISION]."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda [DOCQA_EMBEDDER__DEVICE]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Embedding batch size [DOCQA_EMBEDDER__BATCH_SIZE]."),
+) -> None:
+    """Global options; each outranks its DOCQA_* variable, which outranks `.env`, which outranks the default."""
+    _Run.flags = _given({
+        "data_dir": data_dir, "store": {"url": store or None},
+        "embedder": {"model": model, "precision": precision, "device": device, "batch_size": batch_size},
+    })
+    settings = _Run.settings = _read_settings(_Run.flags)
+    _State.data_dir, _State.store_url, _State.store_options = settings.data_dir, settings.store.url, settings.store.options()
+    _State.spec, _State.limits = settings.embedder.spec(), settings.limits.per_file()
+    _State.tuning, _State.mode, _State.top_k = settings.retrieval.tuning(), settings.retrieval.mode, settings.retrieval.top_k
+
+
 @app.command()
 def serve(
-    host: Optional[str] = typer.Option(None, "--host", envvar="DOCQA_HOST", help="Interface to bind (default 127.0.0.1)."),
-    port: Optional[int] = typer.Option(None, "--port", envvar="DOCQA_PORT", help="Port (default 8000)."),
-    workers: Optional[int] = typer.Option(None, "--workers", envvar="DOCQA_WORKERS", help="Worker processes."),
+    host: Optional[str] = typer.Option(None, "--host", help="Interface to bind [DOCQA_HOST]."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port [DOCQA_PORT]."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes [DOCQA_WORKERS]."),
 ) -> None:
     """Serve the HTTP API and the chat page (uvicorn)."""
     import uvicorn
 
     from service.logs import configure_logging
-    from service.settings import Settings
 
-    # Workers build the app from the environment, so pass the global options down that way.
-    os.environ["DOCQA_DATA_DIR"] = str(_State.data_dir)
-    if _State.store_url:
-        os.environ["DOCQA_STORE__URL"] = _State.store_url
-    settings = Settings()
+    settings = _Run.settings
+    assert settings is not None  # main_options ran
+    # A worker process reads its settings afresh, from the environment and the same .env: the flags go to it
+    # as the variables they outrank (nothing else is exported, so .env keeps its say).
+    os.environ.update(_environment(_Run.flags))
     _State.store().close()  # fail fast, in one line, on a data dir or database that cannot be used
     configure_logging(settings.log_level, settings.log_json)
     uvicorn.run(
-        "service.cli:worker_app", factory=True, host=host or settings.host, port=port or settings.port,
-        workers=workers or settings.workers, log_config=None, proxy_headers=True,
-        timeout_graceful_shutdown=10,
+        "service.cli:worker_app", factory=True, host=settings.host if host is None else host,
+        port=settings.port if port is None else port, workers=settings.workers if workers is None else workers,
+        log_config=None, proxy_headers=True, timeout_graceful_shutdown=10,
     )
 
 
 def worker_app() -> FastAPI:
-    """The app as each `docqa serve` worker builds it: settings from the environment, and logging set up
-    here too, since a spawned worker process starts without the parent's log handlers."""
+    """The app as each `docqa serve` worker builds it: from this run's settings, or, in a worker process of its
+    own, from its environment; logging is set up here too, since a spawned worker starts without the parent's
+    log handlers."""
     from service.app import create_app
     from service.logs import configure_logging
-    from service.settings import Settings
 
-    settings = Settings()
+    settings = _Run.settings or Settings()
     configure_logging(settings.log_level, settings.log_json)
     return create_app(settings)
 

@@ -89,8 +89,8 @@ class SearchBody(BaseModel):
 
     query: str = Field(min_length=1, max_length=100_000)
     collection: str = Field("default", pattern=COLLECTION_NAME)
-    mode: Literal["dense", "lexical", "hybrid"] = "hybrid"
-    top_k: int = Field(5, ge=1, le=1000)
+    mode: Literal["dense", "lexical", "hybrid"] | None = Field(None, description="Default: DOCQA_RETRIEVAL__MODE.")
+    top_k: int | None = Field(None, ge=1, le=1000, description="Default: DOCQA_RETRIEVAL__TOP_K.")
     filters: Filters | None = None
 
 

@@ -1,4 +1,9 @@
-"""Service settings: pydantic-settings, `DOCQA_*` environment variables and `.env`, read once at the edge."""
+"""docqa's settings: pydantic-settings, `DOCQA_*` environment variables and `.env`, read once at the edge.
+
+Precedence: what the caller passes (the `docqa` command's flags) > the environment > `.env` in the current
+directory > the defaults. A setting the lower layers also take (embedder, store, search tuning, per-file
+limits) has its default in their plain dataclass, and the section hands them that dataclass, filled in.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +14,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexes.backends import StoreOptions
-from indexes.embedders import DEFAULT_MODEL, EmbedderSpec
-from indexes.fusion import DENSE_WEIGHT
-from indexes.search import FEEDBACK_CHUNKS, FEEDBACK_WEIGHT, SENTENCE_DENSE_WEIGHT, SENTENCE_WEIGHT, SearchTuning
+from indexes.embedders import EmbedderSpec
+from indexes.search import DEFAULT_K, DEFAULT_MODE, SearchTuning
+from ingest.pipeline import IngestLimits
 from service.generators.base import generator_plugins, section_name
 
 
 class EmbedderConfig(BaseModel):
     """Which model embeds new collections (existing ones keep the model that built them)."""
 
-    backend: str = "sentence-transformers"
-    model: str = DEFAULT_MODEL
-    device: str = "cpu"
-    precision: str = Field("fp32", pattern="^(fp32|bf16)$")
-    batch_size: int = Field(64, gt=0)
+    backend: str = EmbedderSpec.backend
+    model: str = EmbedderSpec.model
+    device: str = EmbedderSpec.device
+    precision: str = Field(EmbedderSpec.precision, pattern="^(fp32|bf16)$")
+    batch_size: int = Field(EmbedderSpec.batch_size, gt=0)
     # The service embeds for many small requests at once: one torch intra-op thread each avoids oversubscribing
     # the cores (query embedding: 9.5 ms with 1 thread vs 38-158 ms with 2 under load). FAISS always scans a
     # query in one thread (indexes/vectors.py).
@@ -30,7 +35,7 @@ class EmbedderConfig(BaseModel):
 
     def spec(self) -> EmbedderSpec:
         """The plain spec the indexes package builds embedders from."""
-        return EmbedderSpec(self.backend, self.model, self.device, self.precision, self.batch_size)
+        return EmbedderSpec(**self.model_dump(include=set(EmbedderSpec.__dataclass_fields__)))
 
 
 class GeneratorConfig(BaseModel):
@@ -73,19 +78,19 @@ class GeneratorConfig(BaseModel):
 class RetrievalConfig(BaseModel):
     """How passages are found and how much of them reaches the generator."""
 
-    mode: str = Field("hybrid", pattern="^(dense|lexical|hybrid)$")
-    top_k: int = Field(5, gt=0)
-    candidates: int = Field(50, gt=0)
-    fusion: str = "minmax"  # convex combination of min-max scores; "rrf" and "zscore" too (docs/quality.md)
-    rrf_k: int = Field(60, gt=0)
+    mode: str = Field(DEFAULT_MODE, pattern="^(dense|lexical|hybrid)$")
+    top_k: int = Field(DEFAULT_K, gt=0)
+    candidates: int = Field(SearchTuning.candidates, gt=0)
+    fusion: str = SearchTuning.fusion  # convex combination of min-max scores; "rrf" and "zscore" too (docs/quality.md)
+    rrf_k: int = Field(SearchTuning.rrf_k, gt=0)
     # Score fusion (docs/quality.md): the dense side's weight; for short questions, a chunk's best sentence's
     # share of its dense score and the dense side's weight then.
-    dense_weight: float = Field(DENSE_WEIGHT, ge=0, le=1)
-    sentence_weight: float = Field(SENTENCE_WEIGHT, ge=0, le=1)
-    sentence_dense_weight: float = Field(SENTENCE_DENSE_WEIGHT, ge=0, le=1)
+    dense_weight: float = Field(SearchTuning.dense_weight, ge=0, le=1)
+    sentence_weight: float = Field(SearchTuning.sentence_weight, ge=0, le=1)
+    sentence_dense_weight: float = Field(SearchTuning.sentence_dense_weight, ge=0, le=1)
     # A long query's pseudo-relevance feedback: how many top chunks, and how far the query moves toward them (0: off).
-    feedback_chunks: int = Field(FEEDBACK_CHUNKS, ge=0, le=20)
-    feedback_weight: float = Field(FEEDBACK_WEIGHT, ge=0, le=2)
+    feedback_chunks: int = Field(SearchTuning.feedback_chunks, ge=0, le=20)
+    feedback_weight: float = Field(SearchTuning.feedback_weight, ge=0, le=2)
     context_chars: int = Field(6000, gt=0)
 
     def tuning(self) -> SearchTuning:
@@ -101,18 +106,18 @@ class AbstentionConfig(BaseModel):
 
 
 class LimitsConfig(BaseModel):
-    """Bounds that keep bad input from hurting the service."""
+    """Bounds that keep bad input from hurting the service; the per-file ones bind `docqa ingest` too."""
 
-    max_upload_bytes: int = Field(100 * 1024 * 1024, gt=0)
+    max_upload_bytes: int = Field(IngestLimits.max_file_bytes, gt=0)  # per file, uploaded or ingested
     max_request_bytes: int = Field(1024 * 1024, gt=0)
     max_question_chars: int = Field(2000, gt=0)
     max_top_k: int = Field(50, gt=0)
     max_files_per_upload: int = Field(100, gt=0)
     max_concurrent_jobs: int = Field(1, gt=0)
-    max_pages: int = Field(5000, gt=0)
-    max_text_chars: int = Field(20_000_000, gt=0)
-    max_chunks: int = Field(50_000, gt=0)
-    max_parse_seconds: float = Field(120.0, gt=0)
+    max_pages: int = Field(IngestLimits.max_pages, gt=0)
+    max_text_chars: int = Field(IngestLimits.max_text_chars, gt=0)
+    max_chunks: int = Field(IngestLimits.max_chunks, gt=0)
+    max_parse_seconds: float = Field(IngestLimits.max_parse_seconds, gt=0)
     # Worked on at once, scaled to the cores (more only interleave, adding latency, not throughput); past
     # that, up to `max_queued_requests` wait, each at most `queue_seconds`, then 503 + Retry-After. Answers
     # queue apart for their own slots (benchmarks/load.py).
@@ -121,6 +126,11 @@ class LimitsConfig(BaseModel):
     max_queued_requests: int = Field(100, ge=0)
     queue_seconds: float = Field(30.0, ge=0)
 
+    def per_file(self) -> IngestLimits:
+        """The limits every ingested file must keep, as the pipeline takes them."""
+        return IngestLimits(self.max_upload_bytes, self.max_text_chars, self.max_chunks, self.max_pages,
+                            self.max_parse_seconds)
+
 
 class StoreConfig(BaseModel):
     """Where documents, vectors and the service's records live. No URL: the embedded SQLite + FAISS store under
@@ -128,14 +138,14 @@ class StoreConfig(BaseModel):
     `docqa serve` processes on any number of machines."""
 
     url: str | None = None
-    pool_size: int = Field(8, gt=0, le=1000)
-    connect_timeout: float = Field(5.0, gt=0)
-    statement_timeout: float = Field(30.0, gt=0)
-    ef_search: int = Field(100, gt=0, le=1000)  # pgvector HNSW candidate list; recall@10 vs exact in README
+    pool_size: int = Field(StoreOptions.pool_size, gt=0, le=1000)
+    connect_timeout: float = Field(StoreOptions.connect_timeout, gt=0)
+    statement_timeout: float = Field(StoreOptions.statement_timeout, gt=0)
+    ef_search: int = Field(StoreOptions.ef_search, gt=0, le=1000)  # pgvector HNSW candidate list; recall@10 vs exact in README
 
     def options(self) -> StoreOptions:
         """The backend options, as `indexes.backends.open_store` takes them."""
-        return StoreOptions(self.pool_size, self.connect_timeout, self.statement_timeout, self.ef_search)
+        return StoreOptions(**self.model_dump(include=set(StoreOptions.__dataclass_fields__)))
 
 
 class AuthConfig(BaseModel):
@@ -145,7 +155,7 @@ class AuthConfig(BaseModel):
 
 
 class Settings(BaseSettings):
-    """Everything the service reads from its environment."""
+    """Everything docqa reads from its environment: the service and every `docqa` command."""
 
     # Errors name the setting, never echo its value: generator sections and store URLs hold secrets.
     model_config = SettingsConfigDict(env_prefix="DOCQA_", env_nested_delimiter="__", env_file=".env", extra="ignore",

@@ -24,7 +24,7 @@ from pathlib import Path
 import indexes.vectors as vectors_module
 from indexes.catalog import Catalog
 from indexes.embedded import EmbeddedStore
-from ingest.cli import app
+from service.cli import app
 
 
 def die() -> None:

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Sequence
 
 import httpx
 
@@ -24,13 +24,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def docqa_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The parent's environment without its DOCQA_* settings, plus offline model loading and the extras."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCQA_")}
+    env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", DOCQA_LOG_JSON="true", PYTHONUNBUFFERED="1")
+    env.update(extra or {})
+    return env
+
+
 class DocqaServer:
-    """One `docqa --data-dir DIR serve --port PORT` process; a context manager that waits for readiness."""
+    """One `docqa --data-dir DIR serve --port PORT` process; a context manager that waits for readiness.
+    `options` replaces the global options before `serve` (default: `--data-dir DIR`)."""
 
     def __init__(self, workdir: Path, env: dict[str, str] | None = None, startup_timeout: float = 120.0,
-                 data_dir: Path | None = None) -> None:
+                 data_dir: Path | None = None, options: Sequence[str] | None = None) -> None:
         self.workdir = Path(workdir)
         self.data_dir = Path(data_dir) if data_dir else self.workdir / "data"
+        self.options = ["--data-dir", str(self.data_dir)] if options is None else list(options)
         self.log_path = self.workdir / "server.log"
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -39,16 +49,13 @@ class DocqaServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def environment(self) -> dict[str, str]:
-        """The parent's environment without its DOCQA_* settings, plus offline model loading and the extras."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCQA_")}
-        env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", DOCQA_LOG_JSON="true", PYTHONUNBUFFERED="1")
-        env.update(self.extra_env)
-        return env
+        """What the server runs with: `docqa_environment` with this server's extras."""
+        return docqa_environment(self.extra_env)
 
     def start(self) -> "DocqaServer":
         """Spawn the server (cwd is the work dir, so no stray .env is read) and wait for /readyz."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-c", ENTRY, "--data-dir", str(self.data_dir), "serve",
+        command = [sys.executable, "-c", ENTRY, *self.options, "serve",
                    "--host", "127.0.0.1", "--port", str(self.port)]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(command, cwd=self.workdir, env=self.environment(),

@@ -16,6 +16,7 @@ from indexes.embedders import EmbedderIdentity
 from indexes.schema import fts_table
 from indexes.embedded import EmbeddedStore
 from indexes.vectors import VectorIndex
+from service.cli import app as docqa_app
 
 runner = CliRunner()
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -44,7 +45,7 @@ def session_model(monkeypatch, embedder) -> None:
 
 
 def docqa(data_dir: Path, *args: str):
-    return runner.invoke(cli.app, ["--data-dir", str(data_dir), *map(str, args)])
+    return runner.invoke(docqa_app, ["--data-dir", str(data_dir), *map(str, args)])
 
 
 def docqa_json(data_dir: Path, *args: str, code: int = 0) -> dict:

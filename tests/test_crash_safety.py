@@ -26,6 +26,7 @@ import ingest.cli as cli
 from indexes.schema import fts_table
 from indexes.embedded import EmbeddedStore
 from indexes.vectors import VectorIndex
+from service.cli import app as docqa_app
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +67,7 @@ def cli_with_session_model(monkeypatch, embedder):
     runner = CliRunner()
 
     def docqa(*args) -> tuple[int, str, str]:
-        result = runner.invoke(cli.app, [str(a) for a in args])
+        result = runner.invoke(docqa_app, [str(a) for a in args])
         return result.exit_code, result.stdout, result.stderr
 
     return docqa

@@ -10,7 +10,7 @@ import pytest
 
 from indexes.embedded import EmbeddedStore
 from indexes.types import Collection
-from ingest.pipeline import IngestPipeline, SourceFile
+from ingest.pipeline import IngestLimits, IngestPipeline, SourceFile
 
 SAMPLE_NAMES = [
     "atlas-report.pdf", "faq.html", "handbook.md", "laboratorio-ia.html", "onboarding.docx", "politica-de-ferias.md",
@@ -254,7 +254,7 @@ def test_a_parse_stopped_by_the_time_limit_keeps_the_indexed_version(store, tmp_
     before = store.catalog.find_document(collection.id, str(note.resolve()))
     # ~50 ms of parsing and 10 MB to send back: far past the limit even when a busy machine delays the check
     note.write_text("# Note\n\nThe rotation lasts two weeks.\n\n" + "More text. " * 1_000_000)
-    report = IngestPipeline(store, collection, workers=0, parse_timeout=0.0001).ingest_paths([folder])
+    report = IngestPipeline(store, collection, limits=IngestLimits(max_parse_seconds=0.0001), workers=0).ingest_paths([folder])
     [result] = report.results
     assert result.status == "failed" and "parsing took longer" in result.reason and "kept" in result.reason
     after = store.catalog.find_document(collection.id, str(note.resolve()))

@@ -23,7 +23,7 @@ from indexes.errors import StorageUnavailable
 from indexes.postgres import PostgresStore
 from indexes.search import Searcher
 from indexes.store import Embedders, Store
-from ingest.cli import app as ingest_cli
+from service.cli import app as docqa_app
 from ingest.pipeline import FileResult, IngestPipeline, ProgressSink, SourceFile
 from pg import PostgresCluster, create_database, drop_database
 from server import DocqaServer, ask, wait_for_job
@@ -185,11 +185,11 @@ def test_migrate_round_trips_embedded_to_postgres_to_embedded(tmp_path, store, s
     store.records.conversations.add_messages("c1", [("user", "q?", {}), ("assistant", "a", {})], "q", 2.0)
     runner = CliRunner()
     source_dir, back_dir = store.data_dir, tmp_path / "back"
-    moved = runner.invoke(ingest_cli, ["--data-dir", str(source_dir), "migrate", "--to", postgres_url, "--json"])
+    moved = runner.invoke(docqa_app, ["--data-dir", str(source_dir), "migrate", "--to", postgres_url, "--json"])
     assert moved.exit_code == 0, moved.output
-    again = runner.invoke(ingest_cli, ["--data-dir", str(source_dir), "migrate", "--to", postgres_url, "--json"])
+    again = runner.invoke(docqa_app, ["--data-dir", str(source_dir), "migrate", "--to", postgres_url, "--json"])
     assert again.exit_code == 0 and '"copied": 0' in again.output  # resumable: what is there is skipped
-    back = runner.invoke(ingest_cli, ["--store", postgres_url, "migrate", "--to", f"sqlite:///{back_dir}", "--json"])
+    back = runner.invoke(docqa_app, ["--store", postgres_url, "migrate", "--to", f"sqlite:///{back_dir}", "--json"])
     assert back.exit_code == 0, back.output
 
     embedders = Embedders()

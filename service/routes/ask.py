@@ -114,12 +114,11 @@ def hit_out(hit: Hit) -> SearchHit:
 async def search(body: SearchBody, ctx: ServiceContext = Depends(get_context), principal: Principal = Depends(get_principal)) -> SearchResponse:
     """Search one collection, with the same filters as /v1/ask."""
     collection = await run_in_threadpool(ctx.collection, body.collection, principal)
-    ctx.answerer.validate(AskRequest(body.query, collection, body.top_k))
+    request = AskRequest(body.query, collection, body.top_k, to_filters(body.filters), mode=body.mode)
+    ctx.answerer.validate(request)
     started = time.perf_counter()
-    hits = await run_in_threadpool(
-        ctx.answerer.searcher.search, collection, body.query, mode=body.mode, k=body.top_k, filters=to_filters(body.filters)
-    )
+    hits = await run_in_threadpool(ctx.answerer.retrieve, request)
     elapsed = time.perf_counter() - started
     ctx.metrics.retrieval.observe(elapsed)
-    return SearchResponse(query=body.query, mode=body.mode, hits=[hit_out(h) for h in hits],
+    return SearchResponse(query=body.query, mode=body.mode or ctx.settings.retrieval.mode, hits=[hit_out(h) for h in hits],
                           timings={"retrieval_ms": round(elapsed * 1000, 2)})

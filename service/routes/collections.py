@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse
 
 from indexes.errors import InvalidInput, NotFound
 from indexes.types import Collection, DocumentRecord
-from ingest.pipeline import IngestLimits, IngestPipeline, IngestReport, ProgressSink, SourceFile, discover, sha256_file
+from ingest.pipeline import IngestPipeline, IngestReport, ProgressSink, SourceFile, discover, sha256_file
 from service.auth import Principal
 from service.context import ServiceContext, get_context, get_principal
 from service.schemas import (
@@ -126,11 +126,10 @@ def download(name: str, document_id: RowId, ctx: ServiceContext = Depends(get_co
 
 
 def _runner(ctx: ServiceContext, collection: Collection, sync_roots: Sequence[Path] = ()) -> Any:
-    limits = ctx.settings.limits
-    ingest_limits = IngestLimits(limits.max_upload_bytes, limits.max_text_chars, limits.max_chunks, limits.max_pages)
+    limits = ctx.settings.limits.per_file()
 
     def run(files: Sequence[SourceFile], progress: ProgressSink) -> IngestReport:
-        pipeline = IngestPipeline(ctx.store, collection, limits=ingest_limits, workers=0, parse_timeout=limits.max_parse_seconds)
+        pipeline = IngestPipeline(ctx.store, collection, limits=limits, workers=0)
         report = pipeline.ingest(files, progress)
         if sync_roots:
             roots = [str(r) for r in sync_roots]
