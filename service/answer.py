@@ -75,12 +75,15 @@ def merge_hits(hits: Sequence[Hit], document_text: Any, budget_chars: int) -> li
     """Merge adjacent or overlapping chunks of one document, best first, within a character budget."""
     groups: list[list[Hit]] = []
     for hit in hits:
-        for group in groups:
-            if group[0].document_id == hit.document_id and any(_touch(hit, h) for h in group):
-                group.append(hit)
-                break
-        else:
+        touching = [g for g in groups if g[0].document_id == hit.document_id and any(_touch(hit, h) for h in g)]
+        if not touching:
             groups.append([hit])
+            continue
+        # a hit between two groups ("0, 2, then 1") joins them, where the better of them stood
+        touching[0].append(hit)
+        for other in touching[1:]:
+            touching[0].extend(other)
+        groups = [g for g in groups if not any(g is other for other in touching[1:])]
     passages: list[Passage] = []
     used = 0
     for group in groups:
