@@ -21,8 +21,6 @@ from service.questions import analyse_question
 from service.settings import AbstentionConfig, RetrievalConfig
 from service.verdict import Verdict, judge
 
-SUPPORT_THRESHOLD = 0.5  # a claim whose best cited sentence scores below this is flagged unsupported
-
 
 @dataclass
 class Answer:
@@ -240,7 +238,7 @@ class Answerer:
             timings["total_ms"] = _ms(started)
             return Answer(request.question, "", passages, True, "the generator found no answer in the passages", timings, None, generator, verdict)
         mark = time.perf_counter()
-        verified = verify(text, passages, self.scorer(request.collection), SUPPORT_THRESHOLD)
+        verified = verify(text, passages, self.scorer(request.collection))
         timings["verification_ms"] = _ms(mark)
         timings["total_ms"] = _ms(started)
         return Answer(request.question, verified.text, passages, False, None, timings, verified, generator, verdict)
