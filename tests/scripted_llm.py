@@ -45,12 +45,11 @@ class Prompt:
     messages: list[dict]
 
     def holding(self, fact: str) -> int:
-        """The number of the one passage that states `fact`."""
-        [n] = [n for n, text in self.passages.items() if fact in text]
-        return n
+        """The number of the first passage that states `fact`."""
+        return next(n for n, text in self.passages.items() if fact in text)
 
     def lacking(self, fact: str) -> int:
-        """The number of a passage that does not state `fact`."""
+        """The number of the first passage that does not state `fact`."""
         return next(n for n, text in self.passages.items() if fact not in text)
 
 

@@ -23,7 +23,7 @@ DOCUMENTS = {
     "holidays.md": "# Holidays\n\nEvery employee gets 25 days of paid holiday per year.\n",
 }
 QUESTION = "How many nodes does the staging cluster have?"
-FACT = "12 nodes"  # stated by ops.md alone
+FACT = "12 nodes"  # stated by ops.md alone (and "Frankfurt" too)
 CLAIM = "The staging cluster has 12 nodes."
 
 
@@ -62,6 +62,7 @@ def by_n(answer: dict[str, Any]) -> dict[int, dict[str, Any]]:
 def test_a_right_citation_is_supported(client, llm) -> None:
     answer, prompt = answered(client, llm, lambda p: f"{CLAIM[:-1]} [{p.holding(FACT)}].")
     fact = prompt.holding(FACT)
+    assert [n for n, text in prompt.passages.items() if FACT in text] == [fact]  # one passage states it
     citations = by_n(answer)
     assert answer["answer"] == f"{CLAIM[:-1]} [{fact}]."
     assert citations[fact]["cited"] is True and citations[fact]["supported"] is True
