@@ -13,6 +13,8 @@ from scripted_llm import Prompt, ScriptedLLM
 from server import DocqaServer, ask, read_sse, wait_for_job
 
 from service.citations import SUPPORT_THRESHOLD
+from service.generators.base import Passage
+from service.generators.openai_compat import OpenAICompatibleGenerator
 
 pytestmark = pytest.mark.slow
 
@@ -150,3 +152,15 @@ def test_a_question_the_documents_cannot_answer_abstains_before_the_llm_is_asked
     answer = ask(client, "How many nodes does the Recife cluster have?")
     assert answer["abstained"] and answer["reason"] == "no passage mentions 'Recife'" and answer["answer"] == ""
     assert len(llm.prompts) == before and answer["answer_support"] is None
+
+
+def test_the_scripted_llm_replies_with_the_chosen_text_streamed_or_not(llm) -> None:
+    """The fixture itself: docqa's own generator reads its stream, a plain client its JSON completion."""
+    llm.reply = lambda p: f"{len(p.passages)} passages for {p.question!r} [1]."
+    passages = [Passage(1, "One.", "A", "a.md"), Passage(2, "Two.", "B", "b.md")]
+    generator = OpenAICompatibleGenerator(llm.url, "scripted", retries=0)
+    assert "".join(generator.generate("Why?", passages)) == "2 passages for 'Why?' [1]."
+    assert llm.prompts[-1].passages == {1: "One.", 2: "Two."}
+    body = {"model": "scripted", "messages": [{"role": "user", "content": "Hello"}]}
+    reply = httpx.post(f"{llm.url}/chat/completions", json=body, timeout=10)
+    assert reply.json()["choices"][0]["message"]["content"] == "0 passages for '' [1]."
