@@ -15,14 +15,12 @@ from indexes.types import Collection, Hit
 from service.chat import rewrite_follow_up
 from service.citations import VerifiedAnswer, verify
 from service.errors import GeneratorUnavailable
-from service.evidence import EvidenceScorer, passage_sentences
+from service.evidence import EvidenceScorer, SentenceVectors, passage_sentences
 from service.generators.base import NOT_IN_DOCUMENTS, Passage
 from service.generators.registry import GeneratorRegistry
 from service.questions import analyse_question
 from service.settings import AbstentionConfig, RetrievalConfig
 from service.verdict import Verdict, judge
-
-SUPPORT_THRESHOLD = 0.5  # a claim whose best cited sentence scores below this is flagged unsupported
 
 
 @dataclass
@@ -76,12 +74,15 @@ def merge_hits(hits: Sequence[Hit], document_text: Any, budget_chars: int) -> li
     """Merge adjacent or overlapping chunks of one document, best first, within a character budget."""
     groups: list[list[Hit]] = []
     for hit in hits:
-        for group in groups:
-            if group[0].document_id == hit.document_id and any(_touch(hit, h) for h in group):
-                group.append(hit)
-                break
-        else:
+        touching = [g for g in groups if g[0].document_id == hit.document_id and any(_touch(hit, h) for h in g)]
+        if not touching:
             groups.append([hit])
+            continue
+        # a hit between two groups ("0, 2, then 1") joins them, where the better of them stood
+        touching[0].append(hit)
+        for other in touching[1:]:
+            touching[0].extend(other)
+        groups = [g for g in groups if not any(g is other for other in touching[1:])]
     passages: list[Passage] = []
     used = 0
     for group in groups:
@@ -148,13 +149,14 @@ class Answerer:
         self.abstention = abstention
         self.max_question_chars = max_question_chars
         self.max_top_k = max_top_k
-        self._scorers: dict[int, EvidenceScorer] = {}
+        self._vectors: dict[int, SentenceVectors] = {}
 
     def scorer(self, collection: Collection) -> EvidenceScorer:
-        """An evidence scorer using the collection's own embedder."""
-        if collection.id not in self._scorers:
-            self._scorers[collection.id] = EvidenceScorer(self.store.embedder(collection))
-        return self._scorers[collection.id]
+        """An evidence scorer for one request, with the collection's own embedder and its shared sentence vectors."""
+        vectors = self._vectors.get(collection.id)
+        if vectors is None:
+            vectors = self._vectors.setdefault(collection.id, SentenceVectors(self.store.embedder(collection)))
+        return EvidenceScorer(vectors.embedder, vectors=vectors)
 
     def validate(self, request: AskRequest) -> None:
         """Reject empty or oversized questions and out-of-range top_k."""
@@ -228,17 +230,18 @@ class Answerer:
             if close:
                 close()
         timings["generation_ms"] = _ms(mark)
-        yield AnswerEvent("done", self._finish(request, "".join(pieces).strip(), passages, timings, started, generator.name, verdict))
+        answer = self._finish(request, "".join(pieces).strip(), passages, scorer, timings, started, generator.name, verdict)
+        yield AnswerEvent("done", answer)
 
     def _finish(
-        self, request: AskRequest, text: str, passages: list[Passage], timings: dict[str, float], started: float,
-        generator: str, verdict: Verdict,
+        self, request: AskRequest, text: str, passages: list[Passage], scorer: EvidenceScorer, timings: dict[str, float],
+        started: float, generator: str, verdict: Verdict,
     ) -> Answer:
         if not text or NOT_IN_DOCUMENTS.rstrip(".") in text:
             timings["total_ms"] = _ms(started)
             return Answer(request.question, "", passages, True, "the generator found no answer in the passages", timings, None, generator, verdict)
         mark = time.perf_counter()
-        verified = verify(text, passages, self.scorer(request.collection), SUPPORT_THRESHOLD)
+        verified = verify(text, passages, scorer)
         timings["verification_ms"] = _ms(mark)
         timings["total_ms"] = _ms(started)
         return Answer(request.question, verified.text, passages, False, None, timings, verified, generator, verdict)

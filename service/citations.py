@@ -14,6 +14,9 @@ from service.verdict import passage_context
 
 MARKER = re.compile(r"\s?\[(\d{1,3})\]")
 LEADING_MARKERS = re.compile(r"^\s*(?:\[\d{1,3}\]\s*)+")
+# The one support threshold: a claim is backed by a passage it cites only if its best sentence of that passage
+# scores at least this in meaning and wording (`EvidenceWeights.mix`). The API reports `verify`'s verdict as is.
+SUPPORT_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ def strip_dangling(text: str, valid: set[int]) -> tuple[str, list[int]]:
     return MARKER.sub(keep, text), removed
 
 
-def verify(text: str, passages: Sequence[Passage], scorer: EvidenceScorer, threshold: float) -> VerifiedAnswer:
+def verify(text: str, passages: Sequence[Passage], scorer: EvidenceScorer) -> VerifiedAnswer:
     """Check each cited claim against the passages it cites."""
     by_n = {p.n: p for p in passages}
     cleaned, removed = strip_dangling(text, set(by_n))
@@ -73,7 +76,9 @@ def verify(text: str, passages: Sequence[Passage], scorer: EvidenceScorer, thres
         entities = analyse_question(claim).entities
         # backed by n: close enough in meaning and wording, and no name or number of the claim missing from n
         # (the abstention's own test, `evidence.unmatched`)
-        backed = {n: s >= threshold and not unmatched(entities, [passage_context(by_n[n])]) for n, s in supports.items()}
+        backed = {
+            n: s >= SUPPORT_THRESHOLD and not unmatched(entities, [passage_context(by_n[n])]) for n, s in supports.items()
+        }
         best = max(supports.values(), default=0.0)
         result.claims.append(Claim(claim, cited, best, any(backed.values())))
         for n, s in supports.items():

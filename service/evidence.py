@@ -185,20 +185,18 @@ def score_sentences(
     return sorted(scored, key=lambda s: -s.score)
 
 
-class EvidenceScorer:
-    """Scores sentences with an embedder, word overlap and what the question asks for (`EvidenceWeights`)."""
+class SentenceVectors:
+    """Document vectors of sentences from one embedder, through a bounded cache; thread-safe, so one serves every
+    request of a collection (citation checks embed the sentences that ranking embedded)."""
 
-    def __init__(self, embedder: Embedder, weights: EvidenceWeights | None = None) -> None:
+    def __init__(self, embedder: Embedder, size: int = _CACHE_SIZE) -> None:
         self.embedder = embedder
-        self.weights = weights or EvidenceWeights()
-        # The answerer (to decide on abstaining) and the extractive generator rank the same sentences,
-        # and citation checks embed them again: remember both.
-        self._last: tuple[tuple[str, tuple[Sentence, ...]], list[ScoredSentence]] | None = None
+        self.size = size
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Document vectors for sentences, from a bounded cache where possible."""
+        """One vector per text, from the cache where possible."""
         with self._lock:
             found = {t: self._vectors[t] for t in texts if t in self._vectors}  # held here: another thread may evict
         missing = list(dict.fromkeys(t for t in texts if t not in found))
@@ -208,9 +206,25 @@ class EvidenceScorer:
             for text in texts:
                 self._vectors[text] = found[text]
                 self._vectors.move_to_end(text)
-            while len(self._vectors) > _CACHE_SIZE:
+            while len(self._vectors) > self.size:
                 self._vectors.popitem(last=False)
         return np.vstack([found[t] for t in texts])
+
+
+class EvidenceScorer:
+    """Scores sentences with an embedder, word overlap and what the question asks for (`EvidenceWeights`).
+
+    One scorer serves one request: it remembers its last ranking, because the answerer (to decide on abstaining)
+    and the extractive generator rank the same sentences. Scorers of one collection share its `SentenceVectors`.
+    """
+
+    def __init__(
+        self, embedder: Embedder, weights: EvidenceWeights | None = None, vectors: SentenceVectors | None = None,
+    ) -> None:
+        self.embedder = embedder
+        self.weights = weights or EvidenceWeights()
+        self.vectors = vectors or SentenceVectors(embedder)
+        self._last: tuple[tuple[str, tuple[Sentence, ...]], list[ScoredSentence]] | None = None
 
     def rank(self, query: str, sentences: Sequence[Sentence]) -> list[ScoredSentence]:
         """Score a question's candidate sentences, best first; heading lines are left out (context, not answers)."""
@@ -226,7 +240,7 @@ class EvidenceScorer:
         if not sentences:
             return []
         q = self.embedder.embed_query(query)
-        cosines = self.embed([s.text for s in sentences]) @ q
+        cosines = self.vectors.embed([s.text for s in sentences]) @ q
         return score_sentences(analyse_question(query), sentences, [float(c) for c in cosines], self.weights)
 
     def support(self, claim: str, passages: Sequence[str]) -> float:
@@ -234,8 +248,8 @@ class EvidenceScorer:
         sentences = [(0, s) for p in passages for s in split_sentences(p)]
         if not sentences:
             return 0.0
-        claim_vector = self.embed([claim])[0]
-        vectors = self.embed([s for _, s in sentences])
+        claim_vector = self.vectors.embed([claim])[0]
+        vectors = self.vectors.embed([s for _, s in sentences])
         cosines = np.asarray(vectors @ claim_vector)
         joined = " ".join(passages)
         overlap = lexical_overlap(claim, joined)

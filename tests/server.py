@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -117,3 +118,17 @@ def ask(client: httpx.Client, question: str, **fields: Any) -> dict[str, Any]:
     response = client.post("/v1/ask", json={"question": question, **fields})
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def read_sse(response: httpx.Response) -> list[tuple[str, Any]]:
+    """(event, parsed data) pairs of a text/event-stream body; comments (pings) skipped."""
+    events, name, data = [], None, []
+    for line in response.iter_lines():
+        if line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif line == "" and name is not None:
+            events.append((name, json.loads("\n".join(data))))
+            name, data = None, []
+    return events

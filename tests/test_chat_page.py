@@ -13,6 +13,7 @@ from typing import Iterator
 
 import httpx
 import pytest
+from scripted_llm import ScriptedLLM
 from server import DocqaServer
 
 pytestmark = pytest.mark.browser
@@ -80,6 +81,15 @@ def keyed_server(ingested: Path) -> Iterator[tuple[str, str]]:
     key = re.search(r"dqa_\S+", created.stdout).group(0)
     with _serving(data, DOCQA_AUTH__ENABLED="true") as base:
         yield base, key
+
+
+@pytest.fixture(scope="module")
+def scripted_server(ingested: Path) -> Iterator[tuple[str, ScriptedLLM]]:
+    """The chat page over the samples, answering through a scripted LLM (tests/scripted_llm.py); (base URL, LLM)."""
+    data = ingested.parent / "scripted" / "data"
+    shutil.copytree(ingested, data)
+    with ScriptedLLM() as llm, _serving(data, **llm.env()) as base:
+        yield base, llm
 
 
 @pytest.fixture
@@ -327,4 +337,39 @@ def test_without_saved_conversations_the_page_asks_through_v1_ask(browser: objec
     assert "64" in answer.locator(".answer-text").inner_text()
     assert asked == ["/v1/ask"]
     assert "doesn't keep conversations" in page.locator("#history-note").inner_text()
+    assert errors == []
+
+
+def test_an_unsupported_citation_is_shown_apart_from_a_supported_one(browser: object, scripted_server, tmp_path: Path) -> None:
+    """The LLM backs its first claim with the passage that states it and cites a passage lacking it for the second:
+    that citation's marker and chip are marked, named and titled as not supported, and its passage says so."""
+    base, llm = scripted_server
+    fact = "64 GPUs"
+    llm.reply = lambda p: f"The Atlas model was trained on {fact} [{p.holding(fact)}]. Its training used {fact} [{p.lacking(fact)}]."
+    page, errors = _open_chat(browser, base)
+    answer = _ask(page, "How many GPUs was the Atlas model trained on?")
+    right, wrong = llm.prompts[-1].holding(fact), llm.prompts[-1].lacking(fact)
+    unsupported = page.evaluate("import('/static/messages.js').then(m => m.UNSUPPORTED)")
+
+    for kind in (".cite-marker", ".chip"):
+        good, bad = answer.locator(f"{kind}[data-n='{right}']"), answer.locator(f"{kind}[data-n='{wrong}']")
+        sync_api.expect(bad).to_have_class(re.compile(r"\bunsupported\b"))
+        sync_api.expect(good).not_to_have_class(re.compile(r"\bunsupported\b"))
+        assert bad.get_attribute("aria-label").endswith("(not supported by this passage)")
+        assert "not supported" not in good.get_attribute("aria-label")
+        assert bad.get_attribute("title") == unsupported and good.get_attribute("title") is None
+        looks = "e => { const s = getComputedStyle(e); return [s.borderStyle, s.textDecorationLine, s.color]; }"
+        assert bad.evaluate(looks) != good.evaluate(looks), kind  # seen apart, not only named apart
+    assert answer.locator(f".chip[data-n='{wrong}'] .chip-flag").inner_text() == "not supported"
+    assert answer.locator(f".chip[data-n='{right}'] .chip-flag").count() == 0
+    assert "Its training used 64 GPUs." in answer.locator(".note.warn").inner_text()
+    page.screenshot(path=str(tmp_path / "unsupported.png"))
+
+    answer.locator(f".chip[data-n='{wrong}']").click()
+    support = page.locator("#passage-support")
+    sync_api.expect(support).to_be_visible()
+    sync_api.expect(support).to_have_text(unsupported)
+    page.keyboard.press("Escape")
+    answer.locator(f".chip[data-n='{right}']").click()
+    sync_api.expect(support).to_be_hidden()
     assert errors == []

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.answer import SUPPORT_THRESHOLD
-from service.citations import verify
+from service.citations import SUPPORT_THRESHOLD, verify
 from service.evidence import EvidenceScorer
 from service.generators.base import Passage
 
@@ -22,7 +21,7 @@ def scorer(embedder) -> EvidenceScorer:
 
 
 def check(scorer: EvidenceScorer, answer: str):
-    return verify(answer, PASSAGES, scorer, SUPPORT_THRESHOLD)
+    return verify(answer, PASSAGES, scorer)
 
 
 def test_a_right_citation_is_supported(scorer) -> None:

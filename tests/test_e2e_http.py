@@ -8,7 +8,6 @@ searches running against the collection while it ingests.
 from __future__ import annotations
 
 import csv
-import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from server import DocqaServer, ask, wait_for_job
+from server import DocqaServer, ask, read_sse, wait_for_job
 
 pytestmark = pytest.mark.slow
 
@@ -111,20 +110,6 @@ def test_a_question_the_documents_cannot_answer_abstains_with_the_closest_passag
     assert answer["abstained"] is True
     assert answer["reason"] and answer["answer"] == ""
     assert answer["citations"] and not any(c["cited"] for c in answer["citations"])
-
-
-def read_sse(response: httpx.Response) -> list[tuple[str, Any]]:
-    """(event, parsed data) pairs of a text/event-stream body; comments (pings) skipped."""
-    events, name, data = [], None, []
-    for line in response.iter_lines():
-        if line.startswith("event:"):
-            name = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].strip())
-        elif line == "" and name is not None:
-            events.append((name, json.loads("\n".join(data))))
-            name, data = None, []
-    return events
 
 
 def test_a_streamed_answer_is_citations_then_tokens_then_the_same_answer_as_json(client, samples):

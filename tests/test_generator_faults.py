@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 
 import pytest
+from scripted_llm import sse
 
 from service.errors import GeneratorUnavailable
 from service.generators.base import Passage
@@ -16,15 +17,6 @@ from service.generators.openai_compat import OpenAICompatibleGenerator
 
 PASSAGES = [Passage(1, "The staging cluster has 12 nodes.", "Ops handbook", "ops.md")]
 RETRIES = 2
-
-
-def sse(*contents: str, done: bool = True) -> bytes:
-    """An OpenAI-style chat-completions stream carrying `contents` as deltas."""
-    chunks = [{"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}]
-    chunks += [{"choices": [{"index": 0, "delta": {"content": c}, "finish_reason": None}]} for c in contents]
-    chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + ("data: [DONE]\n\n" if done else "")
-    return body.encode()
 
 
 class FakeServer:

@@ -21,7 +21,10 @@ class ExtractiveSettings(BaseModel):
 
 
 class ExtractiveGenerator:
-    """Picks the best sentence, plus close runners-up, and returns them with [n] citations. Exact by construction."""
+    """Picks the best sentence, plus close runners-up, and returns them with [n] citations. Exact by construction.
+
+    Built with a request's scorer (`Answerer.scorer`), it picks from the ranking the answerer judged the question on.
+    """
 
     name = "extractive"
 

@@ -17,6 +17,9 @@ export function citationLabel(c) {
   return c.page ? `${title} · p. ${c.page}` : title;
 }
 
+/** What the page says of a citation the verifier found does not back the claim citing it (`supported: false`). */
+export const UNSUPPORTED = "Not supported by this passage: the claim that cites it is not backed by its text.";
+
 export function userMessage(text) {
   const article = el("article", { cls: "message user", attrs: { "aria-label": "Your question" } });
   article.append(el("p", { cls: "bubble", text }));
@@ -79,11 +82,15 @@ export class AnswerView {
     this.body.replaceChildren(...nodes);
   }
 
+  /** A marker or chip opening citation c; one the verifier did not back is marked, named and titled so. */
   citeButton(c, label, cls) {
+    const unsupported = c.supported === false;
+    const name = `Citation ${c.n}: ${citationLabel(c)}${unsupported ? " (not supported by this passage)" : ""}`;
     const button = el("button", {
-      cls, text: label,
-      attrs: { type: "button", "aria-label": `Citation ${c.n}: ${citationLabel(c)}`, "data-n": String(c.n) },
+      cls: unsupported ? `${cls} unsupported` : cls, text: label,
+      attrs: { type: "button", "aria-label": name, "data-n": String(c.n) },
     });
+    if (unsupported) button.title = UNSUPPORTED;
     button.addEventListener("click", () => this.onCite(c, this, button));
     return button;
   }
@@ -129,10 +136,7 @@ export class AnswerView {
     for (const c of citations) {
       const chip = this.citeButton(c, "", "chip");
       chip.append(el("span", { cls: "chip-n", text: `[${c.n}]` }), el("span", { cls: "chip-title", text: citationLabel(c) }));
-      if (c.supported === false) {
-        chip.classList.add("unsupported");
-        chip.title = "The answer's claim is not clearly backed by this passage";
-      }
+      if (c.supported === false) chip.append(el("span", { cls: "chip-flag", text: "not supported", attrs: { "aria-hidden": "true" } }));
       const item = el("li");
       item.append(chip);
       list.append(item);

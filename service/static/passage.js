@@ -2,7 +2,7 @@
 
 import { apiKey, openSource } from "./api.js";
 import { highlightRanges, segments, sentencesCiting } from "./highlight.js";
-import { el } from "./messages.js";
+import { el, UNSUPPORTED } from "./messages.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -41,7 +41,7 @@ export class PassagePanel {
   showSupport(c) {
     const note = $("passage-support");
     note.hidden = c.supported !== false;
-    note.textContent = "The answer's claim is not clearly backed by this passage.";
+    note.textContent = UNSUPPORTED;
   }
 
   showText(c, answer) {

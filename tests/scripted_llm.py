@@ -1,0 +1,116 @@
+"""A scripted LLM: a real OpenAI-compatible server on 127.0.0.1 that answers with the text the test chooses.
+
+`ScriptedLLM()` serves `POST /v1/chat/completions`, streamed (SSE chunks, which docqa's `openai` generator asks
+for) or as one JSON completion, replying to each request with `reply(prompt)`: `prompt` is what docqa sent, read
+back into its question and numbered passages, so a test can cite the passage that holds a fact, or one that does
+not, whatever order retrieval put them in. Every prompt is kept in `prompts`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Callable
+
+PASSAGE = re.compile(r'<passage n="(\d+)" source="[^"]*">\n(.*?)\n</passage>', re.DOTALL)
+QUESTION = re.compile(r"\n\nQuestion: (.*)\nAnswer \(cite passages as \[n\]\):$", re.DOTALL)
+PIECE = re.compile(r"\S+\s*|\s+")  # a word and the space after it: one streamed chunk
+
+
+def sse(*contents: str, done: bool = True) -> bytes:
+    """An OpenAI-style chat-completions stream carrying `contents` as deltas."""
+    chunks = [{"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}]
+    chunks += [{"choices": [{"index": 0, "delta": {"content": c}, "finish_reason": None}]} for c in contents]
+    chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + ("data: [DONE]\n\n" if done else "")
+    return body.encode()
+
+
+def completion(text: str) -> bytes:
+    """A non-streamed chat completion whose message is `text`."""
+    choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+    return json.dumps({"id": "scripted", "object": "chat.completion", "choices": [choice]}).encode()
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One request as the LLM saw it: docqa's question and its passages by number (empty for other prompts)."""
+
+    question: str
+    passages: dict[int, str]
+    messages: list[dict]
+
+    def holding(self, fact: str) -> int:
+        """The number of the first passage that states `fact`."""
+        return next(n for n, text in self.passages.items() if fact in text)
+
+    def lacking(self, fact: str) -> int:
+        """The number of the first passage that does not state `fact`."""
+        return next(n for n, text in self.passages.items() if fact not in text)
+
+
+def read_prompt(messages: list[dict]) -> Prompt:
+    """The question and passages of docqa's answer prompt (`service.generators.prompt.build_messages`)."""
+    user = messages[-1]["content"]
+    question = QUESTION.search(user)
+    return Prompt(question.group(1) if question else "", {int(n): t for n, t in PASSAGE.findall(user)}, messages)
+
+
+class ScriptedLLM:
+    """The server; `reply` (prompt -> answer text) may be replaced at any time, and is called once per request."""
+
+    def __init__(self, reply: Callable[[Prompt], str] | None = None) -> None:
+        self.reply: Callable[[Prompt], str] = reply or (lambda prompt: "")
+        self.prompts: list[Prompt] = []
+        llm = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (stdlib name)
+                if self.path != "/v1/chat/completions":
+                    self._send(404, b'{"error": {"message": "not found"}}', "application/json")
+                    return
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                prompt = read_prompt(body["messages"])
+                llm.prompts.append(prompt)
+                text = llm.reply(prompt)
+                if body.get("stream"):
+                    self._send(200, sse(*PIECE.findall(text)), "text/event-stream")
+                else:
+                    self._send(200, completion(text), "application/json")
+
+            def _send(self, status: int, body: bytes, ctype: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # port 0: the OS picks a free one
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def env(self) -> dict[str, str]:
+        """The settings that make `docqa serve` answer with this server (and nothing else)."""
+        return {
+            "DOCQA_GENERATOR__BACKEND": "openai", "DOCQA_GENERATOR__ENABLED": '["openai"]',
+            "DOCQA_GENERATOR__OPENAI__BASE_URL": self.url, "DOCQA_GENERATOR__OPENAI__MODEL": "scripted",
+            "DOCQA_GENERATOR__OPENAI__RETRIES": "0",
+        }
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> ScriptedLLM:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
