@@ -27,8 +27,8 @@ from ingest.parsers import parse_bytes
 from ingest.pipeline import IngestPipeline, SourceFile
 from service_app import context, make_app, wait_for_job
 
-SHARED_PDFS = Path(__file__).resolve().parents[2] / "shared" / "pdfs" / "py-pdf_sample-files"
 MB = 1 << 20
+SLOW_PDF = ("pdfs", "py-pdf_sample-files", "GeoTopo-komprimiert.pdf")  # ~3 s to parse
 
 
 def zip_bytes(members: dict[str, bytes | int]) -> bytes:
@@ -137,21 +137,17 @@ def test_a_document_over_a_size_limit_fails_with_the_limit(store, collection, tm
     assert store.catalog.counts(collection.id)["chunks"] == 0
 
 
-def test_a_runaway_parse_is_stopped_at_the_time_limit_and_the_batch_goes_on(store, collection, samples_copy: Path) -> None:
-    slow = SHARED_PDFS / "GeoTopo-komprimiert.pdf"  # ~3 s to parse
-    if not slow.exists():
-        pytest.skip(f"{slow} not available")
+def test_a_runaway_parse_is_stopped_at_the_time_limit_and_the_batch_goes_on(store, collection, samples_copy: Path, shared) -> None:
+    slow = shared(*SLOW_PDF)
     files = [SourceFile(slow, str(slow)), SourceFile(samples_copy / "handbook.md", "handbook.md")]
     report = IngestPipeline(store, collection, workers=0, parse_timeout=0.3).ingest(files)
     assert [(r.status, r.reason) for r in report.results] == [("failed", "parsing took longer than 0.3 s"), ("ingested", None)]
 
 
-def test_a_killed_parser_process_is_gone_and_replaced() -> None:
+def test_a_killed_parser_process_is_gone_and_replaced(shared) -> None:
     from ingest.isolation import ParserProcess
 
-    slow = SHARED_PDFS / "GeoTopo-komprimiert.pdf"
-    if not slow.exists():
-        pytest.skip(f"{slow} not available")
+    slow = shared(*SLOW_PDF)
     handbook = Path(__file__).resolve().parents[1] / "samples" / "handbook.md"
     parser = ParserProcess()
     try:
