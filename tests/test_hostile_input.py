@@ -6,7 +6,6 @@ Each one must end in a clear error (or a safe success) quickly, without eating m
 from __future__ import annotations
 
 import io
-import os
 import re
 import threading
 import time
