@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from indexes.sentences import sentence_spans, strip_span
 from indexes.types import ChunkInput
@@ -71,28 +71,6 @@ class _Run:
     prefix: str
     target: int  # token budget for the text part of a chunk
     spans: list[_Span]
-
-
-def token_counter_for(tokenizer: Any, prompt: str = "") -> TokenCounter:
-    """A batched TokenCounter over a Hugging Face tokenizer: len(input_ids) of prompt + text, specials included."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None and hasattr(backend, "to_str"):
-        # The raw `tokenizers` object skips transformers' per-text conversion (about 3x faster); a private
-        # copy because tokenizer.json may configure truncation, which would hide overlong texts.
-        backend = type(backend).from_str(backend.to_str())
-        backend.no_truncation()
-        backend.no_padding()
-
-    def count_tokens(texts: Sequence[str]) -> list[int]:
-        if not texts:
-            return []
-        prompted = [prompt + text for text in texts]
-        if backend is not None:
-            return [len(e.ids) for e in backend.encode_batch(prompted, add_special_tokens=True)]
-        encoded = tokenizer(prompted, add_special_tokens=True, verbose=False)
-        return [len(ids) for ids in encoded["input_ids"]]
-
-    return count_tokens
 
 
 def embed_sentence_spans(chunk: ChunkInput) -> list[tuple[int, int]]:

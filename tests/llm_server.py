@@ -1,4 +1,5 @@
-"""Fixtures for the LLM backends: the SmolLM2 GGUF, a real llama.cpp OpenAI-compatible server, a fake Bedrock.
+"""Fixtures for the LLM backends: the SmolLM2 GGUF, a real llama.cpp OpenAI-compatible server, a fake Bedrock,
+a scripted fake OpenAI-compatible server.
 
 Import the fixtures into a test module (`from llm_server import llama_server, llama_server_process, smollm2_path`).
 Set DOCQA_SKIP_LLM=1 to skip tests that need llama-cpp-python; without it, its absence is a failure.

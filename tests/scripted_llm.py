@@ -3,7 +3,9 @@
 `ScriptedLLM()` serves `POST /v1/chat/completions`, streamed (SSE chunks, which docqa's `openai` generator asks
 for) or as one JSON completion, replying to each request with `reply(prompt)`: `prompt` is what docqa sent, read
 back into its question and numbered passages, so a test can cite the passage that holds a fact, or one that does
-not, whatever order retrieval put them in. Every prompt is kept in `prompts`.
+not, whatever order retrieval put them in. Every prompt is kept in `prompts`. `FakeOpenAI` is for what no reply
+text can do: it follows a script of behaviours per request (server errors, a proxy's HTML, garbage, a stalled or
+endless stream).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -113,4 +116,97 @@ class ScriptedLLM:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+class FakeOpenAI:
+    """A stdlib HTTP server whose `/v1/chat/completions` answers follow a script, one behaviour per request (the
+    last one repeats); "ok" streams `reply` as deltas."""
+
+    def __init__(self) -> None:
+        self.script: list[str] = ["ok"]
+        self.reply: tuple[str, ...] = ("The staging cluster ", "has 12 nodes [1].")
+        self.requests: list[dict] = []
+        self.release = threading.Event()
+        self.disconnected = False
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (stdlib name)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
+                behaviour = fake.script.pop(0) if len(fake.script) > 1 else fake.script[0]
+                getattr(fake, f"_{behaviour}")(self)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def _send(self, handler: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str) -> None:
+        handler.send_response(status)
+        handler.send_header("Content-Type", ctype)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    def _ok(self, handler: BaseHTTPRequestHandler) -> None:
+        self._send(handler, 200, sse(*self.reply), "text/event-stream")
+
+    def _error500(self, handler: BaseHTTPRequestHandler) -> None:
+        body = json.dumps({"error": {"message": "model overloaded", "type": "server_error"}}).encode()
+        self._send(handler, 500, body, "application/json")
+
+    def _error401(self, handler: BaseHTTPRequestHandler) -> None:
+        body = json.dumps({"error": {"message": "invalid api key", "type": "auth"}}).encode()
+        self._send(handler, 401, body, "application/json")
+
+    def _proxy502(self, handler: BaseHTTPRequestHandler) -> None:
+        self._send(handler, 502, b"<html>bad gateway</html>", "text/html")
+
+    def _stream_error(self, handler: BaseHTTPRequestHandler) -> None:
+        body = b'data: {"error": {"message": "context length exceeded", "type": "invalid_request_error"}}\n\n'
+        self._send(handler, 200, body, "text/event-stream")
+
+    def _slow(self, handler: BaseHTTPRequestHandler) -> None:
+        self.release.wait(5)  # past the client's timeout; released at teardown
+
+    def _garbage(self, handler: BaseHTTPRequestHandler) -> None:
+        self._send(handler, 200, b"data: <html>definitely not json</html>\n\n", "text/event-stream")
+
+    def _no_choices(self, handler: BaseHTTPRequestHandler) -> None:
+        self._send(handler, 200, b'data: {"id": "x", "object": "chat.completion.chunk"}\n\n', "text/event-stream")
+
+    def _empty(self, handler: BaseHTTPRequestHandler) -> None:
+        self._send(handler, 200, b"", "text/event-stream")
+
+    def _truncated(self, handler: BaseHTTPRequestHandler) -> None:
+        body = b'data: {"choices": [{"index": 0, "delta": {"content": "The staging"}, "finish_reason": null}]}\n\n'
+        self._send(handler, 200, body, "text/event-stream")
+
+    def _endless(self, handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.end_headers()
+        chunk = {"choices": [{"index": 0, "delta": {"content": "word "}, "finish_reason": None}]}
+        try:
+            while not self.release.is_set():
+                handler.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                handler.wfile.flush()
+                time.sleep(0.01)
+        except (BrokenPipeError, ConnectionResetError):
+            self.disconnected = True
+
+    def close(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> FakeOpenAI:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.close()

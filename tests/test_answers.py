@@ -30,7 +30,6 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
-SHARED_PDFS = ROOT.parent / "shared" / "pdfs"
 # How many of each set must be right: (answerable answered with the expected text, unanswerable abstained).
 # The floors are what the current answerer measures (tests/answer_set.py lists every question): Portuguese
 # misses "quanto tempo de antecedência" (the page says "aviso prévio") and "quem aprova"; English answers
@@ -181,11 +180,11 @@ class WordEmbedder:
         return np.stack([self._vector(t) for t in texts]) if texts else np.zeros((0, self.DIM), np.float32)
 
 
-def _pdf_hits(embedder) -> tuple[list[Hit], dict[int, str]]:
+def _pdf_hits(embedder, pdfs: Path) -> tuple[list[Hit], dict[int, str]]:
     """Every chunk of every shared PDF that parses, as Hits (parsed and chunked as ingestion does)."""
     options = ChunkingOptions(max_tokens=embedder.identity.max_tokens)
     hits, texts = [], {}
-    for document_id, path in enumerate(sorted(SHARED_PDFS.rglob("*.pdf"))):
+    for document_id, path in enumerate(sorted(pdfs.rglob("*.pdf"))):
         try:
             document = parse_bytes(path.read_bytes(), path.name)
         except DocQAError:
@@ -198,7 +197,6 @@ def _pdf_hits(embedder) -> tuple[list[Hit], dict[int, str]]:
     return hits, texts
 
 
-@pytest.mark.skipif(not SHARED_PDFS.is_dir(), reason="../shared/pdfs is not beside the checkout")
-def test_an_answer_is_never_a_heading_over_every_chunk_of_the_shared_pdfs(embedder) -> None:
-    hits, texts = _pdf_hits(embedder)
+def test_an_answer_is_never_a_heading_over_every_chunk_of_the_shared_pdfs(embedder, shared) -> None:
+    hits, texts = _pdf_hits(embedder, shared("pdfs"))
     assert _no_heading_answers(hits, texts.__getitem__, WordEmbedder()) > 400  # 501 chunks today

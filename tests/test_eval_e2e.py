@@ -10,16 +10,14 @@ from typer.testing import CliRunner
 
 from service.cli import app
 
-SQUAD = Path(__file__).resolve().parents[2] / "shared" / "eval" / "squad-v2.0-dev-half" / "dev-v2.0.json"
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def small_squad(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def small_squad(tmp_path_factory: pytest.TempPathFactory, shared) -> Path:
     """The first 12 paragraphs of the first two articles, as a SQuAD 2.0 file."""
-    if not SQUAD.exists():
-        pytest.skip(f"{SQUAD} is not here")
-    data = json.loads(SQUAD.read_text(encoding="utf-8"))
+    squad = shared("eval", "squad-v2.0-dev-half", "dev-v2.0.json")
+    data = json.loads(squad.read_text(encoding="utf-8"))
     data["data"] = [dict(a, paragraphs=a["paragraphs"][:12]) for a in data["data"][:2]]
     path = tmp_path_factory.mktemp("squad") / "small.json"
     path.write_text(json.dumps(data), encoding="utf-8")

@@ -129,12 +129,15 @@ def test_generate_yields_text_pieces_that_join_into_an_answer(generator: Generat
 
 
 def test_the_fact_in_the_passages_reaches_the_answer(generator: Generator) -> None:
+    """Every backend's answer holds passage 1's figure: extractive quotes the sentence first, Bedrock passes its
+    (scripted) reply through, and SmolLM2 under greedy decoding says "The staging cluster has 12 nodes." The exact
+    wording and the citation are asked only of the backends that are exact; the 135M model leaves the [1] out."""
     answer = "".join(generator.generate(QUESTION, PASSAGES))
-    assert answer.strip()
-    if generator.name == "extractive":  # exact by construction; small LLMs are only held to answering at all
-        assert "The staging cluster has 12 nodes." in answer and "[1]" in answer
+    assert "12 nodes" in answer, answer
+    if generator.name == "extractive":
+        assert answer.startswith("The staging cluster has 12 nodes. [1]"), answer
     if generator.name == "bedrock":
-        assert "12 nodes" in answer and "[1]" in answer
+        assert answer == CANNED_ANSWER
 
 
 def test_closing_the_iterator_early_stops_the_work(generator: Generator) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import random
+import sys
+import time
 from pathlib import Path
 
 import docx
@@ -12,11 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import ingest.parsers
 from indexes.errors import ParseError, UnsupportedMediaType
 from ingest.parsers import ParsedDocument, parse_bytes, parser_for, supported_suffixes
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
-SHARED_PDFS = Path(__file__).resolve().parents[2] / "shared" / "pdfs"
+PARSERS_DIR = str(Path(ingest.parsers.__file__).parent)
 SAMPLE_NAMES = ["handbook.md", "politica-de-ferias.md", "faq.html", "atlas-report.pdf", "onboarding.docx"]
 
 
@@ -315,9 +318,53 @@ def test_deeply_nested_html_does_not_overflow():
     assert "deep text" in parse_bytes(html, "deep.html").text
 
 
-def test_pathological_markdown_is_linear():
-    data = b"#" * 100_000 + b" " * 100_000 + b"x\n" + (b"- " * 50_000 + b"\n") + b"`" * 100_000
-    parse_bytes(data, "big.md")  # pytest-timeout guards against regex blow-ups
+def parser_lines_run(data: bytes, name: str) -> int:
+    """How many lines of ingest/parsers code run while parsing `data`: the parser's work, counted exactly."""
+    count = 0
+
+    def trace(frame, event, arg):
+        nonlocal count
+        if not frame.f_code.co_filename.startswith(PARSERS_DIR):
+            return None  # other code (the standard library, charset detection) is not the parser's own loop
+        count += event == "line"
+        return trace
+
+    sys.settrace(trace)
+    try:
+        parse_bytes(data, name)
+    finally:
+        sys.settrace(None)
+    return count
+
+
+MARKDOWN_UNIT = "#######\n- item\ncontinued text\n===\n```\ncode\n```\n* * *\n\n## heading ##\ntext\n  > quote\n-\n\n"
+LINE_SCANS = {
+    # unclosed front matter, every kind of line, and one block that grows for ever (setext-like lines under list items)
+    "big.md": lambda n: "---\ntitle: x\n" + MARKDOWN_UNIT * n + "- item\n===\n" * n,
+    "big.txt": lambda n: "a line\n\n  \n\t\nmore text\n" * n,
+    "big.html": lambda n: "<body>" + "<h2>Head</h2><p>a <b>b</b></p><ul><li>x</li></ul><div><div>d</div></div>" * n,
+}
+
+
+@pytest.mark.parametrize("name", sorted(LINE_SCANS))
+def test_pathological_documents_take_work_linear_in_their_size(name):
+    """Work at n, 2n and 4n units: going from 2n to 4n adds twice what going from n to 2n added if the work is
+    linear (fixed costs cancel out), four times if it is quadratic; the bound of 2.5 tells them apart."""
+    work = [parser_lines_run(LINE_SCANS[name](n).encode(), name) for n in (100, 200, 400)]
+    first, second = work[1] - work[0], work[2] - work[1]
+    assert first > 0 and second <= 2.5 * first, work
+
+
+@pytest.mark.timeout(60)  # a catastrophic (exponential) pattern fails here rather than at the suite's limit
+def test_pathological_markdown_lines_are_scanned_in_linear_time():
+    """Runs of one character with a mismatch at the end, where a backtracking or unanchored pattern goes quadratic:
+    that takes a minute for lines this long (an unanchored `_SETEXT`), linear scanning well under 0.1 s."""
+    n = 30_000
+    lines = [b"#" * n + b" " * n + b"x", b"- " * n, b"=" * n + b"x", b"-" * n + b"x", b"*" * n + b"x", b"_ " * n + b"x",
+             b" " * n + b"x", b"- item", b"=" * n + b" " * n + b"x", b"`" * n]  # the fence last: it hides what follows
+    started = time.process_time()
+    parse_bytes(b"\n".join(lines), "big.md")
+    assert time.process_time() - started < 1.5
 
 
 # --- real-world PDFs (../shared/pdfs) --------------------------------------------------------
@@ -348,22 +395,18 @@ EXPECTED_PDFS: dict[str, tuple[str, str]] = {
 }
 
 
-def manifest_rows() -> list[dict[str, str]]:
-    if not (SHARED_PDFS / "MANIFEST.tsv").exists():
-        return []
-    with open(SHARED_PDFS / "MANIFEST.tsv", newline="", encoding="utf-8") as f:
+@pytest.fixture
+def manifest_rows(shared) -> list[dict[str, str]]:
+    with open(shared("pdfs", "MANIFEST.tsv"), newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f, delimiter="\t"))
 
 
-def test_shared_pdf_expectations_cover_the_manifest():
-    rows = manifest_rows()
-    if not rows:
-        pytest.skip(f"{SHARED_PDFS} is missing")
-    assert {row["local_path"] for row in rows} == set(EXPECTED_PDFS)
+def test_shared_pdf_expectations_cover_the_manifest(manifest_rows):
+    assert {row["local_path"] for row in manifest_rows} == set(EXPECTED_PDFS)
 
 
-def test_shared_pdf_expectations_agree_with_the_manifest_notes():
-    for row in manifest_rows():
+def test_shared_pdf_expectations_agree_with_the_manifest_notes(manifest_rows):
+    for row in manifest_rows:
         kind, detail = EXPECTED_PDFS.get(row["local_path"], ("missing", ""))
         special = row["special"].upper()
         if "ENCRYPTED" in special:
@@ -376,12 +419,10 @@ def test_shared_pdf_expectations_agree_with_the_manifest_notes():
             assert kind == "error"
 
 
-@pytest.mark.parametrize("row", manifest_rows() or [None], ids=lambda r: r["local_path"] if r else "missing")
-def test_shared_pdf_parses_or_fails_with_the_expected_reason(row):
-    if row is None:
-        pytest.skip(f"{SHARED_PDFS} is missing")
-    path = SHARED_PDFS / row["local_path"]
-    kind, detail = EXPECTED_PDFS[row["local_path"]]
+@pytest.mark.parametrize("local_path", sorted(EXPECTED_PDFS))
+def test_shared_pdf_parses_or_fails_with_the_expected_reason(shared, local_path):
+    path = shared("pdfs", local_path)
+    kind, detail = EXPECTED_PDFS[local_path]
     if kind == "error":
         with pytest.raises(ParseError) as raised:
             parse_bytes(path.read_bytes(), path.name)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -157,36 +156,63 @@ def test_a_question_of_only_stop_words_still_gets_dense_hits(indexed) -> None:
     assert len(search(indexed, "what is the", mode="hybrid", k=2)) == 2
 
 
-# A query of a paragraph (more than SHORT_QUERY_MAX_WORDS words), as when a whole argument is the query.
+# A query of a paragraph (more than SHORT_QUERY_MAX_WORDS words), as when a whole argument is the query. Its first
+# dense and fused rankings disagree, so feeding back the wrong one shows.
 LONG_QUERY = (
-    "Our platform team runs a staging cluster before every release, and we keep wondering how big it is. "
-    "How many nodes does the staging cluster have, who looks after it when something breaks at night, "
-    "how long are its logs kept, and what should an engineer do first when a deployment to staging fails "
-    "halfway through the rollout?"
+    "I am new here and I would like to understand the whole story of the Atlas model: how many GPUs it was trained "
+    "on, for how many days the training run lasted, what the total cost of the project was in euros, and who led "
+    "the team that built and evaluated it over the year?"
 )
 
 
-def test_a_long_query_is_searched_again_from_its_first_hits(indexed) -> None:
+def first_pass(indexed, mode: str, k: int = 5) -> list[Hit]:
+    """The ranking before feedback: the same search with feedback off."""
     store, collection = indexed
-    assert len(LONG_QUERY.split()) > SHORT_QUERY_MAX_WORDS
-    vector = store.embedder(collection).embed_query(LONG_QUERY)
-    vectors = store.vectors(collection)
-    first = vectors.search(vector, 50, None)
-    _, top = store.catalog.embeddings([i for i, _ in first[:FEEDBACK_CHUNKS]])
-    moved = vector + FEEDBACK_WEIGHT * top.mean(axis=0)
-    expected = vectors.search((moved / np.linalg.norm(moved)).astype(np.float32), 50, None)[:5]
+    return Searcher(store, SearchTuning(feedback_chunks=0)).search(collection, LONG_QUERY, mode=mode, k=k)
 
-    hits = Searcher(store).search(collection, LONG_QUERY, mode="dense", k=5)
-    assert [h.chunk_id for h in hits] == [i for i, _ in expected]
-    assert [h.score for h in hits] == pytest.approx([s for _, s in expected], abs=1e-5)
-    plain = Searcher(store, SearchTuning(feedback_chunks=0)).search(collection, LONG_QUERY, mode="dense", k=5)
-    assert [h.score for h in plain] == pytest.approx([s for _, s in first[:5]], abs=1e-5)
-    assert [h.score for h in plain] != pytest.approx([h.score for h in hits], abs=1e-3)
-    # hybrid too: the fused list is built again from the moved vector's dense ranking
-    hybrid = Searcher(store).search(collection, LONG_QUERY, k=3)
-    ids, matrix = store.catalog.embeddings([h.chunk_id for h in hybrid])
-    cosines = dict(zip(ids.tolist(), (matrix @ (moved / np.linalg.norm(moved))).tolist()))
-    assert [h.scores["dense"] for h in hybrid] == pytest.approx([cosines[h.chunk_id] for h in hybrid], abs=1e-4)
+
+def dense_side(hits: list[Hit]) -> list[tuple[int, float]]:
+    """(chunk, dense score) of the hits, best dense score first."""
+    return sorted(((h.chunk_id, h.scores["dense"]) for h in hits if "dense" in h.scores), key=lambda cs: -cs[1])
+
+
+def test_a_long_querys_first_dense_and_fused_rankings_disagree(indexed) -> None:
+    """What makes the next test tell feedback from the fused ranking from feedback from the dense one."""
+    assert len(LONG_QUERY.split()) > SHORT_QUERY_MAX_WORDS
+    dense, fused = first_pass(indexed, "dense", 3), first_pass(indexed, "hybrid", 3)
+    assert dense[0].chunk_id != fused[0].chunk_id
+    assert {h.chunk_id for h in dense} != {h.chunk_id for h in fused}
+
+
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_a_long_query_is_searched_again_from_the_top_of_its_first_ranking(indexed, mode) -> None:
+    """With an overwhelming feedback weight the query vector becomes the fed-back chunk's own vector, so that
+    chunk, and only it, meets it at cosine 1: which chunk was fed back is read off the second dense ranking."""
+    store, collection = indexed
+    top = first_pass(indexed, mode, 1)[0]
+    tuning = SearchTuning(feedback_chunks=1, feedback_weight=1e4)
+    hits = Searcher(store, tuning).search(collection, LONG_QUERY, mode=mode, k=100)
+    (best, score), (_, runner_up) = dense_side(hits)[:2]
+    assert best == top.chunk_id and score == pytest.approx(1.0, abs=1e-3) and runner_up < 0.9
+
+
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_feedback_uses_the_first_rankings_top_chunks(indexed, mode) -> None:
+    """The same with FEEDBACK_CHUNKS: the query becomes their mean, which each of them meets best here (each is
+    one of the vectors averaged; certain for one chunk, true of these samples for three)."""
+    store, collection = indexed
+    top = {h.chunk_id for h in first_pass(indexed, mode, FEEDBACK_CHUNKS)}
+    hits = Searcher(store, SearchTuning(feedback_weight=1e4)).search(collection, LONG_QUERY, mode=mode, k=100)
+    assert {chunk for chunk, _ in dense_side(hits)[:FEEDBACK_CHUNKS]} == top
+
+
+def test_feedback_moves_a_long_querys_dense_scores_by_default(indexed) -> None:
+    store, collection = indexed
+    assert SearchTuning().feedback_chunks == FEEDBACK_CHUNKS > 0 and SearchTuning().feedback_weight == FEEDBACK_WEIGHT
+    plain = dict(dense_side(first_pass(indexed, "hybrid", 100)))
+    moved = dict(dense_side(Searcher(store).search(collection, LONG_QUERY, k=100)))
+    shared = plain.keys() & moved.keys()
+    assert len(shared) > 10 and max(abs(plain[c] - moved[c]) for c in shared) > 0.05
 
 
 def test_a_short_question_is_not_expanded(indexed) -> None:
