@@ -64,7 +64,7 @@ def _ends_sentence(text: str, begin: int, dot: int, after: int, end: int) -> boo
         return False
     if text[dot] != ".":
         return True
-    words = text[begin:dot].split()
+    words = text[begin:dot].rsplit(None, 2)[-2:]  # the word before the period and the one before that
     word = words[-1].lstrip("([\"'“‘«").rsplit("-", 1)[-1] if words else ""
     folded = word.lower()
     if text[dot + 1 : dot + 2] != "." and (folded in _ABBREVIATIONS or _is_acronym(folded)):
