@@ -21,6 +21,7 @@ _NAME_GOES_ON = re.compile(r"[A-ZÀ-Ý]\.(?:\s|$)|[A-ZÀ-Ý][\w'’-]*,?\s+[A-Z�
 # A sentence ends at . ! ? … with any closing quotes or brackets, a citation mark ([citation needed], [3]) or
 # a page reference (:93, :1–4) after it, then white space; or at a line break.
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’»)\]]*(?:\[[^\[\]\n]{1,40}\]|:\d+(?:[–-]\d+)?)*(?=\s)|\n")
+SPLITTER_VERSION = 2  # bump when the rules change: evaluation scratch indexes are keyed by it
 _WRAPPED_LINE = 30  # a line at least this long that runs on past its break is prose wrapped, not a heading or item
 
 

@@ -18,7 +18,7 @@ from service.logs import JsonFormatter
 from service.problems import UNEXPECTED
 from service.settings import EmbedderConfig, Settings, StoreConfig
 from service_app import context, make_app, wait_for_job
-from test_generator_faults import FakeServer
+from scripted_llm import FakeOpenAI
 
 QUESTION = "How many nodes has the staging cluster?"
 
@@ -54,9 +54,9 @@ def sse(text: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 @pytest.fixture
-def openai_app(tmp_path: Path, embedder) -> Iterator[tuple[TestClient, FakeServer]]:
+def openai_app(tmp_path: Path, embedder) -> Iterator[tuple[TestClient, FakeOpenAI]]:
     """The service answering with an OpenAI-compatible generator (a scripted fake server), one note indexed."""
-    fake = FakeServer()
+    fake = FakeOpenAI()
     fake.script = ["ok"]
     generator = {"backend": "openai", "enabled": ["extractive", "openai"],
                  "openai": {"base_url": fake.url, "timeout": 2, "retries": 0}}

@@ -20,7 +20,7 @@ from service_app import make_app, wait_for_job
 from test_crash_safety import (  # noqa: F401 - fixtures used by name
     assert_consistent, child_env, cli_with_session_model, command, kill_from_outside, prepared, rerun_and_verify,
 )
-from test_generator_faults import FakeServer
+from scripted_llm import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY = "from service.cli import main; main()"
@@ -84,7 +84,7 @@ def test_a_full_disk_while_saving_vectors_leaves_a_consistent_index(prepared, cl
 
 @pytest.fixture
 def hanging_generator_app(tmp_path: Path, embedder):
-    fake = FakeServer()
+    fake = FakeOpenAI()
     fake.script = ["slow"]
     generator = {"backend": "openai", "enabled": ["extractive", "openai"],
                  "openai": {"base_url": fake.url, "timeout": 0.5, "retries": 1}}

@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 from indexes.backends import open_store
 from indexes.embedders import EmbedderSpec
 from indexes.lexical import ANALYSIS_VERSION
+from indexes.sentences import SPLITTER_VERSION
 from indexes.schema import SCHEMA_VERSION
 from indexes.search import MODES, Searcher
 from indexes.store import Embedders, Store
@@ -62,7 +63,7 @@ class EvalConfig:
         return {
             "backend": self.backend, "model": self.model, "titles": self.titles,
             "retrieval": self.retrieval.model_dump(), "abstention": self.abstention.model_dump(),
-            "analysis_version": ANALYSIS_VERSION,
+            "analysis_version": ANALYSIS_VERSION, "splitter_version": SPLITTER_VERSION,
         }
 
 
@@ -81,7 +82,7 @@ class ScratchIndex:
 
 
 def _fingerprint(evalset: EvalSet, config: EvalConfig, beir: bool) -> str:
-    key = [config.backend, config.model, config.titles, beir, ANALYSIS_VERSION, SCHEMA_VERSION]
+    key = [config.backend, config.model, config.titles, beir, ANALYSIS_VERSION, SPLITTER_VERSION, SCHEMA_VERSION]
     digest = hashlib.sha256(json.dumps(key).encode())
     for key, (title, text) in sorted(evalset.documents.items()):
         digest.update(f"{key}\0{title}\0{text}\0".encode())
