@@ -27,8 +27,9 @@ app = typer.Typer(help="docqa: retrieval-augmented question answering over your 
 out = Console()
 err = Console(stderr=True)
 
-DEFAULT_COLLECTION = "default"
-CollectionOpt = typer.Option(DEFAULT_COLLECTION, "--collection", "-c", help="Collection name.")
+CollectionOpt = typer.Option(
+    None, "--collection", "-c", help="Collection name (default: DOCQA_DEFAULT_COLLECTION, `default`).",
+    callback=lambda name: name or _State.collection)
 JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts.")
 
 
@@ -36,6 +37,7 @@ class _State:
     """What the commands take from the settings, as plain values; set once per run by the entry point."""
 
     data_dir: Path
+    collection: str
     store_url: str | None
     store_options: StoreOptions
     spec: EmbedderSpec

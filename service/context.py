@@ -33,8 +33,9 @@ class ServiceContext:
     ready: threading.Event = field(default_factory=threading.Event)
     startup_error: str | None = None
 
-    def collection(self, name: str, principal: Principal) -> Collection:
-        """A collection the caller may read; 404 otherwise."""
+    def collection(self, name: str | None, principal: Principal) -> Collection:
+        """A collection the caller may read (None: the default collection); 404 otherwise."""
+        name = name or self.settings.default_collection
         principal.require_read(name)
         found = self.store.find_collection(name)
         if found is None and name == self.settings.default_collection and not self.ready.is_set():

@@ -31,7 +31,7 @@ class AskBody(BaseModel):
     )
 
     question: str = Field(min_length=1, max_length=100_000)
-    collection: str = Field("default", pattern=COLLECTION_NAME)
+    collection: str | None = Field(None, pattern=COLLECTION_NAME, description="Default: DOCQA_DEFAULT_COLLECTION (`default`).")
     top_k: int | None = Field(None, ge=1, le=1000)
     filters: Filters | None = None
     generator: str | None = Field(None, description="extractive, openai, llamacpp or bedrock (among those enabled).")
@@ -88,7 +88,7 @@ class SearchBody(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"query": "staging cluster nodes", "mode": "hybrid", "top_k": 5}]})
 
     query: str = Field(min_length=1, max_length=100_000)
-    collection: str = Field("default", pattern=COLLECTION_NAME)
+    collection: str | None = Field(None, pattern=COLLECTION_NAME, description="Default: DOCQA_DEFAULT_COLLECTION (`default`).")
     mode: Literal["dense", "lexical", "hybrid"] | None = Field(None, description="Default: DOCQA_RETRIEVAL__MODE.")
     top_k: int | None = Field(None, ge=1, le=1000, description="Default: DOCQA_RETRIEVAL__TOP_K.")
     filters: Filters | None = None

@@ -28,6 +28,7 @@ TEXT_LIMIT = 3000
 DOTENV = f"""\
 # one setting per family, each away from its default
 DOCQA_DATA_DIR=from-dotenv
+DOCQA_DEFAULT_COLLECTION=racks
 DOCQA_EMBEDDER__PRECISION=bf16
 DOCQA_RETRIEVAL__TOP_K=2
 DOCQA_RETRIEVAL__MODE=lexical
@@ -111,16 +112,23 @@ def test_the_data_dir_in_dotenv_is_where_the_command_and_the_service_write(obser
     assert (store / "catalog.sqlite3").is_file()
     assert not (observed.folder / "data").exists()  # the default, and what `serve` used to export
     collections = {c["collection"]: c for c in observed.cli_status["collections"]}
-    assert set(collections) == {"default", "uploads"}
+    assert set(collections) == {"racks", "uploads"}
     # the service's upload is in the store the command reads (long.md is recorded as failed)
     assert (collections["uploads"]["documents"], collections["uploads"]["failed"]) == (1, 1)
     assert sorted(p.name for p in (store / "uploads").rglob("*.md")) == ["long.md", "notes.md"]
 
 
 def test_the_embedder_in_dotenv_builds_the_commands_and_the_services_collections(observed: Observed) -> None:
-    default = next(c for c in observed.cli_status["collections"] if c["collection"] == "default")
+    default = next(c for c in observed.cli_status["collections"] if c["collection"] == "racks")
     assert default["embedder"]["precision"] == "bf16"  # made by `docqa ingest`
     assert observed.service_collection["embedder"]["precision"] == "bf16"
+
+
+def test_the_default_collection_in_dotenv_is_where_the_command_ingests_and_what_the_service_searches(
+    observed: Observed,
+) -> None:
+    assert observed.cli_ingest["collection"] == "racks"  # `docqa ingest docs`, no --collection
+    assert observed.service_search["hits"] and all(h["source"].endswith("notes.md") for h in observed.service_search["hits"])
 
 
 def test_retrieval_in_dotenv_sets_how_many_hits_and_how_both_rank_them(observed: Observed) -> None:

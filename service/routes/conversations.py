@@ -23,7 +23,7 @@ class ConversationCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"collection": "default", "title": "Atlas questions"}]})
 
-    collection: str = Field("default", pattern=COLLECTION_NAME)
+    collection: str | None = Field(None, pattern=COLLECTION_NAME, description="Default: DOCQA_DEFAULT_COLLECTION (`default`).")
     title: str = Field("", max_length=200)
 
 
@@ -78,8 +78,8 @@ def _owner(principal: Principal) -> str | None:
              summary="Start a conversation")
 def create(body: ConversationCreate, ctx: ServiceContext = Depends(get_context), principal: Principal = Depends(get_principal)) -> dict[str, Any]:
     """A new, empty conversation over a collection the caller may read."""
-    ctx.collection(body.collection, principal)
-    return ctx.conversations.create(body.collection, body.title, _owner(principal))
+    collection = ctx.collection(body.collection, principal)
+    return ctx.conversations.create(collection.name, body.title, _owner(principal))
 
 
 @router.get("/conversations", response_model=list[ConversationSummary], summary="List conversations")
