@@ -177,7 +177,7 @@ def dense_side(hits: list[Hit]) -> list[tuple[int, float]]:
 
 
 def test_a_long_querys_first_dense_and_fused_rankings_disagree(indexed) -> None:
-    """What makes the next test tell feedback from the fused ranking from feedback from the dense one."""
+    """What lets the tests below tell feedback from the fused ranking from feedback from the dense one."""
     assert len(LONG_QUERY.split()) > SHORT_QUERY_MAX_WORDS
     dense, fused = first_pass(indexed, "dense", 3), first_pass(indexed, "hybrid", 3)
     assert dense[0].chunk_id != fused[0].chunk_id
@@ -211,8 +211,8 @@ def test_feedback_moves_a_long_querys_dense_scores_by_default(indexed) -> None:
     assert SearchTuning().feedback_chunks == FEEDBACK_CHUNKS > 0 and SearchTuning().feedback_weight == FEEDBACK_WEIGHT
     plain = dict(dense_side(first_pass(indexed, "hybrid", 100)))
     moved = dict(dense_side(Searcher(store).search(collection, LONG_QUERY, k=100)))
-    shared = plain.keys() & moved.keys()
-    assert len(shared) > 10 and max(abs(plain[c] - moved[c]) for c in shared) > 0.05
+    common = plain.keys() & moved.keys()
+    assert len(common) > 10 and max(abs(plain[c] - moved[c]) for c in common) > 0.05
 
 
 def test_a_short_question_is_not_expanded(indexed) -> None:
