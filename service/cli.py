@@ -37,6 +37,15 @@ def _env_name(path: Sequence[Any]) -> str:
     return "DOCQA_" + "__".join(str(part) for part in path).upper()
 
 
+def _invalid(error: Any) -> str:
+    """One invalid setting in words: its variable, what is wrong, and the value given when it is a plain value of
+    a section that holds no secrets (store URLs and generator sections may carry passwords and API keys)."""
+    where, value = _env_name(error["loc"]), error["input"]
+    secret = error["loc"][:1] in (("store",), ("generator",))
+    shown = "" if secret or not isinstance(value, (str, int, float, bool)) else f" (got {value!r})"
+    return f"{where}: {error['msg']}{shown}"
+
+
 def _given(values: dict[str, Any]) -> dict[str, Any]:
     """The flags that were given (None: not given), nested sections kept only if something in them was."""
     given = {}
@@ -64,7 +73,7 @@ def _read_settings(flags: dict[str, Any]) -> Settings:
     try:
         return Settings(**flags)
     except ValidationError as exc:
-        fail("invalid settings: " + "; ".join(f"{_env_name(e['loc'])}: {e['msg']} (got {e['input']!r})" for e in exc.errors()))
+        fail("invalid settings: " + "; ".join(_invalid(e) for e in exc.errors()))
         raise  # unreachable: fail() exits
 
 

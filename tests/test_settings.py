@@ -169,6 +169,14 @@ def test_a_bad_value_in_dotenv_is_one_clear_error_naming_the_variable(tmp_path: 
     assert not (tmp_path / "data").exists()
 
 
+def test_a_bad_generator_setting_is_named_without_showing_the_sections_secrets(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("DOCQA_GENERATOR__OPENAI__API_KEY=sk-do-not-print\nDOCQA_GENERATOR__OPENAI__TIMEOUT=-1\n")
+    result = docqa(tmp_path, "status")
+    assert result.returncode == 2
+    assert "DOCQA_GENERATOR__OPENAI__TIMEOUT" in result.stderr and "greater than 0" in result.stderr
+    assert "sk-do-not-print" not in result.stderr + result.stdout
+
+
 def test_serve_honours_the_global_flags_over_dotenv_in_every_worker(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(DOTENV)
     options = ["--data-dir", "from-flag", "--precision", "fp32"]
