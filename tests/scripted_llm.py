@@ -63,6 +63,29 @@ def read_prompt(messages: list[dict]) -> Prompt:
     return Prompt(question.group(1) if question else "", {int(n): t for n, t in PASSAGE.findall(user)}, messages)
 
 
+def send(handler: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str) -> None:
+    """One whole HTTP response."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", ctype)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A server on a free port of 127.0.0.1 (port 0: the OS picks one), answering in a daemon thread."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    return httpd
+
+
+def stop(httpd: ThreadingHTTPServer) -> None:
+    """Stop serving and release the port."""
+    httpd.shutdown()
+    httpd.server_close()
+
+
 class ScriptedLLM:
     """The server; `reply` (prompt -> answer text) may be replaced at any time, and is called once per request."""
 
@@ -74,31 +97,22 @@ class ScriptedLLM:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (stdlib name)
                 if self.path != "/v1/chat/completions":
-                    self._send(404, b'{"error": {"message": "not found"}}', "application/json")
+                    send(self, 404, b'{"error": {"message": "not found"}}', "application/json")
                     return
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 prompt = read_prompt(body["messages"])
                 llm.prompts.append(prompt)
                 text = llm.reply(prompt)
                 if body.get("stream"):
-                    self._send(200, sse(*PIECE.findall(text)), "text/event-stream")
+                    send(self, 200, sse(*PIECE.findall(text)), "text/event-stream")
                 else:
-                    self._send(200, completion(text), "application/json")
-
-            def _send(self, status: int, body: bytes, ctype: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                    send(self, 200, completion(text), "application/json")
 
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # port 0: the OS picks a free one
-        self.httpd.daemon_threads = True
+        self.httpd = serve(Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
 
     def env(self) -> dict[str, str]:
         """The settings that make `docqa serve` answer with this server (and nothing else)."""
@@ -109,8 +123,7 @@ class ScriptedLLM:
         }
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        stop(self.httpd)
 
     def __enter__(self) -> ScriptedLLM:
         return self
@@ -141,51 +154,42 @@ class FakeOpenAI:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = serve(Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-
-    def _send(self, handler: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str) -> None:
-        handler.send_response(status)
-        handler.send_header("Content-Type", ctype)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
 
     def _ok(self, handler: BaseHTTPRequestHandler) -> None:
-        self._send(handler, 200, sse(*self.reply), "text/event-stream")
+        send(handler, 200, sse(*self.reply), "text/event-stream")
 
     def _error500(self, handler: BaseHTTPRequestHandler) -> None:
         body = json.dumps({"error": {"message": "model overloaded", "type": "server_error"}}).encode()
-        self._send(handler, 500, body, "application/json")
+        send(handler, 500, body, "application/json")
 
     def _error401(self, handler: BaseHTTPRequestHandler) -> None:
         body = json.dumps({"error": {"message": "invalid api key", "type": "auth"}}).encode()
-        self._send(handler, 401, body, "application/json")
+        send(handler, 401, body, "application/json")
 
     def _proxy502(self, handler: BaseHTTPRequestHandler) -> None:
-        self._send(handler, 502, b"<html>bad gateway</html>", "text/html")
+        send(handler, 502, b"<html>bad gateway</html>", "text/html")
 
     def _stream_error(self, handler: BaseHTTPRequestHandler) -> None:
         body = b'data: {"error": {"message": "context length exceeded", "type": "invalid_request_error"}}\n\n'
-        self._send(handler, 200, body, "text/event-stream")
+        send(handler, 200, body, "text/event-stream")
 
     def _slow(self, handler: BaseHTTPRequestHandler) -> None:
         self.release.wait(5)  # past the client's timeout; released at teardown
 
     def _garbage(self, handler: BaseHTTPRequestHandler) -> None:
-        self._send(handler, 200, b"data: <html>definitely not json</html>\n\n", "text/event-stream")
+        send(handler, 200, b"data: <html>definitely not json</html>\n\n", "text/event-stream")
 
     def _no_choices(self, handler: BaseHTTPRequestHandler) -> None:
-        self._send(handler, 200, b'data: {"id": "x", "object": "chat.completion.chunk"}\n\n', "text/event-stream")
+        send(handler, 200, b'data: {"id": "x", "object": "chat.completion.chunk"}\n\n', "text/event-stream")
 
     def _empty(self, handler: BaseHTTPRequestHandler) -> None:
-        self._send(handler, 200, b"", "text/event-stream")
+        send(handler, 200, b"", "text/event-stream")
 
     def _truncated(self, handler: BaseHTTPRequestHandler) -> None:
         body = b'data: {"choices": [{"index": 0, "delta": {"content": "The staging"}, "finish_reason": null}]}\n\n'
-        self._send(handler, 200, body, "text/event-stream")
+        send(handler, 200, body, "text/event-stream")
 
     def _endless(self, handler: BaseHTTPRequestHandler) -> None:
         handler.send_response(200)
@@ -202,8 +206,7 @@ class FakeOpenAI:
 
     def close(self) -> None:
         self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        stop(self.httpd)
 
     def __enter__(self) -> FakeOpenAI:
         return self
