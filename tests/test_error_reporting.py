@@ -17,8 +17,9 @@ from service.app import create_app
 from service.logs import JsonFormatter
 from service.problems import UNEXPECTED
 from service.settings import EmbedderConfig, Settings, StoreConfig
-from service_app import context, make_app, wait_for_job
 from scripted_llm import FakeOpenAI
+from server import read_sse
+from service_app import context, openai_service
 
 QUESTION = "How many nodes has the staging cluster?"
 
@@ -43,32 +44,11 @@ def json_log() -> Iterator[list[dict[str, Any]]]:
     logger.setLevel(level)
 
 
-def sse(text: str) -> list[tuple[str, dict[str, Any]]]:
-    """(event, data) pairs of a Server-Sent Events body."""
-    events = []
-    for block in text.replace("\r\n", "\n").split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        if "data" in fields:
-            events.append((fields.get("event", "message"), json.loads(fields["data"])))
-    return events
-
-
 @pytest.fixture
 def openai_app(tmp_path: Path, embedder) -> Iterator[tuple[TestClient, FakeOpenAI]]:
     """The service answering with an OpenAI-compatible generator (a scripted fake server), one note indexed."""
-    fake = FakeOpenAI()
-    fake.script = ["ok"]
-    generator = {"backend": "openai", "enabled": ["extractive", "openai"],
-                 "openai": {"base_url": fake.url, "timeout": 2, "retries": 0}}
-    app = make_app(tmp_path / "data", embedder, generator=generator)
-    try:
-        with TestClient(app, raise_server_exceptions=False) as client:
-            note = b"# Ops\n\nThe staging cluster has 12 nodes.\n"
-            job = client.post("/v1/collections/default/documents", files={"files": ("ops.md", note)})
-            assert wait_for_job(client, job.json()["id"])["state"] == "succeeded"
-            yield client, fake
-    finally:
-        fake.close()
+    with openai_service(tmp_path / "data", embedder, ["ok"], timeout=2, retries=0, raise_server_exceptions=False) as app:
+        yield app
 
 
 def test_a_generator_failing_mid_stream_ends_it_with_a_problem_logged_with_the_request_id(openai_app, json_log) -> None:
@@ -77,7 +57,7 @@ def test_a_generator_failing_mid_stream_ends_it_with_a_problem_logged_with_the_r
 
     response = client.post("/v1/ask", json={"question": QUESTION, "stream": True}, headers={"X-Request-ID": "stream-7"})
 
-    events = sse(response.text)
+    events = read_sse(response)
     assert [name for name, _ in events] == ["citations", "token", "error"]
     problem = events[-1][1]
     assert problem["status"] == 502 and problem["request_id"] == "stream-7"
@@ -98,7 +78,7 @@ def test_a_surprise_mid_stream_is_logged_with_its_traceback_and_shows_the_client
     response = client.post("/v1/ask", json={"question": QUESTION, "stream": True}, headers={"X-Request-ID": "stream-8"})
 
     assert response.status_code == 200  # the stream had started
-    [(name, problem)] = sse(response.text)
+    [(name, problem)] = read_sse(response)
     assert name == "error" and problem["status"] == 500 and problem["request_id"] == "stream-8"
     assert problem["detail"] == UNEXPECTED and "boom" not in response.text
     [line] = [line for line in json_log if line["msg"] == "unexpected error"]

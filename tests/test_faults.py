@@ -13,14 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 import indexes.vectors as vectors_module
-from service_app import make_app, wait_for_job
+from service_app import openai_service
 from test_crash_safety import (  # noqa: F401 - fixtures used by name
     assert_consistent, child_env, cli_with_session_model, command, kill_from_outside, prepared, rerun_and_verify,
 )
-from scripted_llm import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY = "from service.cli import main; main()"
@@ -84,19 +82,8 @@ def test_a_full_disk_while_saving_vectors_leaves_a_consistent_index(prepared, cl
 
 @pytest.fixture
 def hanging_generator_app(tmp_path: Path, embedder):
-    fake = FakeOpenAI()
-    fake.script = ["slow"]
-    generator = {"backend": "openai", "enabled": ["extractive", "openai"],
-                 "openai": {"base_url": fake.url, "timeout": 0.5, "retries": 1}}
-    app = make_app(tmp_path / "data", embedder, generator=generator)
-    try:
-        with TestClient(app) as client:
-            note = b"# Ops\n\nThe staging cluster has 12 nodes.\n"
-            job = client.post("/v1/collections/default/documents", files={"files": ("ops.md", note)})
-            assert wait_for_job(client, job.json()["id"])["state"] == "succeeded"
-            yield client, fake
-    finally:
-        fake.close()
+    with openai_service(tmp_path / "data", embedder, ["slow"], timeout=0.5, retries=1) as app:
+        yield app
 
 
 def test_a_hanging_generator_gives_502_while_search_and_health_stay_fast(hanging_generator_app) -> None:
