@@ -41,8 +41,9 @@ def _by_suffix() -> dict[str, Parser]:
     return found
 
 
+@cache
 def supported_suffixes() -> frozenset[str]:
-    """The file suffixes some registered parser reads."""
+    """The file suffixes some registered parser reads (built once, like the registry it reads)."""
     return frozenset(_by_suffix())
 
 
