@@ -17,6 +17,8 @@ class ChunkInput:
     page_start: int | None = None
     page_end: int | None = None
     heading_path: tuple[str, ...] = ()
+    locator: dict[str, Any] | None = None
+    ocr: bool = False
 
 
 @dataclass
@@ -38,6 +40,8 @@ class Hit:
     heading_path: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)
+    locator: dict[str, Any] | None = None
+    ocr: bool = False
 
     @property
     def page(self) -> int | None:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
+from indexes.locators import make_locator
 from indexes.sentences import sentence_spans, strip_span
 from indexes.types import ChunkInput
 from ingest.parsers.base import ParsedDocument, Section
@@ -64,13 +65,23 @@ class _Span:
 
 @dataclass
 class _Run:
-    """Consecutive sections sharing heading path and page: the unit inside which chunks may merge."""
+    """Consecutive sections sharing heading path, page (or sheet) and OCR: the unit inside which chunks may merge."""
 
     heading_path: tuple[str, ...]
     page: int | None
     prefix: str
     target: int  # token budget for the text part of a chunk
     spans: list[_Span]
+    sheet: str | None = None
+    ocr: bool = False
+
+    @property
+    def key(self) -> tuple:
+        return (self.heading_path, self.page, self.sheet, self.ocr)
+
+
+def _key(section: Section) -> tuple:
+    return (section.heading_path, section.page, section.sheet, section.ocr)
 
 
 def embed_sentence_spans(chunk: ChunkInput) -> list[tuple[int, int]]:
@@ -91,7 +102,8 @@ def chunk_document(
     runs = _make_runs(doc.text, sections, title, count_tokens, options, overhead)
     _refine(doc.text, runs, count_tokens, overhead)
     chunks = [(run, group) for run in runs for group in _pack(doc.text, run, options.overlap_tokens)]
-    return _drop_nested(_verify(doc.text, chunks, count_tokens, options.max_tokens))
+    where = _Places(doc.unit, sections)
+    return _drop_nested(_verify(doc.text, chunks, count_tokens, options.max_tokens, where))
 
 
 def _make_runs(
@@ -109,13 +121,15 @@ def _make_runs(
     runs: list[_Run] = []
     for i, (section, (start, end), cost) in enumerate(zip(sections, bounds, costs)):
         span = _Span(start, end, cost, i)
-        if runs and (runs[-1].heading_path, runs[-1].page) == (section.heading_path, section.page):
+        if runs and runs[-1].key == _key(section):
             runs[-1].spans.append(span)
             continue
         prefix, prefix_cost = prefixes[section.heading_path]
         hard = options.max_tokens - overhead - prefix_cost
         target = min(hard, max(options.target_tokens - overhead - prefix_cost, options.target_tokens // 2))
-        runs.append(_Run(section.heading_path, section.page, prefix, max(target, 1), [span]))
+        runs.append(
+            _Run(section.heading_path, section.page, prefix, max(target, 1), [span], section.sheet, section.ocr)
+        )
     return runs
 
 
@@ -238,8 +252,25 @@ def _word_tail(text: str, span: _Span, room: int) -> list[_Span]:
     return [_Span(start, span.end, cost, span.section, _WORD, carried=True)]
 
 
+@dataclass(frozen=True)
+class _Places:
+    """What a chunk's locator is made of: the document's unit and each section's rows."""
+
+    unit: str
+    sections: list[Section]
+
+    def locator(self, run: _Run, group: list[_Span]) -> dict | None:
+        rows = [r for r in (self.sections[s.section].rows for s in group) if r is not None]
+        span = (min(r[0] for r in rows), max(r[1] for r in rows)) if rows else None
+        return make_locator(self.unit, run.page, run.sheet, span)
+
+
 def _verify(
-    text: str, chunks: list[tuple[_Run, list[_Span]]], count_tokens: TokenCounter, max_tokens: int
+    text: str,
+    chunks: list[tuple[_Run, list[_Span]]],
+    count_tokens: TokenCounter,
+    max_tokens: int,
+    where: _Places,
 ) -> list[ChunkInput]:
     """Count every final embed_text in one call; halve those that overflow (sums of parts are estimates), recount."""
     items: list[tuple[_Run, list[_Span], ChunkInput | None]] = [(run, group, None) for run, group in chunks]
@@ -247,7 +278,7 @@ def _verify(
         todo = [i for i, item in enumerate(items) if item[2] is None]
         if not todo:
             return [item[2] for item in items if item[2] is not None]
-        built = {i: _chunk_input(text, *items[i][:2]) for i in todo}
+        built = {i: _chunk_input(text, *items[i][:2], where) for i in todo}
         counts = dict(zip(todo, count_tokens([built[i].embed_text for i in todo])))
         next_items = []
         for i, (run, group, chunk) in enumerate(items):
@@ -269,7 +300,7 @@ def _halve(text: str, run: _Run, group: list[_Span]) -> list[tuple[_Run, list[_S
     span = group[0]
     start, end = strip_span(text, span.start, span.end)
     if end - start <= 1:
-        return [(_Run(run.heading_path, run.page, "", run.target, run.spans), group)]
+        return [(replace(run, prefix=""), group)]
     mid = (start + end) // 2
     space = text.rfind(" ", start + 1, mid + 1)
     cut = space if space > start else mid
@@ -288,7 +319,10 @@ def _drop_nested(chunks: list[ChunkInput]) -> list[ChunkInput]:
     return kept
 
 
-def _chunk_input(text: str, run: _Run, group: list[_Span]) -> ChunkInput:
+def _chunk_input(text: str, run: _Run, group: list[_Span], where: _Places) -> ChunkInput:
     start, end = strip_span(text, group[0].start, group[-1].end)
     body = text[start:end]
-    return ChunkInput(body, run.prefix + body, start, end, run.page, run.page, run.heading_path)
+    page = run.page if where.unit == "page" else None  # pages are a PDF's: slides and chapters have locators
+    return ChunkInput(
+        body, run.prefix + body, start, end, page, page, run.heading_path, where.locator(run, group), run.ocr
+    )

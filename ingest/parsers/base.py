@@ -1,16 +1,20 @@
-"""What every parser yields: a document's text and its sections, with pages and heading paths."""
+"""What every parser yields: a document's text and its sections, with their locators and heading paths."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
+from indexes.locators import UNITS
+
 
 @dataclass(frozen=True)
 class Section:
     """A run of text with its place in the document.
 
-    `text == ParsedDocument.text[start:end]` always holds.
+    `text == ParsedDocument.text[start:end]` always holds. `page` is the number of the document's unit the
+    section is on (a PDF's page, a deck's slide, a book's chapter: `ParsedDocument.unit` says which); a sheet's
+    rows carry the sheet's name and their 1-based row numbers instead. `ocr` marks text read from an image.
     """
 
     text: str
@@ -18,17 +22,41 @@ class Section:
     end: int
     page: int | None = None
     heading_path: tuple[str, ...] = ()
+    sheet: str | None = None
+    rows: tuple[int, int] | None = None
+    ocr: bool = False
 
 
 @dataclass
 class ParsedDocument:
-    """A parser's output: the full extracted text and its sections in reading order."""
+    """A parser's output: the full extracted text and its sections in reading order.
+
+    `unit` names what `Section.page` counts ("page", "slide", "chapter"; "sheet" for spreadsheets, whose
+    sections carry sheet and rows). `ocr_pages` lists the pages whose text came from OCR.
+    `attachments` are files inside this one (an e-mail's) that are ingested as documents of their own.
+    """
 
     text: str
     sections: list[Section]
     title: str | None = None
     pages: int | None = None
     warnings: list[str] = field(default_factory=list)
+    unit: str = "page"
+    ocr_pages: list[int] = field(default_factory=list)
+    metadata: dict[str, object] = field(default_factory=dict)
+    attachments: list[Attachment] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.unit not in UNITS:
+            raise ValueError(f"unit must be one of {sorted(UNITS)}, got {self.unit!r}")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file carried inside another (an e-mail attachment): its name and bytes."""
+
+    name: str
+    data: bytes
 
 
 class Parser(Protocol):
@@ -50,7 +78,16 @@ class DocumentBuilder:
         self.sections: list[Section] = []
         self.warnings: list[str] = []
 
-    def add(self, text: str, page: int | None = None, heading_path: Sequence[str] = ()) -> None:
+    def add(
+        self,
+        text: str,
+        page: int | None = None,
+        heading_path: Sequence[str] = (),
+        *,
+        sheet: str | None = None,
+        rows: tuple[int, int] | None = None,
+        ocr: bool = False,
+    ) -> None:
         """Add one section; blank text is ignored."""
         text = text.strip()
         if not text:
@@ -61,8 +98,32 @@ class DocumentBuilder:
         start = self._length
         self._parts.append(text)
         self._length += len(text)
-        self.sections.append(Section(text, start, self._length, page, tuple(heading_path)))
+        self.sections.append(Section(text, start, self._length, page, tuple(heading_path), sheet, rows, ocr))
 
-    def build(self, title: str | None = None, pages: int | None = None) -> ParsedDocument:
+    def add_table(
+        self,
+        rows: Sequence[Sequence[str]],
+        page: int | None = None,
+        heading_path: Sequence[str] = (),
+        *,
+        sheet: str | None = None,
+        first_row: int = 1,
+        header_rows: int = 1,
+        ocr: bool = False,
+    ) -> None:
+        """Add a table a row at a time, each row with its header (see tables.row_text) so a cell reads alone.
+
+        `rows[0:header_rows]` are the header; `first_row` is the number of `rows[0]` in its sheet, so a
+        sheet's rows keep their own numbers in citations. Without a sheet, rows are not numbered.
+        """
+        from .tables import header_names, row_text
+
+        header = header_names(rows[:header_rows]) if header_rows else []
+        for i, cells in enumerate(rows[header_rows:], start=first_row + header_rows):
+            number = (i, i) if sheet is not None else None
+            self.add(row_text(header, cells), page, heading_path, sheet=sheet, rows=number, ocr=ocr)
+
+    def build(self, title: str | None = None, pages: int | None = None, unit: str = "page") -> ParsedDocument:
         """Return the finished document."""
-        return ParsedDocument("".join(self._parts), self.sections, title, pages, self.warnings)
+        ocr_pages = sorted({s.page for s in self.sections if s.ocr and s.page is not None})
+        return ParsedDocument("".join(self._parts), self.sections, title, pages, self.warnings, unit, ocr_pages)

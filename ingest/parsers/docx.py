@@ -4,43 +4,18 @@ from __future__ import annotations
 
 import io
 import re
-import zipfile
 
 import docx
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
-from indexes.errors import LimitExceeded, ParseError
+from indexes.errors import ParseError
 
+from .archive import check_zip_bomb
 from .base import DocumentBuilder, ParsedDocument
 from .markdown import HeadingPath
 
 _HEADING_STYLE = re.compile(r"heading\s*([1-9])$", re.IGNORECASE)
-# Zip-bomb bounds, checked on the central directory before python-docx inflates anything. zipfile never
-# reads past a member's declared size (a lying header ends in a CRC error), so the declared sizes are safe.
-MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024
-MAX_MEMBERS = 10_000
-MAX_RATIO = 200  # real DOCX XML deflates ~10:1; a bomb runs ~1000:1
-RATIO_FLOOR = 1024 * 1024  # small members may compress as well as they like
-
-
-def check_zip_bomb(data: bytes) -> None:
-    """LimitExceeded if the package would inflate too far; ParseError if it is not a zip at all."""
-    try:
-        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
-    except (zipfile.BadZipFile, ValueError, OSError) as e:
-        raise ParseError(f"invalid DOCX: not a zip package ({e})") from e
-    if len(members) > MAX_MEMBERS:
-        raise LimitExceeded(f"DOCX package has {len(members)} members (limit {MAX_MEMBERS})")
-    total = sum(m.file_size for m in members)
-    if total > MAX_UNCOMPRESSED_BYTES:
-        raise LimitExceeded(f"DOCX would inflate to {total} bytes (limit {MAX_UNCOMPRESSED_BYTES})")
-    for m in members:
-        if m.file_size > RATIO_FLOOR and m.file_size > MAX_RATIO * max(m.compress_size, 1):
-            ratio = m.file_size // max(m.compress_size, 1)
-            raise LimitExceeded(f"DOCX member {m.filename} inflates {ratio}:1 (limit {MAX_RATIO}:1), a likely zip bomb")
-
-
 def _squash(text: str) -> str:
     return " ".join(text.split())
 
@@ -74,7 +49,7 @@ class DocxParser:
 
     def parse(self, data: bytes, name: str) -> ParsedDocument:
         """Check the package's sizes, then open it and walk the body's children in order."""
-        check_zip_bomb(data)
+        check_zip_bomb(data, "DOCX")
         try:
             document = docx.Document(io.BytesIO(data))
         except Exception as e:

@@ -1,0 +1,39 @@
+"""Tables as text a retriever can use: each row written with its header, so one cell reads on its own.
+
+A row ["North", "4.2M"] under the header ["Region", "Q3 revenue"] becomes "Region: North; Q3 revenue: 4.2M".
+Every parser that meets a table (PDF, DOCX, PPTX, HTML, XLSX, CSV) renders rows here, so the same question
+finds the same cell whatever format holds it.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+
+def _clean(cell: object) -> str:
+    return " ".join(str(cell).split()) if cell is not None else ""
+
+
+def header_names(header_rows: Sequence[Sequence[object]]) -> list[str]:
+    """One name per column from one or more header rows (stacked headers join with " / ")."""
+    width = max((len(r) for r in header_rows), default=0)
+    names = []
+    for column in range(width):
+        parts = [_clean(r[column]) for r in header_rows if column < len(r)]
+        names.append(" / ".join(dict.fromkeys(p for p in parts if p)))
+    return names
+
+
+def row_text(header: Sequence[str], cells: Sequence[object]) -> str:
+    """"Name: value; Name: value" for a row's non-empty cells; a cell without a column name stands alone.
+
+    A row whose every cell is empty gives "" (the builder skips it).
+    """
+    parts = []
+    for column, cell in enumerate(cells):
+        value = _clean(cell)
+        if not value:
+            continue
+        name = header[column] if column < len(header) else ""
+        parts.append(f"{name}: {value}" if name and name != value else value)
+    return "; ".join(parts)
