@@ -3,7 +3,8 @@
 A thread cannot be stopped and SIGALRM only reaches the main thread, so every file is parsed in a
 spawned process that is kept for the next file and killed (then replaced) when a parse runs past its
 time limit. Start-up is paid once per process (up to MAX_IDLE are kept warm) and not counted against
-the limit; after that a file costs one round trip: its path out, the parsed document pickled back.
+the limit; after that a file costs one round trip: its path (or an attachment's bytes) out, the parsed document
+pickled back.
 A pool library (pebble 5.2) was tried and not taken: its pool breaks for good when an idle worker dies (every
 later file fails), and its spawn and forkserver workers re-import the caller's main script (fork, the other way,
 is unsafe in a threaded server).
@@ -44,13 +45,17 @@ class IngestLimits:
     max_parse_seconds: float = 120.0
 
 
-def parse_file(path: str, name: str, limits: IngestLimits) -> ParsedDocument:
-    """Read and parse one file within the limits (runs in a parser process)."""
-    size = os.path.getsize(path)
+def parse_file(path: str | bytes, name: str, limits: IngestLimits) -> ParsedDocument:
+    """Read and parse one file within the limits (runs in a parser process); `path` may be the bytes themselves
+    (a file that came out of another, as an e-mail's attachment does)."""
+    size = len(path) if isinstance(path, bytes) else os.path.getsize(path)
     if size > limits.max_file_bytes:
         raise LimitExceeded(f"file too large: {size} bytes (limit {limits.max_file_bytes})")
-    with open(path, "rb") as fh:
-        document = parse_bytes(fh.read(), name)
+    if isinstance(path, bytes):
+        document = parse_bytes(path, name)
+    else:
+        with open(path, "rb") as fh:
+            document = parse_bytes(fh.read(), name)
     if document.pages and document.pages > limits.max_pages:
         raise LimitExceeded(f"too many pages: {document.pages} (limit {limits.max_pages})")
     if len(document.text) > limits.max_text_chars:
@@ -102,8 +107,9 @@ class ParserProcess:
             raise ParseError(f"the parser process did not start within {START_TIMEOUT:.0f} s")
         return self._conn
 
-    def parse(self, path: str, name: str, limits: IngestLimits) -> ParsedDocument | DocQAError:
-        """The parsed document, or the error that stopped it (a ParseError after `limits.max_parse_seconds`)."""
+    def parse(self, path: str | bytes, name: str, limits: IngestLimits) -> ParsedDocument | DocQAError:
+        """The parsed document of the file at `path` (or of these bytes), or the error that stopped it (a ParseError
+        after `limits.max_parse_seconds`)."""
         alive = self._process is not None and self._process.poll() is None
         try:
             conn = self._conn if alive and self._conn is not None else self._start()

@@ -32,17 +32,51 @@ def _squash(text: str | None) -> str:
     return " ".join((text or "").split())
 
 
+def read_html(data: bytes) -> LexborHTMLParser:
+    """Decode (UTF-8, else the declared charset, else a guess) and parse with lexbor."""
+    return LexborHTMLParser(decode_text(data, declared=_declared_charset(data)))
+
+
+def tree_title(tree: LexborHTMLParser) -> str | None:
+    """The <title>, else the first <h1>."""
+    for selector in ("title", "h1"):
+        node = tree.css_first(selector)
+        if node is not None and _squash(node.text(deep=True)):
+            return _squash(node.text(deep=True))
+    return None
+
+
+def add_content(builder: DocumentBuilder, tree: LexborHTMLParser, page: int | None = None, top: str | None = None) -> None:
+    """Add the sections of a page's content (<main>, else <article>, else <body>) to `builder`, on `page`.
+
+    With `top`, every section sits under that heading and the page's own headings nest below it (a heading
+    repeating `top` right under it is not repeated).
+    """
+    root = tree.css_first("main") or tree.css_first("article") or tree.body or tree.root
+    if root is not None:
+        walker = _SectionWalker(builder, page, top)
+        walker.walk(root)
+        walker.flush()
+
+
 class _SectionWalker:
     """Walks the tree without recursion (deep nesting must not overflow the stack)."""
 
-    def __init__(self) -> None:
-        self.builder = DocumentBuilder()
+    def __init__(self, builder: DocumentBuilder, page: int | None, top: str | None) -> None:
+        self.builder = builder
+        self.page = page
+        self.top = top
         self.headings = HeadingPath()
+        if top:
+            self.headings.enter(0, top)
         self._inline: list[str] = []
+
+    def _add(self, text: str) -> None:
+        self.builder.add(text, self.page, self.headings.path)
 
     def flush(self) -> None:
         """Emit the inline text gathered since the last block boundary."""
-        self.builder.add(_squash("".join(self._inline)), heading_path=self.headings.path)
+        self._add(_squash("".join(self._inline)))
         self._inline.clear()
 
     def walk(self, root: LexborNode) -> None:
@@ -72,16 +106,18 @@ class _SectionWalker:
             return False
         if tag in _HEADINGS:
             self.flush()
-            self.headings.enter(_HEADINGS[tag], _squash(node.text(deep=True)))
+            text = _squash(node.text(deep=True))
+            if not (self.top and self.headings.path == (self.top,) and text == self.top):
+                self.headings.enter(_HEADINGS[tag], text)
             return False
         if tag == "tr":
             self.flush()
             cells = [_squash(cell.text(deep=True)) for cell in node.iter() if cell.tag in ("td", "th")]
-            self.builder.add(" | ".join(c for c in cells if c), heading_path=self.headings.path)
+            self._add(" | ".join(c for c in cells if c))
             return False
         if tag == "pre":
             self.flush()
-            self.builder.add(node.text(deep=True), heading_path=self.headings.path)
+            self._add(node.text(deep=True))
             return False
         return True
 
@@ -93,19 +129,8 @@ class HtmlParser:
 
     def parse(self, data: bytes, name: str) -> ParsedDocument:
         """Decode, parse with lexbor, walk the content root."""
-        tree = LexborHTMLParser(decode_text(data, declared=_declared_charset(data)))
-        title = self._title(tree)  # before walking: the first h1 may sit in a dropped <header>
-        root = tree.css_first("main") or tree.css_first("article") or tree.body or tree.root
-        walker = _SectionWalker()
-        if root is not None:
-            walker.walk(root)
-            walker.flush()
-        return walker.builder.build(title=title)
-
-    @staticmethod
-    def _title(tree: LexborHTMLParser) -> str | None:
-        for selector in ("title", "h1"):
-            node = tree.css_first(selector)
-            if node is not None and _squash(node.text(deep=True)):
-                return _squash(node.text(deep=True))
-        return None
+        tree = read_html(data)
+        title = tree_title(tree)  # before walking: the first h1 may sit in a dropped <header>
+        builder = DocumentBuilder()
+        add_content(builder, tree)
+        return builder.build(title=title)

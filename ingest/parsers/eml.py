@@ -1,0 +1,94 @@
+"""E-mail parser (.eml, RFC 5322 with MIME, stdlib `email` under `policy.default`): the message's text, its
+headers as metadata, and its attachments for the pipeline to ingest as documents of their own."""
+
+from __future__ import annotations
+
+import mimetypes
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import PurePosixPath, PureWindowsPath
+
+from indexes.errors import ParseError
+
+from .base import Attachment, DocumentBuilder, ParsedDocument
+from .html import add_content, read_html
+from .text import split_paragraphs
+
+HEADERS = ("from", "to", "cc", "date", "message-id", "subject")
+_SHOWN = ("From", "To", "Cc", "Date", "Subject")  # the header lines that start the text, so "who wrote…" is answerable
+
+
+def _headers(message: EmailMessage, warnings: list[str]) -> dict[str, object]:
+    """The HEADERS the message has, as text; the date in ISO 8601 (an unreadable one is left out, with a warning)."""
+    found: dict[str, object] = {}
+    for key in HEADERS:
+        value = message[key]
+        if value is None:
+            continue
+        if key == "date":
+            moment = getattr(value, "datetime", None)
+            if moment is None:
+                warnings.append(f"unreadable Date header {str(value)[:80]!r} left out")
+                continue
+            found[key] = moment.isoformat()
+        elif text := " ".join(str(value).split()):
+            found[key] = text
+    return found
+
+
+def _name(part: EmailMessage, number: int) -> str:
+    """The part's file name without any directory, or attachment-N with the extension its type implies."""
+    raw = part.get_filename() or ""
+    name = PureWindowsPath(PurePosixPath(raw).name).name.strip()
+    return name or f"attachment-{number}{mimetypes.guess_extension(part.get_content_type()) or ''}"
+
+
+def _attachments(message: EmailMessage, body: EmailMessage | None) -> list[Attachment]:
+    """Every attached file, in order; a forwarded message (message/rfc822) is one .eml, not walked into."""
+    found: list[Attachment] = []
+    stack = [message]
+    while stack:
+        part = stack.pop()
+        if part.get_content_maintype() == "multipart":
+            stack.extend(reversed(list(part.iter_parts())))
+            continue
+        if part is body or (part.get_content_disposition() != "attachment" and not part.get_filename()):
+            continue  # the text shown, or its HTML alternative
+        if part.get_content_type() == "message/rfc822":
+            inner = part.get_payload(0) if part.is_multipart() else None
+            data = inner.as_bytes() if inner is not None else b""
+        else:
+            data = part.get_payload(decode=True) or b""
+        if data:
+            found.append(Attachment(_name(part, len(found) + 1), data))
+    return found
+
+
+class EmlParser:
+    """E-mail messages: subject as title, header lines then the plain body (or the HTML one when there is no
+    plain part) as text, From/To/Cc/Date/Message-ID/Subject as metadata, attached files as attachments."""
+
+    suffixes = (".eml",)
+    metadata_keys = HEADERS
+
+    def parse(self, data: bytes, name: str) -> ParsedDocument:
+        """Parse the MIME tree, pick the body, collect headers and attachments."""
+        message = BytesParser(policy=policy.default).parsebytes(data)
+        if not isinstance(message, EmailMessage) or not message.keys():
+            raise ParseError("invalid e-mail: no headers")
+        builder = DocumentBuilder()
+        builder.add("\n".join(f"{h}: {' '.join(str(message[h]).split())}" for h in _SHOWN if message[h] is not None))
+        body = message.get_body(preferencelist=("plain",)) or message.get_body(preferencelist=("html",))
+        if body is not None:
+            text = body.get_content()
+            if body.get_content_subtype() == "html":
+                add_content(builder, read_html(text.encode("utf-8")))
+            else:
+                for paragraph in split_paragraphs(text.replace("\r\n", "\n")):
+                    builder.add(paragraph)
+        subject = " ".join(str(message["subject"] or "").split()) or None
+        document = builder.build(title=subject)
+        document.metadata = _headers(message, document.warnings)
+        document.attachments = _attachments(message, body)
+        return document
