@@ -9,30 +9,38 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import PurePosixPath, PureWindowsPath
 
-from indexes.errors import ParseError
+from indexes.errors import DocQAError, ParseError
 
 from .base import Attachment, DocumentBuilder, ParsedDocument
 from .html import add_content, read_html
-from .text import split_paragraphs
+from .text import decode_text, split_paragraphs
 
 HEADERS = ("from", "to", "cc", "date", "message-id", "subject")
 _SHOWN = ("From", "To", "Cc", "Date", "Subject")  # the header lines that start the text, so "who wrote…" is answerable
+
+
+def _header(message: EmailMessage, key: str) -> tuple[str | None, object]:
+    """A header's text and its parsed value (for Date, the datetime or None). The stdlib's structured parse of
+    addresses, dates and ids fails on some malformed values (IndexError, AttributeError…): then the raw text."""
+    try:
+        value = message[key]
+        return (" ".join(str(value).split()), getattr(value, "datetime", None)) if value is not None else (None, None)
+    except Exception:  # noqa: BLE001 - a library surprise in one header must not cost the message
+        raw = next((v for k, v in message.raw_items() if k.lower() == key), None)
+        return (" ".join(str(raw).split()) if raw is not None else None), None
 
 
 def _headers(message: EmailMessage, warnings: list[str]) -> dict[str, object]:
     """The HEADERS the message has, as text; the date in ISO 8601 (an unreadable one is left out, with a warning)."""
     found: dict[str, object] = {}
     for key in HEADERS:
-        value = message[key]
-        if value is None:
-            continue
-        if key == "date":
-            moment = getattr(value, "datetime", None)
-            if moment is None:
-                warnings.append(f"unreadable Date header {str(value)[:80]!r} left out")
-                continue
-            found[key] = moment.isoformat()
-        elif text := " ".join(str(value).split()):
+        text, parsed = _header(message, key)
+        if key == "date" and text is not None:
+            if parsed is None:
+                warnings.append(f"unreadable Date header {text[:80]!r} left out")
+            else:
+                found[key] = parsed.isoformat()  # type: ignore[attr-defined]
+        elif text:
             found[key] = text
     return found
 
@@ -77,18 +85,27 @@ class EmlParser:
         message = BytesParser(policy=policy.default).parsebytes(data)
         if not isinstance(message, EmailMessage) or not message.keys():
             raise ParseError("invalid e-mail: no headers")
+        try:
+            return self._read(message)
+        except DocQAError:
+            raise
+        except Exception as e:  # the stdlib's MIME header parsers fail on some malformed values (see _header)
+            raise ParseError(f"invalid e-mail: {type(e).__name__}: {e}") from e
+
+    @staticmethod
+    def _read(message: EmailMessage) -> ParsedDocument:
         builder = DocumentBuilder()
-        builder.add("\n".join(f"{h}: {' '.join(str(message[h]).split())}" for h in _SHOWN if message[h] is not None))
+        shown = [(h, _header(message, h.lower())[0]) for h in _SHOWN]
+        builder.add("\n".join(f"{h}: {text}" for h, text in shown if text is not None))
         body = message.get_body(preferencelist=("plain",)) or message.get_body(preferencelist=("html",))
-        if body is not None:
-            text = body.get_content()
+        payload = body.get_payload(decode=True) if body is not None else None
+        if isinstance(payload, bytes):  # decoded here, not by get_content: a bad charset name must not end the parse
             if body.get_content_subtype() == "html":
-                add_content(builder, read_html(text.encode("utf-8")))
+                add_content(builder, read_html(payload, body.get_content_charset()))
             else:
-                for paragraph in split_paragraphs(text.replace("\r\n", "\n")):
+                for paragraph in split_paragraphs(decode_text(payload, declared=body.get_content_charset())):
                     builder.add(paragraph)
-        subject = " ".join(str(message["subject"] or "").split()) or None
-        document = builder.build(title=subject)
+        document = builder.build(title=_header(message, "subject")[0] or None)
         document.metadata = _headers(message, document.warnings)
         document.attachments = _attachments(message, body)
         return document

@@ -32,9 +32,9 @@ def _squash(text: str | None) -> str:
     return " ".join((text or "").split())
 
 
-def read_html(data: bytes) -> LexborHTMLParser:
-    """Decode (UTF-8, else the declared charset, else a guess) and parse with lexbor."""
-    return LexborHTMLParser(decode_text(data, declared=_declared_charset(data)))
+def read_html(data: bytes, charset: str | None = None) -> LexborHTMLParser:
+    """Decode (UTF-8, else `charset` or the one the page declares, else a guess) and parse with lexbor."""
+    return LexborHTMLParser(decode_text(data, declared=charset or _declared_charset(data)))
 
 
 def tree_title(tree: LexborHTMLParser) -> str | None:
