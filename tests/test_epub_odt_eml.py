@@ -142,6 +142,14 @@ def test_a_header_the_stdlib_cannot_parse_is_kept_as_written() -> None:
     assert [a.name for a in doc.attachments] == ["invoice.pdf", "notes.txt", "firmware.bin"]
 
 
+def test_a_body_in_a_charset_python_does_not_know_is_still_read() -> None:
+    message = EmailMessage()
+    message["Subject"] = "Charset"
+    message.set_content("Caf\u00e9 opens at nine.".encode("latin-1"), maintype="text", subtype="plain",
+                        params={"charset": "x-unknown-8"}, cte="8bit")
+    assert parse_bytes(message.as_bytes(), "c.eml").sections[1].text == "Café opens at nine."
+
+
 def test_a_forwarded_message_is_one_eml_attachment() -> None:
     inner = EmailMessage()
     inner["Subject"] = "Original"
