@@ -58,7 +58,7 @@ PUMP_BOOK = [
 
 def odt_bytes() -> bytes:
     """An ODT written by odfpy: a title, headings on two levels, a paragraph with a run of spaces, a list and a
-    table with a declared header row."""
+    table with two declared header rows."""
     doc = OpenDocumentText()
     doc.meta.addElement(Title(text="Pump manual"))
     doc.text.addElement(H(outlinelevel=1, text="Installation"))
@@ -78,6 +78,7 @@ def odt_bytes() -> bytes:
     table.addElement(TableColumn(numbercolumnsrepeated=2))
     header = TableHeaderRows()
     header.addElement(_row("Region", "Q3 revenue"))
+    header.addElement(_row("", "in euros"))  # a second header row: stacked names
     table.addElement(header)
     table.addElement(_row("North", "4.2M"))
     table.addElement(_row("South", "3.1M"))

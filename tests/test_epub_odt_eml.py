@@ -16,6 +16,7 @@ from ingest.chunking import ChunkingOptions, chunk_document
 from ingest.parsers import ParsedDocument, parse_bytes, parser_for
 from ingest.parsers.eml import EmlParser
 from ingest.parsers.epub import EpubParser
+from ingest.parsers import odt
 from ingest.parsers.odt import OdtParser
 from office_files import INVOICE_FACT, NOTES_FACT, PUMP_BOOK, eml_bytes, epub_bytes, odt_bytes
 
@@ -64,6 +65,14 @@ def test_an_epub_without_a_container_or_spine_is_a_parse_error() -> None:
         EpubParser().parse(buffer.getvalue(), "x.epub")
 
 
+def test_a_zip_of_a_version_zipfile_cannot_read_is_a_parse_error() -> None:
+    data = bytearray(epub_bytes(PUMP_BOOK))
+    entry = data.index(b"PK\x01\x02")  # the first central directory entry; "version needed" is at +6
+    data[entry + 6 : entry + 8] = (64).to_bytes(2, "little")
+    with pytest.raises(ParseError, match="not a zip package .zip file version 6.4"):
+        EpubParser().parse(bytes(data), "x.epub")
+
+
 def test_an_epub_entity_bomb_is_refused_not_expanded() -> None:
     laughs = (b'<?xml version="1.0"?><!DOCTYPE c [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
               b"<container><rootfiles><rootfile full-path='&b;'/></rootfiles></container>")
@@ -81,8 +90,8 @@ def test_an_odt_gives_headings_paragraphs_list_items_and_table_rows_with_their_h
         ("Mount the pump level.", None, ("Installation",)),
         ("Red lead to terminal seven.", None, ("Installation", "Wiring")),
         ("Black lead to ground.", None, ("Installation", "Wiring")),
-        ("Region: North; Q3 revenue: 4.2M", None, ("Revenue",)),
-        ("Region: South; Q3 revenue: 3.1M", None, ("Revenue",)),
+        ("Region: North; Q3 revenue / in euros: 4.2M", None, ("Revenue",)),
+        ("Region: South; Q3 revenue / in euros: 3.1M", None, ("Revenue",)),
     ]
 
 
@@ -97,12 +106,21 @@ def test_an_odt_table_without_a_declared_header_takes_its_first_row_and_bounds_r
       <table:table-row table:number-rows-repeated="2"><table:table-cell><text:p>Seal</text:p></table:table-cell>
       <table:table-cell><text:p>12</text:p></table:table-cell></table:table-row>
       </table:table></office:text></office:body></office:document-content>"""
+    doc = OdtParser().parse(_odt_of(content), "t.odt")
+    assert doc.title is None
+    assert [s.text for s in doc.sections] == ["Part: Seal; Stock: 12"] * 2
+    wide = content.replace(b"<text:p>12</text:p></table:table-cell>", b"<text:p>12</text:p></table:table-cell>"
+                           b'<table:table-cell table:number-columns-repeated="99999"><text:p>x</text:p></table:table-cell>')
+    rows = OdtParser().parse(_odt_of(wide.replace(b'rows-repeated="2"', b'rows-repeated="99999"')), "t.odt").sections
+    assert len(rows) == odt.MAX_EXPANDED_ROWS - 1  # the header row is one of the table's rows
+    assert rows[0].text.startswith("Part: Seal; Stock: 12; Stock: x; x") and len(rows[0].text.split("; ")) == odt.MAX_COLUMNS
+
+
+def _odt_of(content: bytes) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as z:
         z.writestr("content.xml", content)
-    doc = OdtParser().parse(buffer.getvalue(), "t.odt")
-    assert doc.title is None
-    assert [s.text for s in doc.sections] == ["Part: Seal; Stock: 12"] * 2
+    return buffer.getvalue()
 
 
 def test_an_eml_gives_subject_headers_plain_body_and_attachments() -> None:
