@@ -59,17 +59,14 @@ class PptxParser:
     def parse(self, data: bytes, name: str) -> ParsedDocument:
         """Check the package's sizes, then read each slide's shapes and notes."""
         check_zip_bomb(data, "PPTX")
+        builder = DocumentBuilder()
         try:
             deck = Presentation(io.BytesIO(data))
-        except Exception as e:
-            raise ParseError(f"invalid PPTX: {e}") from e
-        builder = DocumentBuilder()
-        first_title = None
-        number = 0
-        for number, slide in enumerate(deck.slides, start=1):
-            title = self._slide(slide, number, builder)
-            first_title = first_title or title
-        return builder.build(title=_core_title(deck) or first_title, pages=number, unit="slide")
+            titles = [self._slide(slide, number, builder) for number, slide in enumerate(deck.slides, start=1)]
+            title = _core_title(deck) or next((t for t in titles if t), None)
+        except Exception as e:  # a part that is missing or malformed surfaces wherever python-pptx reads it
+            raise ParseError(f"invalid PPTX: {type(e).__name__}: {e}") from e
+        return builder.build(title=title, pages=len(titles), unit="slide")
 
     @staticmethod
     def _slide(slide, number: int, builder: DocumentBuilder) -> str | None:

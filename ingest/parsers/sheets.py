@@ -45,11 +45,11 @@ class SheetReader:
     rows above it (a title, a note) are added as text. Each row keeps its number in the file.
     """
 
-    def __init__(self, builder: DocumentBuilder, kind: str, max_cells: int = MAX_CELLS) -> None:
+    def __init__(self, builder: DocumentBuilder, kind: str) -> None:
         self._builder = builder
         self._kind = kind
-        self._left = max_cells
-        self._max_cells = max_cells
+        self._max_cells = MAX_CELLS
+        self._left = MAX_CELLS
 
     def add(self, rows: Iterable[Row], heading_path: Sequence[str] = (), sheet: str | None = None) -> None:
         """Add a sheet whose rows are `rows` in order, the first being row 1."""

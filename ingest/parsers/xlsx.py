@@ -11,7 +11,7 @@ import io
 
 import openpyxl
 
-from indexes.errors import ParseError
+from indexes.errors import DocQAError, ParseError
 
 from .archive import check_zip_bomb
 from .base import DocumentBuilder, ParsedDocument
@@ -35,22 +35,24 @@ class XlsxParser:
     def parse(self, data: bytes, name: str) -> ParsedDocument:
         """Check the package's sizes, then stream each visible sheet's rows."""
         check_zip_bomb(data, "XLSX")
-        try:
-            book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        except Exception as e:
-            raise ParseError(f"invalid XLSX: {e}") from e
         builder = DocumentBuilder()
         reader = SheetReader(builder, "XLSX")
         sheets = 0
         try:
-            for sheet in book.worksheets:
-                if sheet.sheet_state != "visible":
-                    builder.warnings.append(f"hidden sheet {sheet.title!r} skipped")
-                    continue
-                sheet.reset_dimensions()  # rows as stored: a stale or hostile size neither pads nor cuts them
-                reader.add(([_value(c) for c in row] for row in sheet.iter_rows()), (sheet.title,), sheet.title)
-                sheets += 1
-            title = " ".join((book.properties.title or "").split()) or None
-        finally:
-            book.close()
+            book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+            try:
+                for sheet in book.worksheets:
+                    if sheet.sheet_state != "visible":
+                        builder.warnings.append(f"hidden sheet {sheet.title!r} skipped")
+                        continue
+                    sheet.reset_dimensions()  # rows as stored: a stale or hostile size neither pads nor cuts them
+                    reader.add(([_value(c) for c in row] for row in sheet.iter_rows()), (sheet.title,), sheet.title)
+                    sheets += 1
+                title = " ".join((book.properties.title or "").split()) or None
+            finally:
+                book.close()
+        except DocQAError:
+            raise
+        except Exception as e:  # a part that is missing or malformed surfaces wherever openpyxl reads it
+            raise ParseError(f"invalid XLSX: {type(e).__name__}: {e}") from e
         return builder.build(title=title, pages=sheets, unit="sheet")
