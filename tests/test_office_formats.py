@@ -18,11 +18,17 @@ from pptx import Presentation
 from pptx.util import Inches
 
 import ingest.parsers.sheets
+from indexes.embedded import EmbeddedStore
+from indexes.embedders import EmbedderSpec
 from indexes.errors import LimitExceeded, ParseError
+from indexes.filters import Filters
 from indexes.locators import locator_label
+from indexes.search import Searcher
+from indexes.types import Hit
 from ingest.chunking import ChunkingOptions, chunk_document
 from ingest.parsers import ParsedDocument, parse_bytes, parser_for
 from ingest.parsers.tables import cell_text
+from ingest.pipeline import IngestPipeline, SourceFile
 from test_hostile_input import MB, assert_refused_early, zip_bytes
 
 
@@ -405,3 +411,56 @@ def test_office_zip_bombs_are_refused_before_anything_is_inflated(name: str, mem
 def test_an_office_file_that_is_no_zip_names_its_format(name: str, kind: str) -> None:
     with pytest.raises(ParseError, match=rf"^invalid {kind}: not a zip package"):
         parse_bytes(b"PK\x03\x04 not really", name)
+
+
+# -- end to end: ingested through the pipeline into a real store, found by search --------------------
+
+
+def with_fact(table: list[list[object]], row: int) -> list[list[object]]:
+    """The table with sheet row `row` (1-based) holding a fact found nowhere else."""
+    table = [list(r) for r in table]
+    table[row - 1] = [f"r{row}", "Lisbon harbour kiosk", 912.5]
+    return table
+
+
+@pytest.fixture(scope="module")
+def office_indexed(tmp_path_factory, embedder):
+    root = tmp_path_factory.mktemp("office")
+    files = {
+        "atlas.pptx": deck(),
+        "figures.xlsx": as_xlsx(with_fact(q3_table(120), 57), "Q3"),
+        "figures.csv": as_csv(with_fact(q3_table(120), 83)),
+    }
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+    store = EmbeddedStore(root / "data", EmbedderSpec())
+    store.embedders.add(EmbedderSpec(), embedder)
+    collection = store.ensure_collection("office", embedder)
+    report = IngestPipeline(store, collection, workers=0).ingest([SourceFile(root / n, n) for n in files])
+    assert report.counts()["ingested"] == 3, report.as_dict()
+    return store, collection
+
+
+def top_hit(indexed, query: str, source: str) -> Hit:
+    store, collection = indexed
+    hits = Searcher(store).search(collection, query, mode="hybrid", k=1, filters=Filters(source_glob=source))
+    assert hits, query
+    return hits[0]
+
+
+def test_a_slide_fact_is_found_and_cited_by_its_slide(office_indexed) -> None:
+    hit = top_hit(office_indexed, "What was the Q3 revenue of the North region?", "atlas.pptx")
+    assert "Region: North; Q3 revenue: 4.2M" in hit.text
+    assert hit.locator == {"kind": "slide", "slide": 3} and locator_label(hit.locator) == "slide 3"
+    notes = top_hit(office_indexed, "Which new office should be mentioned?", "atlas.pptx")
+    assert "Porto office" in notes.text and notes.locator == {"kind": "slide", "slide": 2}
+
+
+@pytest.mark.parametrize(("source", "sheet", "row"), [("figures.xlsx", "Q3", 57), ("figures.csv", None, 83)])
+def test_a_cell_is_found_and_cited_by_its_sheet_and_rows(office_indexed, source: str, sheet, row: int) -> None:
+    hit = top_hit(office_indexed, "What was the Q3 revenue of the Lisbon harbour kiosk?", source)
+    assert f"Id: r{row}; Region: Lisbon harbour kiosk; Q3 revenue: 912.5" in hit.text
+    assert hit.locator["kind"] == "sheet" and hit.locator["sheet"] == sheet
+    first, last = hit.locator["rows"]
+    assert first <= row <= last and last - first < 20, hit.locator
+    assert locator_label(hit.locator).endswith(f"rows {first}–{last}")
