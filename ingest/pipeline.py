@@ -272,6 +272,7 @@ class IngestPipeline:
         fields = DocumentFields(
             fields.source, fields.sha256, fields.size, fields.mtime, title=title, metadata=fields.metadata,
             pages=document.pages, warnings=tuple(document.warnings), text=document.text,
+            ocr_pages=tuple(document.ocr_pages),
         )
         return _Pending(file, fields, chunks, replacing)
 
