@@ -172,6 +172,15 @@ class CollectionOut(BaseModel):
     created_at: float
 
 
+class FormatOut(BaseModel):
+    """A file format docqa reads, and the suffixes that name it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "PDF", "suffixes": [".pdf"]}]})
+
+    name: str
+    suffixes: list[str]
+
+
 class DocumentOut(BaseModel):
     """A document in the catalog."""
 

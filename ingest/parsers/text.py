@@ -72,6 +72,7 @@ def split_paragraphs(text: str) -> list[str]:
 class TextParser:
     """Plain text: one section per paragraph."""
 
+    name = "Plain text"
     suffixes = (".txt", ".text", ".log")
 
     def parse(self, data: bytes, name: str) -> ParsedDocument:

@@ -17,6 +17,7 @@ from indexes.types import Collection, DocumentRecord
 from ingest.pipeline import IngestPipeline, IngestReport, ProgressSink, SourceFile, discover, sha256_file
 from service.auth import Principal
 from service.context import ServiceContext, get_context, get_principal
+from service.routes.formats import formats_sentence
 from service.schemas import (
     ChunkOut, CollectionCreate, CollectionOut, DocumentDetail, DocumentOut, JobOut, PathIngest, Problem, RowId,
 )
@@ -161,7 +162,7 @@ def _metadata(raw: str | None) -> dict[str, Any]:
 )
 async def upload(
     name: str,
-    files: list[UploadFile] = File(..., description="One or more files (PDF, Markdown, HTML, DOCX, text).",
+    files: list[UploadFile] = File(..., description=f"One or more files: {formats_sentence()}; GET /v1/formats lists them.",
                                    examples=[["handbook.md", "atlas-report.pdf"]]),
     metadata: str | None = Form(None, description='JSON object stored with each document, e.g. {"team": "infra"}.',
                                 examples=['{"team": "infra"}']),
