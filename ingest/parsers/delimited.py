@@ -35,6 +35,7 @@ def _dialect(text: str) -> type[csv.Dialect] | csv.Dialect:
 class DelimitedParser:
     """Comma- (or semicolon-, bar-) separated .csv and tab-separated .tsv files: `unit="sheet"`, no sheet name."""
 
+    name = "CSV and TSV"
     suffixes = (".csv", ".tsv")
 
     def parse(self, data: bytes, name: str) -> ParsedDocument:

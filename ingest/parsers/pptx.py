@@ -54,6 +54,7 @@ def _core_title(deck) -> str | None:
 class PptxParser:
     """PowerPoint decks (.pptx): `unit="slide"`, each section on the slide it comes from."""
 
+    name = "PowerPoint (PPTX)"
     suffixes = (".pptx",)
 
     def parse(self, data: bytes, name: str) -> ParsedDocument:

@@ -30,6 +30,7 @@ def _value(cell) -> object:
 class XlsxParser:
     """Excel workbooks (.xlsx, and .xlsm without running its macros): `unit="sheet"`."""
 
+    name = "Excel (XLSX)"
     suffixes = (".xlsx", ".xlsm")
 
     def parse(self, data: bytes, name: str) -> ParsedDocument:
