@@ -27,13 +27,13 @@ from indexes.store import Store
 from indexes.types import ChunkInput, Collection, DocumentFields, DocumentRecord
 from ingest.chunking import ChunkingOptions, chunk_document, embed_sentence_spans
 from ingest.isolation import IngestLimits, ParseInterrupted, parser_process
-from ingest.parsers import ParsedDocument, parser_for, supported_suffixes
+from ingest.parsers import Format, ParsedDocument, formats, parser_for, supported_suffixes
 from ingest.parsers.base import Attachment
 
 # What service/ may use: the pipeline and what it takes (tests/test_layers.py holds service/ to this module and the CLI).
 __all__ = [
-    "ChunkingOptions", "FileResult", "IngestLimits", "IngestPipeline", "IngestReport",
-    "ProgressSink", "SourceFile", "discover", "remove_document", "sha256_file",
+    "ChunkingOptions", "FileResult", "Format", "IngestLimits", "IngestPipeline", "IngestReport",
+    "ProgressSink", "SourceFile", "discover", "formats", "remove_document", "sha256_file",
     "supported_suffixes",
 ]
 
@@ -344,7 +344,8 @@ class IngestPipeline:
             raise LimitExceeded(f"too many chunks: {len(chunks)} (limit {self.limits.max_chunks})")
         fields = DocumentFields(
             fields.source, fields.sha256, fields.size, fields.mtime, title=title,
-            metadata={**document.metadata, **(fields.metadata or {})}, pages=document.pages, warnings=tuple(document.warnings), text=document.text,
+            metadata={**document.metadata, **(fields.metadata or {})}, pages=document.pages,
+            warnings=tuple(document.warnings), text=document.text, ocr_pages=tuple(document.ocr_pages),
         )
         return _Pending(file, fields, chunks, replacing)
 

@@ -77,6 +77,7 @@ class EmlParser:
     """E-mail messages: subject as title, header lines then the plain body (or the HTML one when there is no
     plain part) as text, From/To/Cc/Date/Message-ID/Subject as metadata, attached files as attachments."""
 
+    name = "E-mail (EML)"
     suffixes = (".eml",)
     metadata_keys = HEADERS
 

@@ -34,6 +34,7 @@ class EpubParser:
     """EPUB 2 and 3: one chapter per spine document (Section.page is its number), titled from the table of
     contents, else by its first heading."""
 
+    name = "EPUB"
     suffixes = (".epub",)
 
     def parse(self, data: bytes, name: str) -> ParsedDocument:

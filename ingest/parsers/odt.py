@@ -84,6 +84,7 @@ def _table(table: Element) -> tuple[list[list[str]], int]:
 class OdtParser:
     """OpenDocument text (.odt): one section per paragraph, list item and table row, under its headings."""
 
+    name = "OpenDocument text (ODT)"
     suffixes = (".odt",)
 
     def parse(self, data: bytes, name: str) -> ParsedDocument:
