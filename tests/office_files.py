@@ -22,7 +22,8 @@ def epub_bytes(chapters: list[tuple[str, str | None, str]], title: str = "The Pu
     """An EPUB 3: `chapters` are (file name, table-of-contents title or None for no entry, XHTML body), in spine
     order; a nav document (not in the spine) lists the titled ones."""
     manifest = "".join(
-        f'<item id="c{i}" href="text/{name}" media-type="application/xhtml+xml"/>' for i, (name, _, _) in enumerate(chapters)
+        f'<item id="c{i}" href="text/{name}" media-type="application/xhtml+xml"/>'
+        for i, (name, _, _) in enumerate(chapters)
     )
     spine = "".join(f'<itemref idref="c{i}"/>' for i in range(len(chapters)))
     opf = f"""<?xml version="1.0" encoding="utf-8"?>
@@ -34,8 +35,8 @@ def epub_bytes(chapters: list[tuple[str, str | None, str]], title: str = "The Pu
 </package>"""
     links = "".join(f'<li><a href="text/{name}">{toc}</a></li>' for name, toc, _ in chapters if toc)
     nav = f"""<?xml version="1.0" encoding="utf-8"?>
-<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops"><head><title>Contents</title></head>
-<body><nav epub:type="toc"><h1>Contents</h1><ol>{links}</ol></nav></body></html>"""
+<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops">
+<head><title>Contents</title></head><body><nav epub:type="toc"><h1>Contents</h1><ol>{links}</ol></nav></body></html>"""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as z:
         z.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)

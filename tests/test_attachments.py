@@ -54,7 +54,7 @@ def test_attachments_become_documents_of_their_own_attached_to_the_message(
     ]
     hit = Searcher(store).search(collection, "How much is the Kestrel turbine overhaul invoice?", k=1)[0]
     assert hit.source == f"{message}#invoice.pdf" and "48,900 euros" in hit.text
-    assert hit.metadata["attached_to"] == message
+    assert hit.metadata["attached_to"] == message and hit.locator == {"kind": "page", "page": 1}
     assert store.check(collection).ok
 
 
@@ -68,6 +68,18 @@ def test_an_unchanged_message_leaves_its_attachments_alone(
     assert report.counts()["unchanged"] == 1 and len(report.results) == 1
     assert {d.source: (d.id, d.updated_at) for d in store.list_documents(collection)} == before
     assert store.catalog.last_seq(collection.id) == seq
+
+
+def test_metadata_read_from_the_message_does_not_make_it_changed_but_metadata_given_does(
+    store: EmbeddedStore, collection: Collection, pipeline: IngestPipeline, mail: Path
+) -> None:
+    message = str(mail / "kestrel.eml")
+    pipeline.ingest_paths([mail], metadata={"team": "ops", "from": "the archive"})
+    assert documents(store, collection)[message]["from"] == "the archive"  # given metadata wins over the header
+    assert pipeline.ingest_paths([mail], metadata={"team": "ops", "from": "the archive"}).counts()["unchanged"] == 1
+    report = pipeline.ingest_paths([mail], metadata={"from": "the archive"})
+    assert {r.source: r.status for r in report.results}[message] == "replaced"
+    assert "team" not in documents(store, collection)[message]
 
 
 def test_a_changed_message_replaces_its_attachments_and_drops_those_gone(

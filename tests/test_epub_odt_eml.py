@@ -12,12 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from indexes.errors import DocQAError, ParseError
+from indexes.locators import locator_label
+from indexes.search import Searcher
 from ingest.chunking import ChunkingOptions, chunk_document
 from ingest.parsers import ParsedDocument, parse_bytes, parser_for
 from ingest.parsers.eml import EmlParser
 from ingest.parsers.epub import EpubParser
 from ingest.parsers import odt
 from ingest.parsers.odt import OdtParser
+from ingest.pipeline import IngestPipeline
 from office_files import INVOICE_FACT, NOTES_FACT, PUMP_BOOK, eml_bytes, epub_bytes, odt_bytes
 
 
@@ -25,7 +28,9 @@ def sections(doc: ParsedDocument) -> list[tuple[str, int | None, tuple[str, ...]
     return [(s.text, s.page, s.heading_path) for s in doc.sections]
 
 
-@pytest.mark.parametrize("name, parser", [("book.epub", EpubParser), ("manual.ODT", OdtParser), ("message.eml", EmlParser)])
+@pytest.mark.parametrize(
+    "name, parser", [("book.epub", EpubParser), ("manual.ODT", OdtParser), ("message.eml", EmlParser)]
+)
 def test_the_new_formats_are_registered(name: str, parser: type) -> None:
     assert isinstance(parser_for(name), parser)
 
@@ -55,6 +60,15 @@ def test_epub_chunks_carry_a_chapter_locator() -> None:
     chunks = chunk_document(doc, lambda texts: [len(t.split()) for t in texts], ChunkingOptions(max_tokens=64))
     assert {c.locator["chapter"] for c in chunks} == {1, 2}
     assert all(c.locator["kind"] == "chapter" and c.page_start is None for c in chunks)
+
+
+def test_an_epub_hit_is_cited_by_its_chapter(store, embedder, tmp_path) -> None:
+    (tmp_path / "book.epub").write_bytes(epub_bytes(PUMP_BOOK))
+    collection = store.ensure_collection("default", embedder)
+    assert not IngestPipeline(store, collection, workers=0).ingest_paths([tmp_path]).failures
+    hit = Searcher(store).search(collection, "How often are the lip seals replaced?", k=1)[0]
+    assert "4,000 hours" in hit.text and hit.heading_path == ("Servicing the Seals",)
+    assert hit.locator == {"kind": "chapter", "chapter": 2} and locator_label(hit.locator) == "chapter 2"
 
 
 def test_an_epub_without_a_container_or_spine_is_a_parse_error() -> None:
@@ -109,11 +123,13 @@ def test_an_odt_table_without_a_declared_header_takes_its_first_row_and_bounds_r
     doc = OdtParser().parse(_odt_of(content), "t.odt")
     assert doc.title is None
     assert [s.text for s in doc.sections] == ["Part: Seal; Stock: 12"] * 2
-    wide = content.replace(b"<text:p>12</text:p></table:table-cell>", b"<text:p>12</text:p></table:table-cell>"
-                           b'<table:table-cell table:number-columns-repeated="99999"><text:p>x</text:p></table:table-cell>')
+    stock = b"<text:p>12</text:p></table:table-cell>"
+    many_x = b'<table:table-cell table:number-columns-repeated="99999"><text:p>x</text:p></table:table-cell>'
+    wide = content.replace(stock, stock + many_x)
     rows = OdtParser().parse(_odt_of(wide.replace(b'rows-repeated="2"', b'rows-repeated="99999"')), "t.odt").sections
     assert len(rows) == odt.MAX_EXPANDED_ROWS - 1  # the header row is one of the table's rows
-    assert rows[0].text.startswith("Part: Seal; Stock: 12; Stock: x; x") and len(rows[0].text.split("; ")) == odt.MAX_COLUMNS
+    assert rows[0].text.startswith("Part: Seal; Stock: 12; Stock: x; x")
+    assert len(rows[0].text.split("; ")) == odt.MAX_COLUMNS
 
 
 def _odt_of(content: bytes) -> bytes:
@@ -188,6 +204,11 @@ VALID = {"epub": epub_bytes(PUMP_BOOK), "odt": odt_bytes(), "eml": eml_bytes()}
 PARSERS = {"epub": EpubParser(), "odt": OdtParser(), "eml": EmlParser()}
 
 
+# (where as a fraction of the file, bytes written over it)
+EDITS = st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.binary(min_size=1, max_size=8)), min_size=1,
+                 max_size=6)
+
+
 def _parses_or_refuses(kind: str, data: bytes) -> None:
     try:
         result = PARSERS[kind].parse(data, f"x.{kind}")
@@ -206,7 +227,7 @@ def test_arbitrary_bytes_parse_or_fail_with_a_docqa_error(kind: str, data: bytes
 
 @pytest.mark.parametrize("kind", sorted(PARSERS))
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.binary(min_size=1, max_size=8)), min_size=1, max_size=6))
+@given(edits=EDITS)
 def test_mutated_files_parse_or_fail_with_a_docqa_error(kind: str, edits: list[tuple[float, bytes]]) -> None:
     data = bytearray(VALID[kind])
     for where, patch in edits:
@@ -217,8 +238,10 @@ def test_mutated_files_parse_or_fail_with_a_docqa_error(kind: str, edits: list[t
 
 @pytest.mark.parametrize("kind", ["epub", "odt"])
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.binary(min_size=1, max_size=8)), min_size=1, max_size=6))
-def test_packages_with_mutated_xml_inside_parse_or_fail_with_a_docqa_error(kind: str, edits: list[tuple[float, bytes]]) -> None:
+@given(edits=EDITS)
+def test_packages_with_mutated_xml_inside_parse_or_fail_with_a_docqa_error(
+    kind: str, edits: list[tuple[float, bytes]]
+) -> None:
     """A zip of intact compression around broken XML reaches the XML and HTML readers, which mutating the
     deflated bytes rarely does."""
     source = zipfile.ZipFile(io.BytesIO(VALID[kind]))

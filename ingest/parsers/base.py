@@ -61,7 +61,11 @@ class Attachment:
 
 
 class Parser(Protocol):
-    """Turns one file's bytes into a ParsedDocument, or raises ParseError with a reason."""
+    """Turns one file's bytes into a ParsedDocument, or raises ParseError with a reason.
+
+    A parser whose documents carry `metadata` read from the file may list its keys as `metadata_keys`: the
+    pipeline then judges a file unchanged by its bytes and the metadata it was given, not by those keys.
+    """
 
     suffixes: Sequence[str]
 

@@ -16,7 +16,7 @@ from .html import add_content, read_html
 from .text import decode_text, split_paragraphs
 
 HEADERS = ("from", "to", "cc", "date", "message-id", "subject")
-_SHOWN = ("From", "To", "Cc", "Date", "Subject")  # the header lines that start the text, so "who wrote…" is answerable
+_SHOWN = ("From", "To", "Cc", "Date", "Subject")  # the lines that start the text, so "who wrote…" can be answered
 
 
 def _header(message: EmailMessage, key: str) -> tuple[str | None, object]:

@@ -75,7 +75,8 @@ class EpubParser:
 
     @staticmethod
     def _toc(
-        package: zipfile.ZipFile, opf_path: str, manifest: dict[str | None, Element], spine: Element, builder: DocumentBuilder
+        package: zipfile.ZipFile, opf_path: str, manifest: dict[str | None, Element], spine: Element,
+        builder: DocumentBuilder,
     ) -> dict[str, str]:
         """Chapter titles by package path, from the EPUB 3 nav document or else the EPUB 2 NCX (first entry wins)."""
         titles: dict[str, str] = {}
@@ -86,7 +87,8 @@ class EpubParser:
                 nav_path = _resolve(opf_path, nav.get("href", ""))
                 tree = read_html(read_member(package, nav_path, "EPUB"))
                 navs = tree.css("nav")
-                toc = next((n for n in navs if "toc" in (n.attributes.get("epub:type") or "")), navs[0] if navs else None)
+                toc = next((n for n in navs if "toc" in (n.attributes.get("epub:type") or "")), None)
+                toc = toc or (navs[0] if navs else None)
                 for link in toc.css("a[href]") if toc is not None else ():
                     if text := _squash(link.text()):
                         titles.setdefault(_resolve(nav_path, link.attributes.get("href") or ""), text)

@@ -46,7 +46,9 @@ def tree_title(tree: LexborHTMLParser) -> str | None:
     return None
 
 
-def add_content(builder: DocumentBuilder, tree: LexborHTMLParser, page: int | None = None, top: str | None = None) -> None:
+def add_content(
+    builder: DocumentBuilder, tree: LexborHTMLParser, page: int | None = None, top: str | None = None
+) -> None:
     """Add the sections of a page's content (<main>, else <article>, else <body>) to `builder`, on `page`.
 
     With `top`, every section sits under that heading and the page's own headings nest below it (a heading

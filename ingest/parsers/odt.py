@@ -119,4 +119,5 @@ class OdtParser:
         if "meta.xml" not in package.namelist():
             return None
         meta = xml_member(package, "meta.xml", "ODT")
-        return " ".join((meta.findtext(f"{_OFFICE}meta/{{http://purl.org/dc/elements/1.1/}}title") or "").split()) or None
+        title = meta.findtext(f"{_OFFICE}meta/{{http://purl.org/dc/elements/1.1/}}title") or ""
+        return " ".join(title.split()) or None
