@@ -218,7 +218,8 @@ class IngestPipeline:
     # -- stages -----------------------------------------------------------------------------------
 
     def _parsed(self, files: Sequence[SourceFile], report: IngestReport, progress: ProgressSink) -> Iterator[_Pending]:
-        """Hash each file, skip unchanged ones, parse and chunk the rest (in order), each followed by its attachments."""
+        """Hash each file, skip unchanged ones, parse and chunk the rest (in order), each followed by its
+        attachments."""
         todo: list[tuple[SourceFile, DocumentFields, DocumentRecord | None]] = []
         for file in files:
             try:
@@ -264,12 +265,14 @@ class IngestPipeline:
         except StorageError as exc:
             self._fail(file, fields, f"not committed: {exc.detail}", report, progress, transient=True)
             return False, None
+        if known is None or known.status != "ok" or known.sha256 != fields.sha256:
+            return True, known
         read_from_file = getattr(parser_for(name), "metadata_keys", ())
-        given = {k: v for k, v in known.metadata.items() if k in file.metadata or k not in read_from_file} if known else None
-        if _ok(known) and known.sha256 == fields.sha256 and given == file.metadata:
-            _record(FileResult(file.source, "unchanged", chunks=known.chunk_count, document_id=known.id), report, progress)
-            return False, known
-        return True, known
+        given = {k: v for k, v in known.metadata.items() if k in file.metadata or k not in read_from_file}
+        if given != file.metadata:
+            return True, known
+        _record(FileResult(file.source, "unchanged", chunks=known.chunk_count, document_id=known.id), report, progress)
+        return False, known
 
     def _attachments(self, file: SourceFile, document: ParsedDocument) -> list[tuple[SourceFile, Attachment]]:
         """A parsed file's attachments that some parser reads, each as a file `<source>#<name>` (names made unique)
@@ -284,7 +287,8 @@ class IngestPipeline:
                 document.warnings.append(f"attachment {attachment.name} not ingested: unsupported file type")
             else:
                 name = _unique(attachment.name, names)
-                found.append((SourceFile(file.path, f"{file.source}#{name}", metadata), Attachment(name, attachment.data)))
+                source = SourceFile(file.path, f"{file.source}#{name}", metadata)
+                found.append((source, Attachment(name, attachment.data)))
         return found
 
     def _attached(
@@ -314,7 +318,9 @@ class IngestPipeline:
                 except DocQAError as exc:
                     self._fail(file, fields, exc.detail, report, progress)
 
-    def _parse_all(self, todo: Sequence[tuple[SourceFile, DocumentFields, bool]]) -> Iterable[ParsedDocument | BaseException]:
+    def _parse_all(
+        self, todo: Sequence[tuple[SourceFile, DocumentFields, DocumentRecord | None]],
+    ) -> Iterable[ParsedDocument | BaseException]:
         """Parse files in order, each in a parser process that is killed if it runs past the time limit."""
         workers = self.workers if self.workers is not None else (min(4, os.cpu_count() or 1) if len(todo) > 3 else 0)
         args = [(str(f.path), f.path.name, self.limits) for f, _, _ in todo]
