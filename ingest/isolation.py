@@ -51,11 +51,10 @@ def parse_file(path: str | bytes, name: str, limits: IngestLimits) -> ParsedDocu
     size = len(path) if isinstance(path, bytes) else os.path.getsize(path)
     if size > limits.max_file_bytes:
         raise LimitExceeded(f"file too large: {size} bytes (limit {limits.max_file_bytes})")
-    if isinstance(path, bytes):
-        document = parse_bytes(path, name)
-    else:
+    if isinstance(path, str):
         with open(path, "rb") as fh:
-            document = parse_bytes(fh.read(), name)
+            path = fh.read()
+    document = parse_bytes(path, name)
     if document.pages and document.pages > limits.max_pages:
         raise LimitExceeded(f"too many pages: {document.pages} (limit {limits.max_pages})")
     if len(document.text) > limits.max_text_chars:

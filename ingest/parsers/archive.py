@@ -30,8 +30,8 @@ def check_zip_bomb(data: bytes, kind: str) -> zipfile.ZipFile:
     try:
         package = zipfile.ZipFile(io.BytesIO(data))
         members = package.infolist()
-    except (zipfile.BadZipFile, ValueError, OSError, NotImplementedError, EOFError) as e:  # NotImplementedError:
-        raise ParseError(f"invalid {kind}: not a zip package ({e})") from e  # a zip version zipfile cannot read
+    except (zipfile.BadZipFile, ValueError, OSError, NotImplementedError, EOFError) as e:  # NotImplementedError: a
+        raise ParseError(f"invalid {kind}: not a zip package ({e})") from e  # zip version zipfile cannot read
     if len(members) > MAX_MEMBERS:
         raise LimitExceeded(f"{kind} package has {len(members)} members (limit {MAX_MEMBERS})")
     total = sum(m.file_size for m in members)

@@ -37,15 +37,6 @@ def read_html(data: bytes, charset: str | None = None) -> LexborHTMLParser:
     return LexborHTMLParser(decode_text(data, declared=charset or _declared_charset(data)))
 
 
-def tree_title(tree: LexborHTMLParser) -> str | None:
-    """The <title>, else the first <h1>."""
-    for selector in ("title", "h1"):
-        node = tree.css_first(selector)
-        if node is not None and _squash(node.text(deep=True)):
-            return _squash(node.text(deep=True))
-    return None
-
-
 def add_content(
     builder: DocumentBuilder, tree: LexborHTMLParser, page: int | None = None, top: str | None = None
 ) -> None:
@@ -133,7 +124,15 @@ class HtmlParser:
     def parse(self, data: bytes, name: str) -> ParsedDocument:
         """Decode, parse with lexbor, walk the content root."""
         tree = read_html(data)
-        title = tree_title(tree)  # before walking: the first h1 may sit in a dropped <header>
+        title = self._title(tree)  # before walking: the first h1 may sit in a dropped <header>
         builder = DocumentBuilder()
         add_content(builder, tree)
         return builder.build(title=title)
+
+    @staticmethod
+    def _title(tree: LexborHTMLParser) -> str | None:
+        for selector in ("title", "h1"):
+            node = tree.css_first(selector)
+            if node is not None and _squash(node.text(deep=True)):
+                return _squash(node.text(deep=True))
+        return None
