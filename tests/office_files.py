@@ -18,9 +18,11 @@ CONTAINER = b"""<?xml version="1.0"?>
 </container>"""
 
 
-def epub_bytes(chapters: list[tuple[str, str | None, str]], title: str = "The Pump Book") -> bytes:
+def epub_bytes(chapters: list[tuple[str, str | None, str]], title: str = "The Pump Book", ncx: bool = False) -> bytes:
     """An EPUB 3: `chapters` are (file name, table-of-contents title or None for no entry, XHTML body), in spine
-    order; a nav document (not in the spine) lists the titled ones."""
+    order; a nav document (not in the spine) lists the titled ones, or with `ncx` an EPUB 2 NCX does."""
+    toc_item = ('<item id="ncx" href="toc.ncx" media-type="application/x-dtbncx+xml"/>' if ncx else
+                '<item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>')
     manifest = "".join(
         f'<item id="c{i}" href="text/{name}" media-type="application/xhtml+xml"/>'
         for i, (name, _, _) in enumerate(chapters)
@@ -30,8 +32,8 @@ def epub_bytes(chapters: list[tuple[str, str | None, str]], title: str = "The Pu
 <package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="id">
   <metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:identifier id="id">urn:x</dc:identifier>
     <dc:title>{title}</dc:title><dc:language>en</dc:language></metadata>
-  <manifest><item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>{manifest}</manifest>
-  <spine>{spine}</spine>
+  <manifest>{toc_item}{manifest}</manifest>
+  <spine{' toc="ncx"' if ncx else ''}>{spine}</spine>
 </package>"""
     links = "".join(f'<li><a href="text/{name}">{toc}</a></li>' for name, toc, _ in chapters if toc)
     nav = f"""<?xml version="1.0" encoding="utf-8"?>
@@ -42,7 +44,12 @@ def epub_bytes(chapters: list[tuple[str, str | None, str]], title: str = "The Pu
         z.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
         z.writestr("META-INF/container.xml", CONTAINER, compress_type=zipfile.ZIP_DEFLATED)
         z.writestr("OEBPS/content.opf", opf, compress_type=zipfile.ZIP_DEFLATED)
-        z.writestr("OEBPS/nav.xhtml", nav, compress_type=zipfile.ZIP_DEFLATED)
+        if ncx:
+            points = "".join(f'<navPoint id="p{i}"><navLabel><text>{toc}</text></navLabel><content src="text/{name}"/>'
+                             "</navPoint>" for i, (name, toc, _) in enumerate(chapters) if toc)
+            z.writestr("OEBPS/toc.ncx", f'<ncx xmlns="http://www.daisy.org/z3986/2005/ncx/"><navMap>{points}</navMap></ncx>')
+        else:
+            z.writestr("OEBPS/nav.xhtml", nav, compress_type=zipfile.ZIP_DEFLATED)
         for name, _, body in chapters:
             xhtml = (f'<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml"><head>'
                      f"<title>{title}</title></head><body>{body}</body></html>")

@@ -46,9 +46,10 @@ def test_an_epub_is_read_in_spine_order_one_chapter_each_under_its_toc_title_or_
     assert all(doc.text[s.start : s.end] == s.text for s in doc.sections)
 
 
-def test_an_epub_chapter_title_comes_from_the_toc_over_its_heading_and_headings_nest_below_it() -> None:
+@pytest.mark.parametrize("ncx", [False, True], ids=["epub3 nav", "epub2 ncx"])
+def test_an_epub_chapter_title_comes_from_the_toc_over_its_heading_and_headings_nest_below_it(ncx: bool) -> None:
     book = [("a.xhtml", "Part I", "<h1>Getting started</h1><p>Open the valve.</p><h2>Safety</h2><p>Wear gloves.</p>")]
-    doc = parse_bytes(epub_bytes(book), "b.epub")
+    doc = parse_bytes(epub_bytes(book, ncx=ncx), "b.epub")
     assert sections(doc) == [
         ("Open the valve.", 1, ("Part I", "Getting started")),
         ("Wear gloves.", 1, ("Part I", "Getting started", "Safety")),
