@@ -47,7 +47,8 @@ def epub_bytes(chapters: list[tuple[str, str | None, str]], title: str = "The Pu
         if ncx:
             points = "".join(f'<navPoint id="p{i}"><navLabel><text>{toc}</text></navLabel><content src="text/{name}"/>'
                              "</navPoint>" for i, (name, toc, _) in enumerate(chapters) if toc)
-            z.writestr("OEBPS/toc.ncx", f'<ncx xmlns="http://www.daisy.org/z3986/2005/ncx/"><navMap>{points}</navMap></ncx>')
+            ncx_xml = f'<ncx xmlns="http://www.daisy.org/z3986/2005/ncx/"><navMap>{points}</navMap></ncx>'
+            z.writestr("OEBPS/toc.ncx", ncx_xml)
         else:
             z.writestr("OEBPS/nav.xhtml", nav, compress_type=zipfile.ZIP_DEFLATED)
         for name, _, body in chapters:
