@@ -95,7 +95,7 @@ class EpubParser:
             elif ncx is not None:
                 ncx_path = _resolve(opf_path, ncx.get("href", ""))
                 root = xml_member(package, ncx_path, "EPUB")
-                for point in root.iter("{*}navPoint"):
+                for point in root.iterfind(".//{*}navPoint"):
                     content, text = point.find("{*}content"), _squash(point.findtext("{*}navLabel/{*}text"))
                     if content is not None and content.get("src") and text:
                         titles.setdefault(_resolve(ncx_path, content.get("src", "")), text)
