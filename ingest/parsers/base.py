@@ -114,10 +114,13 @@ class DocumentBuilder:
         """Add a table a row at a time, each row with its header (see tables.row_text) so a cell reads alone.
 
         `rows[0:header_rows]` are the header; `first_row` is the number of `rows[0]` in its sheet, so a
-        sheet's rows keep their own numbers in citations. Without a sheet, rows are not numbered.
+        sheet's rows keep their own numbers in citations. Without a sheet, rows are not numbered. A table of
+        header rows only is added as plain rows, so no text is lost.
         """
         from .tables import header_names, row_text
 
+        if len(rows) <= header_rows:
+            header_rows = 0
         header = header_names(rows[:header_rows]) if header_rows else []
         for i, cells in enumerate(rows[header_rows:], start=first_row + header_rows):
             number = (i, i) if sheet is not None else None

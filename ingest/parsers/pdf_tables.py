@@ -5,7 +5,8 @@ text strategy cuts words at column edges ("State / Territory P" | "ermit") and i
 row ruled (the NICS table rules every fifth; budget.pdf has no column rules). Here a table is a run of lines
 holding numbers; its columns are the x-ranges those lines' phrases cover; its header is the lines set tight
 above it (three at most); a label over several columns ("Plan" over Revenue, Capital, Total) spans the columns
-inside its ruled cell or under the rule drawn beneath it. Tables without numbers are left to the page's text.
+inside its ruled cell or under the rule drawn beneath it. Tables without numbers or a header are left to the
+page's text.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from statistics import median
 
 # A cell that is a figure: 1,178 · (4.2) · -3% · $12 · 98452 · and the "nil" marks ... … - –.
 _NUMBER = re.compile(r"^[(+\-–−]?[$€£₹]?\d[\d,.]*%?\)?$|^(\.{2,}|…|-|–|—)$")
-MIN_ROWS = 3  # lines of figures before a page is worth a look, and before a run of them is a table
+MIN_SIGNAL = 6  # lines of figures in a page's text before it is worth a look
+MIN_ROWS = 3  # lines of figures before a run of them is a table
 MIN_FIGURES = 2  # figures on a line for it to be a table row; they must also be half its phrases
 MIN_COLUMNS = 3
 MIN_FILLED = 0.6  # two columns at least must hold a figure in this share of the rows (a figure column)
@@ -30,9 +32,19 @@ def _figures(words: list[str]) -> int:
 
 
 def looks_tabular(text: str) -> bool:
-    """The cheap signal: MIN_ROWS lines of a page's text with three or more figures, 40% of their words."""
-    lines = (line.split() for line in text.splitlines())
-    return sum(1 for words in lines if (n := _figures(words)) >= 3 and n >= 0.4 * len(words)) >= MIN_ROWS
+    """The cheap signal: MIN_SIGNAL lines of a page's text that are 40% figures or more (one figure at least of
+    two characters: lone digits are a formula's indices) and follow or precede another such line.
+
+    pypdf writes a table's row on one line (budget.pdf) or each cell on a line of its own (reportlab's), so
+    such lines come in runs either way; a figure alone in prose (an equation's number) stands alone.
+    """
+    dense = []
+    for line in text.splitlines():
+        words = line.split()
+        long = sum(1 for w in words if len(w) > 1 and _NUMBER.match(w))
+        dense.append(long > 0 and _figures(words) >= 0.4 * len(words))
+    paired = [d and ((i > 0 and dense[i - 1]) or (i + 1 < len(dense) and dense[i + 1])) for i, d in enumerate(dense)]
+    return sum(paired) >= MIN_SIGNAL
 
 
 @dataclass(frozen=True)
@@ -153,6 +165,15 @@ class _Rules:
         candidates = [(phrase.x0, phrase.x1), self._cell(phrase), rule]
         return max((c for c in candidates if c is not None), key=lambda c: c[1] - c[0])
 
+    def across(self, top: float, bottom: float, x0: float, x1: float) -> bool:
+        """Whether a horizontal rule between `top` and `bottom` runs under 80% of x0..x1 or more."""
+        covered: dict[float, float] = {}
+        for e in self.horizontal:
+            if top - 1 <= e["top"] <= bottom + 1:  # a rule drawn at a line's very bottom still parts it
+                key = round(e["top"])
+                covered[key] = covered.get(key, 0.0) + max(0.0, min(e["x1"], x1) - max(e["x0"], x0))
+        return any(length >= 0.8 * (x1 - x0) for length in covered.values())
+
     def _cell(self, phrase: _Phrase) -> tuple[float, float] | None:
         middle = (phrase.top + phrase.bottom) / 2
         crossing = [e["x0"] for e in self.vertical if e["top"] <= middle <= e["bottom"]]
@@ -174,17 +195,20 @@ class _Rules:
         return (segment[0], segment[1]) if segment and segment[0] <= centre <= segment[1] else None
 
 
-def _header_lines(lines: list[list[_Phrase]], first: int, columns, body_height: float) -> int:
-    """How many lines above line `first` are its header: set tight, not titles, MAX_HEADER_LINES at most."""
+def _header_lines(lines: list[list[_Phrase]], first: int, columns, body_height: float, rules: _Rules) -> int:
+    """How many lines above line `first` are its header (MAX_HEADER_LINES at most): no titles (larger type, or
+    a phrase over most columns), set tight, and no rule across the table between one header line and the next.
+    """
     count = 0
     below = None
+    width = (columns[0][0], columns[-1][1])
     for line in reversed(lines[max(0, first - MAX_HEADER_LINES) : first]):
-        top = min(p.top for p in line)
+        top, bottom = min(p.top for p in line), max(p.bottom for p in line)
         height = max(p.height for p in line)
         wide = any(len(_covered(columns, p.x0, p.x1)) > max(2, len(columns) // 2) for p in line)
         if wide or height > 1.3 * body_height or _is_row(line):
             break
-        if below is not None and below - max(p.bottom for p in line) > 0.8 * height:
+        if below is not None and (below - bottom > 0.8 * height or rules.across(bottom, below, *width)):
             break
         count, below = count + 1, top
     return count
@@ -218,8 +242,10 @@ def find_tables(page) -> list[Table]:
         if len(columns) < MIN_COLUMNS or _figure_columns(rows, columns) < 2:
             continue
         body_height = median(p.height for line in rows for p in line)
-        headers = _header_lines(lines, first, columns, body_height)
         rules = rules or _Rules(page.edges)
+        headers = _header_lines(lines, first, columns, body_height, rules)
+        if not headers:
+            continue  # figures under no header: a formula, a list of numbers, or a table's continued rows
         grid = [_grid(line, columns, rules if i < headers - 1 else None)
                 for i, line in enumerate(lines[first - headers : first])]
         grid += [_grid(line, columns, None) for line in lines[first : last + 1]]
