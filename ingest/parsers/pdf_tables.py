@@ -18,7 +18,7 @@ from statistics import median
 
 # A cell that is a figure: 1,178 · (4.2) · -3% · $12 · 98452 · and the "nil" marks ... … - –.
 _NUMBER = re.compile(r"^[(+\-–−]?[$€£₹]?\d[\d,.]*%?\)?$|^(\.{2,}|…|-|–|—)$")
-MIN_SIGNAL = 6  # lines of figures in a page's text before it is worth a look
+MIN_SIGNAL = 6  # figures in a page's text before it is worth a look
 MIN_ROWS = 3  # lines of figures before a run of them is a table
 MIN_FIGURES = 2  # figures on a line for it to be a table row; they must also be half its phrases
 MIN_COLUMNS = 3
@@ -32,19 +32,21 @@ def _figures(words: list[str]) -> int:
 
 
 def looks_tabular(text: str) -> bool:
-    """The cheap signal: MIN_SIGNAL lines of a page's text that are 40% figures or more (one figure at least of
-    two characters: lone digits are a formula's indices) and follow or precede another such line.
+    """The cheap signal: MIN_SIGNAL figures of two characters or more (lone digits are a formula's indices) on
+    lines of a page's text that are 40% figures or more and follow or precede another such line.
 
     pypdf writes a table's row on one line (budget.pdf) or each cell on a line of its own (reportlab's), so
     such lines come in runs either way; a figure alone in prose (an equation's number) stands alone.
     """
-    dense = []
+    counts = []
     for line in text.splitlines():
         words = line.split()
         long = sum(1 for w in words if len(w) > 1 and _NUMBER.match(w))
-        dense.append(long > 0 and _figures(words) >= 0.4 * len(words))
-    paired = [d and ((i > 0 and dense[i - 1]) or (i + 1 < len(dense) and dense[i + 1])) for i, d in enumerate(dense)]
-    return sum(paired) >= MIN_SIGNAL
+        counts.append(long if long and _figures(words) >= 0.4 * len(words) else 0)
+    def dense(i: int) -> bool:
+        return 0 <= i < len(counts) and counts[i] > 0
+
+    return sum(n for i, n in enumerate(counts) if n and (dense(i - 1) or dense(i + 1))) >= MIN_SIGNAL
 
 
 @dataclass(frozen=True)
