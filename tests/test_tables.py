@@ -172,3 +172,14 @@ def test_budget_rows_name_plan_and_non_plan_columns(shared):
                      "Non-Plan / Total: 6912.76; Total Plan & / Non-Plan: 7712.76; Page No.: 53-54")
     assert doc.text.count("6907.76") == 1
     assert sections_with(doc, "SBE Summary of Contents")
+
+
+def test_a_table_of_a_header_row_only_keeps_its_text():
+    doc = parse_bytes(b"<table><thead><tr><th>Region</th><th>Q3 revenue</th></tr></thead></table>", "t.html")
+    assert [s.text for s in doc.sections] == ["Region; Q3 revenue"]
+
+
+def test_the_sample_reports_table_header_is_its_ruled_row_not_the_sentence_above():
+    doc = parse_bytes((Path(__file__).resolve().parents[1] / "samples" / "atlas-report.pdf").read_bytes(), "a.pdf")
+    assert sections_with(doc, "Internal QA") == ["Benchmark: Internal QA; Atlas-7B: 84.2; Baseline: 71.5"]
+    assert sections_with(doc, "before the project started")[0].startswith("Evaluation\nWe evaluated Atlas-7B")
