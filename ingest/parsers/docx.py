@@ -44,6 +44,7 @@ def _table_rows(table: Table) -> list[list[str]]:
 class DocxParser:
     """Word documents (.docx): one section per paragraph and per table row (the first row is the header)."""
 
+    name = "Word (DOCX)"
     suffixes = (".docx",)
 
     def parse(self, data: bytes, name: str) -> ParsedDocument:
