@@ -11,9 +11,10 @@ import pytest
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Table, TableStyle
+from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Table, TableStyle
 
 from indexes.embedded import EmbeddedStore
+from indexes.locators import locator_label
 from indexes.search import Searcher
 from ingest.chunking import ChunkingOptions, chunk_document
 from ingest.parsers import parse_bytes
@@ -122,13 +123,15 @@ PRICES = [["Product", "Units sold", "Unit price", "Revenue"], ["Lantern", "1,204
           ["Blanket", "640", "19.90", "12,736.00"]]
 
 
-def pdf_with_table(rows: list[list[str]]) -> bytes:
+def pdf_with_table(rows: list[list[str]], first_page: str | None = None) -> bytes:
+    """A PDF of a sentence, the table (ruled), another sentence; with `first_page`, that page comes first."""
     out = io.BytesIO()
     style = getSampleStyleSheet()["BodyText"]
     table = Table(rows)
     table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.grey)]))
-    story = [Paragraph("The shop's sales for the spring season are listed below.", style), table,
-             Paragraph("Kettles sold best because the cold lasted into April.", style)]
+    story = [Paragraph(first_page, style), PageBreak()] if first_page else []
+    story += [Paragraph("The shop's sales for the spring season are listed below.", style), table,
+              Paragraph("Kettles sold best because the cold lasted into April.", style)]
     SimpleDocTemplate(out, pagesize=A4).build(story)
     return out.getvalue()
 
@@ -141,6 +144,17 @@ def test_a_pdf_table_gives_rows_with_their_header_once_and_the_text_around_it_st
     assert "Units sold" not in doc.text.replace("Units sold:", "")  # nor is the header
     assert sections_with(doc, "spring season") and sections_with(doc, "cold lasted into April")
     assert {s.page for s in doc.sections} == {1}
+
+
+def test_a_pdf_cell_question_finds_its_row_and_page_in_a_real_store(tmp_path: Path, store: EmbeddedStore, embedder):
+    intro = " ".join(f"The shop on Harbour Street opened in spring and sells goods for walkers, number {i}."
+                     for i in range(12))
+    (tmp_path / "sales.pdf").write_bytes(pdf_with_table(PRICES, first_page=intro))
+    collection = store.ensure_collection("default", embedder)
+    IngestPipeline(store, collection, workers=0).ingest([SourceFile(tmp_path / "sales.pdf", "sales.pdf")])
+    hits = Searcher(store).search(collection, "How many compasses were sold?", k=3)
+    assert "Product: Compass; Units sold: 388;" in hits[0].text
+    assert locator_label(hits[0].locator) == "page 2"
 
 
 def test_the_cheap_signal_wants_runs_of_figures_not_a_figure_in_prose():
