@@ -32,6 +32,46 @@ def _squash(text: str | None) -> str:
     return " ".join((text or "").split())
 
 
+def _own(node: LexborNode, tags: frozenset[str]) -> list[LexborNode]:
+    """`node`'s descendants with one of `tags`, in document order, not looking inside nested tables."""
+    found, stack = [], list(reversed(list(node.iter())))
+    while stack:
+        child = stack.pop()
+        if child.tag in tags:
+            found.append(child)
+        if child.tag != "table" and child.tag not in _DROPPED:
+            stack.extend(reversed(list(child.iter())))
+    return found
+
+
+def _text_outside_tables(node: LexborNode) -> str:
+    """A cell's text, without the text of tables nested in it (those are tables of their own)."""
+    parts, stack = [], [node]
+    while stack:
+        child = stack.pop()
+        if child.tag == "-text":
+            parts.append(child.text_content or "")
+        elif child.tag == "br":
+            parts.append(" ")
+        elif child is node or (child.tag != "table" and child.tag not in _DROPPED):
+            stack.extend(reversed(list(child.iter(include_text=True))))
+    return _squash("".join(parts))
+
+
+def _table(node: LexborNode) -> tuple[list[list[str]], int]:
+    """A table's rows (nested tables left out) and how many lead as its header: the rows in <thead>, or else
+    the leading rows of <th> cells only, or else the first row."""
+    rows, header = [], 0
+    for tr in _own(node, frozenset({"tr"})):
+        cells = _own(tr, frozenset({"td", "th"}))
+        rows.append([_text_outside_tables(cell) for cell in cells])
+        in_head = tr.parent is not None and tr.parent.tag == "thead"
+        all_th = bool(cells) and all(cell.tag == "th" for cell in cells)
+        if header == len(rows) - 1 and (in_head or all_th):
+            header += 1
+    return rows, header or 1
+
+
 def read_html(data: bytes, charset: str | None = None) -> LexborHTMLParser:
     """Decode (UTF-8, else `charset` or the one the page declares, else a guess) and parse with lexbor."""
     return LexborHTMLParser(decode_text(data, declared=charset or _declared_charset(data)))
@@ -63,6 +103,7 @@ class _SectionWalker:
         if top:
             self.headings.enter(0, top)
         self._inline: list[str] = []
+        self._nested: list[LexborNode] = []  # tables inside the table just added, to add after it
 
     def _add(self, text: str) -> None:
         self.builder.add(text, self.page, self.headings.path)
@@ -85,6 +126,8 @@ class _SectionWalker:
                     self.flush()
                     stack.append((node, True))
                 stack.extend((child, False) for child in reversed(list(node.iter(include_text=True))))
+            stack.extend((table, False) for table in reversed(self._nested))
+            self._nested.clear()
 
     def _visit(self, node: LexborNode) -> bool:
         """Handle one node; return whether to descend into its children."""
@@ -103,10 +146,13 @@ class _SectionWalker:
             if not (self.top and self.headings.path == (self.top,) and text == self.top):
                 self.headings.enter(_HEADINGS[tag], text)
             return False
-        if tag == "tr":
+        if tag == "table":
             self.flush()
-            cells = [_squash(cell.text(deep=True)) for cell in node.iter() if cell.tag in ("td", "th")]
-            self._add(" | ".join(c for c in cells if c))
+            for caption in _own(node, frozenset({"caption"})):
+                self._add(_text_outside_tables(caption))
+            rows, header = _table(node)
+            self.builder.add_table(rows, self.page, self.headings.path, header_rows=header)
+            self._nested.extend(_own(node, frozenset({"table"})))
             return False
         if tag == "pre":
             self.flush()

@@ -1,4 +1,7 @@
-"""PDF parser (pypdf): text per page, paragraphs as sections, outline entries as heading paths."""
+"""PDF parser (pypdf): text per page, paragraphs as sections, outline entries as heading paths.
+
+A page whose text suggests a table is read again with pdfplumber (pdf_tables.py): each table row becomes a
+section with its header, and the page's other text is pdfplumber's, from outside the tables."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from pypdf.errors import DependencyError
 from indexes.errors import ParseError
 
 from .base import DocumentBuilder, ParsedDocument
+from .pdf_tables import PdfTables
 
 # pypdf logs every repaired xref and odd object; for ingestion those are noise, not news.
 logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -97,9 +101,14 @@ class PdfParser:
         outline = _outline_by_page(reader)
         builder = DocumentBuilder()
         path: tuple[str, ...] = ()
-        for index in range(page_count):
-            text = self._page_text(reader, index, builder)
-            path = self._add_page(builder, text or "", index + 1, outline.get(index, []), path)
+        with PdfTables(data) as tables:
+            for index in range(page_count):
+                text = self._page_text(reader, index, builder) or ""
+                found = tables.page(index, text, builder.warnings)
+                text = found.text if found else text
+                path = self._add_page(builder, text, index + 1, outline.get(index, []), path)
+                for table in found.tables if found else ():
+                    builder.add_table(table.rows, index + 1, path, header_rows=table.header_rows)
         if not builder.sections:
             raise ParseError("no extractable text on any page; scanned?")
         title = self._metadata_title(reader) or self._first_outline_title(outline)
