@@ -48,11 +48,13 @@ def test_an_epub_is_read_in_spine_order_one_chapter_each_under_its_toc_title_or_
 
 @pytest.mark.parametrize("ncx", [False, True], ids=["epub3 nav", "epub2 ncx"])
 def test_an_epub_chapter_title_comes_from_the_toc_over_its_heading_and_headings_nest_below_it(ncx: bool) -> None:
-    book = [("a.xhtml", "Part I", "<h1>Getting started</h1><p>Open the valve.</p><h2>Safety</h2><p>Wear gloves.</p>")]
-    doc = parse_bytes(epub_bytes(book, ncx=ncx), "b.epub")
+    body = ("<h1>Getting started</h1><p>Open the valve.</p><h2>Safety</h2><p>Wear gloves.</p>"
+            "<table><tr><th>Part</th><th>Torque</th></tr><tr><td>Flange bolt</td><td>40 Nm</td></tr></table>")
+    doc = parse_bytes(epub_bytes([("a.xhtml", "Part I", body)], ncx=ncx), "b.epub")
     assert sections(doc) == [
         ("Open the valve.", 1, ("Part I", "Getting started")),
         ("Wear gloves.", 1, ("Part I", "Getting started", "Safety")),
+        ("Part: Flange bolt; Torque: 40 Nm", 1, ("Part I", "Getting started", "Safety")),
     ]
 
 

@@ -76,9 +76,7 @@ def _table(table: Element) -> tuple[list[list[str]], int]:
         elif element.tag in (_TABLE + "table-header-rows", _TABLE + "table-rows", _TABLE + "table-row-group"):
             header = in_header or element.tag == _TABLE + "table-header-rows"
             stack.extend((child, header) for child in reversed(element))
-    if not header_rows and len(rows) > 1:
-        header_rows = 1  # no declared header: the first row names the columns
-    return rows, header_rows if header_rows < len(rows) else 0  # a lone header row is read as a row
+    return rows, header_rows or 1  # no declared header: the first row names the columns
 
 
 class OdtParser:
