@@ -373,3 +373,80 @@ def test_an_unsupported_citation_is_shown_apart_from_a_supported_one(browser: ob
     answer.locator(f".chip[data-n='{right}']").click()
     sync_api.expect(support).to_be_hidden()
     assert errors == []
+
+
+def _deck(path: Path) -> None:
+    """A two-slide deck whose second slide holds the fact the test asks about."""
+    from pptx import Presentation
+
+    deck = Presentation()
+    first = deck.slides.add_slide(deck.slide_layouts[1])
+    first.shapes.title.text = "Orion review"
+    first.placeholders[1].text = "The Orion programme started in spring."
+    second = deck.slides.add_slide(deck.slide_layouts[1])
+    second.shapes.title.text = "Training"
+    second.placeholders[1].text = "The Orion model was trained on 384 GPUs for nine days."
+    deck.save(str(path))
+
+
+def _scan(path: Path) -> None:
+    """A picture of a typed sentence: text only OCR can read."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("L", (1400, 200), 255)
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 40)
+    ImageDraw.Draw(image).text((40, 70), "The Lyra archive holds 73 boxes of letters.", font=font, fill=0)
+    image.save(path)
+
+
+@pytest.fixture(scope="module")
+def formats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The chat page over a slide deck, a sheet and a scanned image (no samples)."""
+    root = tmp_path_factory.mktemp("formats-page")
+    docs = root / "docs"
+    docs.mkdir()
+    _deck(docs / "orion.pptx")
+    (docs / "revenue.csv").write_text("Region,Q3 revenue\nNorth,4.2M\nSouth,3.1M\n", encoding="utf-8")
+    _scan(docs / "lyra-memo.png")
+    data = root / "data"
+    subprocess.run([str(DOCQA), "--data-dir", str(data), "ingest", str(docs)], env=_env(), check=True, capture_output=True)
+    with _serving(data) as base:
+        yield base
+
+
+def _open_first_chip(page: object, answer: object) -> str:
+    """Open the answer's first citation; the passage panel's meta line."""
+    answer.locator(".chip").first.click()
+    page.locator("#passage-panel").wait_for(state="visible")
+    return page.locator("#passage-meta").inner_text()
+
+
+def test_citations_name_their_slide_and_mark_text_read_by_ocr(browser: object, formats_server: str) -> None:
+    page, errors = _open_chat(browser, formats_server)
+    answer = _ask(page, "How many GPUs was the Orion model trained on?")
+    assert "384" in answer.locator(".answer-text").inner_text()
+    assert "slide 2" in answer.locator(".chip").first.inner_text()
+    meta = _open_first_chip(page, answer)
+    assert "slide 2" in meta and "OCR" not in meta
+    link = page.locator("#passage-link")
+    assert link.inner_text() == "Open the source (slide 2)" and not link.get_attribute("href").endswith("#page=2")
+    page.keyboard.press("Escape")
+
+    scanned = _ask(page, "How many boxes does the Lyra archive hold?")
+    assert "73" in scanned.locator(".answer-text").inner_text()
+    assert "read by OCR" in _open_first_chip(page, scanned)
+    page.keyboard.press("Escape")
+
+    rows = _ask(page, "What was the Q3 revenue of the North region?")
+    assert "rows" in rows.locator(".chip").first.inner_text() or "row 2" in rows.locator(".chip").first.inner_text()
+    assert errors == []
+
+
+def test_the_upload_form_accepts_what_the_registry_reads(browser: object, formats_server: str) -> None:
+    page, errors = _open_chat(browser, formats_server)
+    listed = httpx.get(f"{formats_server}/v1/formats").json()
+    suffixes = [s for f in listed for s in f["suffixes"]]
+    page.wait_for_function("n => document.getElementById('file-input').accept.split(',').length === n", arg=len(suffixes))
+    assert page.locator("#file-input").get_attribute("accept").split(",") == suffixes
+    hint = page.locator("#upload-hint").text_content()
+    assert all(f["name"] in hint for f in listed) and ".pptx" in suffixes and errors == []
