@@ -25,11 +25,12 @@ from indexes.types import ChunkInput, Collection, DocumentFields
 from ingest.chunking import ChunkingOptions, chunk_document, embed_sentence_spans
 from ingest.isolation import IngestLimits, ParseInterrupted, parser_process
 from ingest.parsers import ParsedDocument, supported_suffixes
+from ingest.parsers.ocr import OcrOptions
 
 # What service/ may use: the pipeline and what it takes (tests/test_layers.py holds service/ to this module and the CLI).
 __all__ = [
     "ChunkingOptions", "FileResult", "IngestLimits", "IngestPipeline", "IngestReport",
-    "ProgressSink", "SourceFile", "discover", "sha256_file",
+    "OcrOptions", "ProgressSink", "SourceFile", "discover", "sha256_file",
     "supported_suffixes",
 ]
 
@@ -99,6 +100,8 @@ class ProgressSink:
 
     def chunks_embedded(self, count: int) -> None: ...
 
+    def pages_ocred(self, count: int) -> None: ...  # pages of a file just parsed that were read by OCR
+
 
 def discover(paths: Sequence[Path], globs: Sequence[str] = ()) -> list[Path]:
     """Supported files under the given paths (files are taken as given), sorted, without duplicates."""
@@ -149,6 +152,7 @@ class IngestPipeline:
         *,
         chunking: ChunkingOptions | None = None,
         limits: IngestLimits | None = None,
+        ocr: OcrOptions | None = None,
         workers: int | None = None,
         embed_batch: int = 256,
     ) -> None:
@@ -162,6 +166,7 @@ class IngestPipeline:
                 f" {self.embedder.identity.max_tokens}"
             )
         self.limits = limits or IngestLimits()
+        self.ocr = ocr or OcrOptions()
         self.workers = workers
         self.embed_batch = embed_batch
 
@@ -239,6 +244,8 @@ class IngestPipeline:
             if isinstance(outcome, BaseException):
                 self._fail(file, fields, _reason(outcome), report, progress, transient=isinstance(outcome, ParseInterrupted))
                 continue
+            if outcome.ocr_pages:
+                progress.pages_ocred(len(outcome.ocr_pages))
             try:
                 yield self._chunked(file, fields, outcome, replacing)
             except DocQAError as exc:
@@ -247,7 +254,7 @@ class IngestPipeline:
     def _parse_all(self, todo: Sequence[tuple[SourceFile, DocumentFields, bool]]) -> Iterable[ParsedDocument | BaseException]:
         """Parse files in order, each in a parser process that is killed if it runs past the time limit."""
         workers = self.workers if self.workers is not None else (min(4, os.cpu_count() or 1) if len(todo) > 3 else 0)
-        args = [(str(f.path), f.path.name, self.limits) for f, _, _ in todo]
+        args = [(str(f.path), f.path.name, self.limits, self.ocr) for f, _, _ in todo]
         if workers <= 1:
             with parser_process() as parser:
                 for a in args:
@@ -336,10 +343,10 @@ class IngestPipeline:
         return removed
 
 
-def _parse_isolated(path: str, name: str, limits: IngestLimits) -> ParsedDocument | BaseException:
+def _parse_isolated(path: str, name: str, limits: IngestLimits, ocr: OcrOptions) -> ParsedDocument | BaseException:
     """One file in a borrowed parser process (runs on a parse thread)."""
     with parser_process() as parser:
-        return parser.parse(path, name, limits)
+        return parser.parse(path, name, limits, ocr)
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,4 +1,5 @@
-"""PDF parser (pypdf): text per page, paragraphs as sections, outline entries as heading paths."""
+"""PDF parser (pypdf): text per page, paragraphs as sections, outline entries as heading paths; pages without a
+text layer are OCR'd (ocr.py) when OCR is on."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from collections import defaultdict
 from pypdf import PdfReader
 from pypdf.errors import DependencyError
 
-from indexes.errors import ParseError
+from indexes.errors import DocQAError, ParseError
 
+from . import ocr
 from .base import DocumentBuilder, ParsedDocument
 
 # pypdf logs every repaired xref and odd object; for ingestion those are noise, not news.
@@ -81,7 +83,7 @@ class PdfParser:
         """Open, decrypt with the empty password if needed, extract page by page."""
         try:
             return self._parse(data)
-        except ParseError:
+        except DocQAError:  # a ParseError, or a limit the OCR hook enforces
             raise
         except RecursionError as e:
             raise ParseError("invalid PDF: objects nested too deeply") from e
@@ -95,10 +97,16 @@ class PdfParser:
         page_count = len(reader.pages)
         outline = _outline_by_page(reader)
         builder = DocumentBuilder()
+        scans = ocr.PdfScans(data, page_count) if ocr.options().active else None
         path: tuple[str, ...] = ()
         for index in range(page_count):
             text = self._page_text(reader, index, builder)
-            path = self._add_page(builder, text or "", index + 1, outline.get(index, []), path)
+            scanned = scans is not None and text is not None and not text.strip()
+            if scanned:
+                text = scans.read(index, builder.warnings)
+            if text is not None and not text.strip():
+                builder.warnings.append(f"page {index + 1} has no extractable text; scanned?")
+            path = self._add_page(builder, text or "", index + 1, outline.get(index, []), path, scanned)
         if not builder.sections:
             raise ParseError("no extractable text on any page; scanned?")
         title = self._metadata_title(reader) or self._first_outline_title(outline)
@@ -106,14 +114,15 @@ class PdfParser:
 
     @staticmethod
     def _add_page(
-        builder: DocumentBuilder, text: str, page: int, pending: list[OutlineEntry], path: tuple[str, ...]
+        builder: DocumentBuilder, text: str, page: int, pending: list[OutlineEntry], path: tuple[str, ...],
+        scanned: bool = False,
     ) -> tuple[str, ...]:
         """Add a page's paragraphs, starting a new section where the next outline title begins a line."""
         block: list[str] = []
         found = 0
 
         def flush() -> None:
-            builder.add("\n".join(block), page=page, heading_path=path)
+            builder.add("\n".join(block), page=page, heading_path=path, ocr=scanned)
             block.clear()
 
         for line in text.split("\n"):
@@ -144,10 +153,7 @@ class PdfParser:
         except Exception as e:  # RecursionError included: one bad page must not sink the file
             builder.warnings.append(f"page {index + 1} could not be read: {str(e)[:200]}")
             return None
-        text = (text or "").replace("\r\n", "\n").replace("\r", "\n").translate(_CONTROL_TO_SPACE)
-        if not text.strip():
-            builder.warnings.append(f"page {index + 1} has no extractable text; scanned?")
-        return text
+        return (text or "").replace("\r\n", "\n").replace("\r", "\n").translate(_CONTROL_TO_SPACE)
 
     @staticmethod
     def _metadata_title(reader: PdfReader) -> str | None:
