@@ -93,7 +93,7 @@ class RichProgress(ProgressSink):
 
     def pages_ocred(self, count: int) -> None:
         self.ocr_pages += count
-        self.progress.update(self.files, rate=f"{self.ocr_pages} pages OCR'd")
+        self.progress.update(self.files, rate=f"OCR'd pages: {self.ocr_pages}")
 
     def chunks_embedded(self, count: int) -> None:
         self.progress.advance(self.chunks, count)
