@@ -22,7 +22,7 @@ from indexes.search import Searcher
 from ingest.isolation import IngestLimits, ParseInterrupted, ParserProcess
 from ingest.parsers import parse_bytes
 from ingest.parsers.image import ImageParser
-from ingest.parsers.ocr import OcrOptions, configured, tesseract_installed
+from ingest.parsers.ocr import OcrOptions, configured, skew_angle, tesseract_installed
 from ingest.pipeline import IngestPipeline, SourceFile
 
 pytestmark = [
@@ -146,6 +146,22 @@ def test_a_photo_on_its_side_and_a_little_skewed_is_turned_and_straightened() ->
     sideways = text_image(SENTENCE + " " + SENTENCE, turn=90 + 4)
     document = ImageParser().parse(png(sideways.convert("RGB")), "photo.jpg")
     assert character_error_rate(document.text, SENTENCE + " " + SENTENCE) <= 0.03
+
+
+@pytest.mark.parametrize("turn", [-4.0, 2.5, 90 + 3.0, 180 - 1.5])
+def test_the_skew_is_measured_on_upright_and_turned_pages(turn: float) -> None:
+    page = text_image(" ".join([PORTUGUESE] * 2), turn=turn)
+    assert abs(skew_angle(page) + (turn + 45) % 90 - 45) <= 0.2  # the small turn to undo; Tesseract does quarters
+
+
+def test_a_real_scan_measures_the_same_skew_whichever_way_it_lies(shared) -> None:
+    import pypdfium2
+
+    from ingest.parsers.ocr import render
+
+    scan = render(pypdfium2.PdfDocument(shared("pdfs", "ocrmypdf_OCRmyPDF", "skew.pdf").read_bytes()), 0, 150)
+    angles = [skew_angle(scan.rotate(quarter, expand=True)) for quarter in (0, 90, 180, 270)]
+    assert 1.0 < angles[0] < 3.0 and max(angles) - min(angles) < 0.05, angles  # rows, or columns on its side
 
 
 def test_each_page_of_a_multipage_tiff_is_a_page() -> None:
