@@ -6,7 +6,8 @@ time limit. Start-up is paid once per process (up to MAX_IDLE are kept warm) and
 the limit; after that a file costs one round trip: its path out, the parsed document pickled back. A page read
 by OCR takes seconds, so the child says when it starts OCR on a page, and each such page gets the time limit
 anew: a 200-page scan is bound per page, not by a limit meant for a whole text PDF. The child leads a process
-group of its own, so a kill takes the Tesseract it runs along.
+group of its own, so a kill takes the Tesseract it runs along; a child whose parent is gone stops at its next page,
+when telling the parent fails.
 A pool library (pebble 5.2) was tried and not taken: its pool breaks for good when an idle worker dies (every
 later file fails), and its spawn and forkserver workers re-import the caller's main script (fork, the other way,
 is unsafe in a threaded server).

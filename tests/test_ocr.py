@@ -322,3 +322,17 @@ def test_the_cli_reads_the_ocr_settings_and_counts_the_pages_it_ocrs(tmp_path: P
     run = runner.invoke(service.cli.app, ["--data-dir", data_dir, "ingest", str(docs), "--workers", "0", "--json"])
     assert run.exit_code == 1
     assert [(r["status"], r["reason"]) for r in json.loads(run.stdout)["results"]] == [("failed", NO_TEXT)]
+
+
+def test_the_ocr_settings_fill_the_options_the_pipeline_takes(monkeypatch) -> None:
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    assert Settings().ocr.options() == OcrOptions()
+    monkeypatch.setenv("DOCQA_OCR__LANGUAGES", "por")
+    monkeypatch.setenv("DOCQA_OCR__DPI", "200")
+    assert Settings().ocr.options() == OcrOptions(languages="por", dpi=200)
+    monkeypatch.setenv("DOCQA_OCR__LANGUAGES", "por --psm 0")  # one word per language, joined by +
+    with pytest.raises(ValidationError, match="languages"):
+        Settings()
