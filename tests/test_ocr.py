@@ -180,6 +180,28 @@ def test_an_image_with_ocr_off_says_why_it_has_no_text() -> None:
     assert raised.value.detail == "no extractable text: OCR is turned off (DOCQA_OCR__ENABLED)"
 
 
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that claims `width`×`height` one-bit pixels and holds none: all a bomb needs to be refused."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(("width", "height", "reason"), [
+    (9000, 9000, "image too large to OCR: page 1 is 9000×9000 pixels (limit 60,000,000)"),
+    (30000, 30000, "image too large to OCR: Image size (900000000 pixels) exceeds limit"),
+])
+def test_an_image_too_big_to_ocr_is_refused_from_its_header(width: int, height: int, reason: str) -> None:
+    started = time.perf_counter()
+    with pytest.raises(LimitExceeded) as raised:
+        ImageParser().parse(png_header(width, height), "bomb.png")
+    assert raised.value.detail.startswith(reason) and time.perf_counter() - started < 1
+
+
 @settings(max_examples=60, deadline=None)
 @given(data=st.binary(max_size=2048), cut=st.integers(0, 4000), flips=st.lists(st.integers(0, 4000), max_size=8))
 def test_images_random_or_mutated_parse_to_text_or_fail_with_a_reason(data: bytes, cut: int, flips: list[int]) -> None:

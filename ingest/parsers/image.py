@@ -6,7 +6,7 @@ import io
 
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from indexes.errors import ParseError
+from indexes.errors import LimitExceeded, ParseError
 
 from . import ocr
 from .base import DocumentBuilder, ParsedDocument
@@ -27,10 +27,15 @@ class ImageParser:
             image = Image.open(io.BytesIO(data))
         except UnidentifiedImageError as e:
             raise ParseError("invalid image: not a PNG, JPEG or TIFF Pillow can read") from e
+        except Image.DecompressionBombError as e:
+            raise LimitExceeded(f"image too large to OCR: {e}") from e
         builder = DocumentBuilder()
         with image:
             pages = getattr(image, "n_frames", 1)
             for index, frame in enumerate(ImageSequence.Iterator(image)):
+                if frame.width * frame.height > ocr.MAX_PIXELS:  # checked on the header, before decoding
+                    raise LimitExceeded(f"image too large to OCR: page {index + 1} is {frame.width}×{frame.height}"
+                                        f" pixels (limit {ocr.MAX_PIXELS:,})")
                 for paragraph in split_paragraphs(ocr.read_page(frame, index + 1, pages)):
                     builder.add(paragraph, page=index + 1, ocr=True)
         if not builder.sections:

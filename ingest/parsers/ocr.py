@@ -29,7 +29,7 @@ from PIL import Image, ImageOps
 from indexes.errors import ParseError
 
 INSTALL_HINT = "apt-get install tesseract-ocr tesseract-ocr-eng tesseract-ocr-por"
-_MAX_RENDER_PIXELS = 60_000_000  # a page drawn poster-sized is read at a lower resolution, not at 300 dpi
+MAX_PIXELS = 60_000_000  # a PDF page drawn poster-sized is rendered smaller; an image file this big is refused
 _SKEW_SIDE = 1000  # the skew is measured on a copy this many pixels on its longer side
 _MAX_SKEW = 10.0  # degrees either way; a page turned further is Tesseract's to turn (by quarters)
 
@@ -129,7 +129,7 @@ def render(pdf: pdfium.PdfDocument, index: int, dpi: int) -> Image.Image:
     """Page `index` of an open PDF in grey at `dpi`, or lower for a page too big to render so."""
     page = pdf[index]
     width, height = page.get_size()
-    scale = min(dpi / 72, math.sqrt(_MAX_RENDER_PIXELS / max(width * height, 1.0)))
+    scale = min(dpi / 72, math.sqrt(MAX_PIXELS / max(width * height, 1.0)))
     image = page.render(scale=scale, grayscale=True).to_pil()
     image.info["dpi"] = (scale * 72, scale * 72)
     return image
