@@ -19,19 +19,30 @@ import numpy as np
 from indexes.errors import Conflict, NotFound, StorageError
 from indexes.lexical import ANALYSIS_VERSION, fts_body, match_expression
 from indexes.schema import SCHEMA, SCHEMA_VERSION, create_fts, fts_table
+from indexes.store import chunk_dict
 from indexes.types import ChunkInput, Collection, DocumentFields, DocumentRecord
 
 
 _DOC_COLUMNS = (
     "d.id, d.collection_id, d.source, d.title, d.sha256, d.size, d.mtime, d.status, d.error, d.warnings,"
     " d.metadata, d.pages, d.created_at, d.updated_at,"
-    " (SELECT COUNT(*) FROM chunks c WHERE c.document_id = d.id)"
+    " (SELECT COUNT(*) FROM chunks c WHERE c.document_id = d.id), d.ocr_pages"
+)
+
+# Columns later schemas added, with how older catalogs get them (their chunks then have no locator: their pages
+# stand for it, indexes/locators.py).
+_ADDED_COLUMNS = (
+    ("chunks", "sentence_vectors", "BLOB"),  # schema 2 had none: such chunks score by the chunk vector alone
+    ("chunks", "locator", "TEXT"),
+    ("chunks", "ocr", "INTEGER NOT NULL DEFAULT 0"),
+    ("documents", "ocr_pages", "TEXT NOT NULL DEFAULT '[]'"),
 )
 
 
 def _document(row: Sequence[Any]) -> DocumentRecord:
     return DocumentRecord(
-        *row[:9], json.loads(row[9]), json.loads(row[10]), *row[11:14], chunk_count=row[14]
+        *row[:9], json.loads(row[9]), json.loads(row[10]), *row[11:14], chunk_count=row[14],
+        ocr_pages=json.loads(row[15]),
     )
 
 
@@ -66,10 +77,10 @@ class Catalog:
         for collection in self.list_collections():
             if reanalyse or fts_table(collection.id) not in tables:
                 self.rebuild_fts(collection.id)
-        columns = {r[1] for r in self.db.execute("PRAGMA table_info(chunks)")}
-        if "sentence_vectors" not in columns:  # schema 2 had none: such chunks score by the chunk vector alone
-            with self.transaction() as db:
-                db.execute("ALTER TABLE chunks ADD COLUMN sentence_vectors BLOB")
+        for table, column, kind in _ADDED_COLUMNS:
+            if column not in {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}:
+                with self.transaction() as db:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         if "chunks_fts" in tables:  # schema 1 kept every collection in one FTS table
             with self.transaction() as db:
                 db.execute("DROP TABLE chunks_fts")
@@ -250,12 +261,13 @@ class Catalog:
             for ordinal, (chunk, vector, sentence) in enumerate(zip(chunks, vectors, sentences)):
                 cur = db.execute(
                     "INSERT INTO chunks(document_id, collection_id, ordinal, text, embed_text, start, end,"
-                    " page_start, page_end, heading_path, embedding, sentence_vectors)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " page_start, page_end, heading_path, embedding, sentence_vectors, locator, ocr)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         document_id, collection_id, ordinal, chunk.text, chunk.embed_text, chunk.start, chunk.end,
                         chunk.page_start, chunk.page_end, json.dumps(list(chunk.heading_path)), vector.tobytes(),
                         None if sentence is None else np.asarray(sentence, dtype=np.float16).tobytes(),
+                        None if chunk.locator is None else json.dumps(chunk.locator), int(chunk.ocr),
                     ),
                 )
                 chunk_ids.append(int(cur.lastrowid))
@@ -277,11 +289,12 @@ class Catalog:
         created = self._replace_row(db, collection_id, fields.source, now)
         cur = db.execute(
             "INSERT INTO documents(collection_id, source, title, sha256, size, mtime, status, error, warnings,"
-            " metadata, pages, text, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " metadata, pages, text, created_at, updated_at, ocr_pages)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 collection_id, fields.source, fields.title, fields.sha256, fields.size, fields.mtime, status, error,
                 json.dumps(list(fields.warnings)), json.dumps(fields.metadata or {}, sort_keys=True),
-                fields.pages, fields.text, created, now,
+                fields.pages, fields.text, created, now, json.dumps(list(fields.ocr_pages)),
             ),
         )
         return int(cur.lastrowid)
@@ -320,8 +333,8 @@ class Catalog:
             marks = ",".join("?" * len(part))
             cur = db.execute(
                 "SELECT c.id, c.document_id, c.ordinal, c.text, c.start, c.end, c.page_start, c.page_end,"
-                " c.heading_path, d.title, d.source, d.metadata FROM chunks c JOIN documents d ON d.id = c.document_id"
-                f" WHERE c.id IN ({marks})",
+                " c.heading_path, d.title, d.source, d.metadata, c.locator, c.ocr"
+                f" FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})",
                 part,
             )
             for row in cur:
@@ -331,12 +344,11 @@ class Catalog:
     def document_chunks(self, document_id: int) -> list[dict[str, Any]]:
         """A document's chunks in order, without embeddings."""
         rows = self.db.execute(
-            "SELECT id, ordinal, text, start, end, page_start, page_end, heading_path FROM chunks"
+            "SELECT id, ordinal, text, start, end, page_start, page_end, heading_path, locator, ocr FROM chunks"
             " WHERE document_id = ? ORDER BY ordinal",
             (document_id,),
         ).fetchall()
-        keys = ("id", "ordinal", "text", "start", "end", "page_start", "page_end", "heading_path")
-        return [{**dict(zip(keys, r)), "heading_path": json.loads(r[7])} for r in rows]
+        return [chunk_dict(r[:8], r[8] and json.loads(r[8]), bool(r[9])) for r in rows]
 
     def chunk_ids(self, collection_id: int) -> np.ndarray:
         """Every chunk id of a collection, ascending."""

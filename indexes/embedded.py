@@ -192,16 +192,17 @@ class EmbeddedStore(StoreBase):
             doc = self.catalog.get_document(document_id)
             row = db.execute("SELECT text FROM documents WHERE id = ?", (document_id,)).fetchone()
             rows = db.execute(
-                "SELECT text, embed_text, start, end, page_start, page_end, heading_path, embedding, sentence_vectors"
-                " FROM chunks WHERE document_id = ? ORDER BY ordinal", (document_id,),
+                "SELECT text, embed_text, start, end, page_start, page_end, heading_path, embedding, sentence_vectors,"
+                " locator, ocr FROM chunks WHERE document_id = ? ORDER BY ordinal", (document_id,),
             ).fetchall()
         dim = int(self.catalog.get_collection_by_id(doc.collection_id).embedder["dim"])
-        chunks = [ChunkInput(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6]))) for r in rows]
+        chunks = [ChunkInput(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6])), r[9] and json.loads(r[9]),
+                             bool(r[10])) for r in rows]
         embeddings = (np.vstack([np.frombuffer(r[7], dtype=np.float32) for r in rows]) if rows
                       else np.zeros((0, dim), dtype=np.float32))
         sentences = [None if r[8] is None else np.frombuffer(r[8], dtype=np.float16).reshape(-1, dim) for r in rows]
         fields = DocumentFields(doc.source, doc.sha256 or "", doc.size or 0, doc.mtime, doc.title, doc.metadata,
-                                doc.pages, tuple(doc.warnings), row[0] if row else None)
+                                doc.pages, tuple(doc.warnings), row[0] if row else None, tuple(doc.ocr_pages))
         return StoredDocument(fields, doc.status, doc.error, chunks, embeddings, sentences)
 
     # -- chunks -----------------------------------------------------------------------------------
@@ -210,7 +211,7 @@ class EmbeddedStore(StoreBase):
         """Chunk records by id (with their document's title, source and metadata); missing ids left out."""
         return {
             i: ChunkRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], tuple(json.loads(r[8])), r[9], r[10],
-                           json.loads(r[11]))
+                           json.loads(r[11]), r[12] and json.loads(r[12]), bool(r[13]))
             for i, r in self.catalog.chunk_rows(chunk_ids).items()
         }
 

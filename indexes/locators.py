@@ -51,3 +51,23 @@ def locator_label(locator: Locator | None) -> str | None:
     if kind in UNITS and locator.get(kind) is not None:
         return f"{kind} {locator[kind]}"
     return None
+
+
+def same_place(a: Locator | None, b: Locator | None) -> bool:
+    """Whether two chunks sit in one citable place: the same page, slide or chapter, or the same sheet."""
+    if a is None or b is None:
+        return a is b
+    if a.get("kind") == "sheet":
+        return b.get("kind") == "sheet" and a.get("sheet") == b.get("sheet")
+    return a == b
+
+
+def merged(locators: list[Locator | None]) -> Locator | None:
+    """One locator for neighbouring chunks in one place (see same_place): a sheet's rows cover all of theirs."""
+    first = locators[0] if locators else None
+    if not first or first.get("kind") != "sheet":
+        return first
+    rows = [loc["rows"] for loc in locators if loc and loc.get("rows")]
+    if not rows:
+        return first
+    return {**first, "rows": [min(r[0] for r in rows), max(r[1] for r in rows)]}

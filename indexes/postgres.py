@@ -30,7 +30,7 @@ from indexes.errors import Conflict, NotFound, StorageUnavailable
 from indexes.filters import RANGE_OPERATORS, SQL_COLUMNS, Condition, Filters, glob_regex, sql_tree
 from indexes.lexical import ANALYSIS_VERSION, index_terms, query_stems, split_terms
 from indexes.records import Records, Row, records_schema
-from indexes.store import CheckReport, ChunkRecord, Embedders, Ranking, SearchQuery, StoreBase, StoredDocument
+from indexes.store import CheckReport, ChunkRecord, Embedders, Ranking, SearchQuery, StoreBase, StoredDocument, chunk_dict
 from indexes.types import ChunkInput, Collection, DocumentFields, DocumentRecord
 
 try:
@@ -41,7 +41,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the message is the point
     raise ImportError("the PostgreSQL store needs psycopg, psycopg_pool and pgvector: pip install 'docqa[postgres]'") from exc
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: chunks.locator, chunks.ocr, documents.ocr_pages
 K1, B, IDF_FLOOR = 1.2, 0.75, 1e-6  # as SQLite FTS5's bm25()
 
 SCHEMA = """
@@ -101,19 +101,24 @@ CREATE TABLE IF NOT EXISTS postings (
     PRIMARY KEY (collection_id, term, chunk_id) INCLUDE (tf, length)  -- ranking reads the index alone
 );
 CREATE INDEX IF NOT EXISTS postings_by_chunk ON postings(chunk_id);
+-- schema 2 (a database from schema 1 gets them here; its chunks then cite by page, indexes/locators.py)
+ALTER TABLE documents ADD COLUMN IF NOT EXISTS ocr_pages TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE chunks ADD COLUMN IF NOT EXISTS locator TEXT;  -- JSON: page, slide, sheet and rows, chapter
+ALTER TABLE chunks ADD COLUMN IF NOT EXISTS ocr BOOLEAN NOT NULL DEFAULT false;
 """
 
 _DOC_COLUMNS = (
     "d.id, d.collection_id, d.source, d.title, d.sha256, d.size, d.mtime, d.status, d.error, d.warnings,"
     " d.metadata, d.pages, d.created_at, d.updated_at,"
-    " (SELECT COUNT(*) FROM chunks c WHERE c.document_id = d.id)"
+    " (SELECT COUNT(*) FROM chunks c WHERE c.document_id = d.id), d.ocr_pages"
 )
 _COLLECTION_COLUMNS = "id, name, description, embedder, created_at"
 _LOCK_SCHEMA = zlib.crc32(b"docqa schema")
 
 
 def _document(row: Sequence[Any]) -> DocumentRecord:
-    return DocumentRecord(*row[:9], json.loads(row[9]), row[10], *row[11:14], chunk_count=row[14])
+    return DocumentRecord(*row[:9], json.loads(row[9]), row[10], *row[11:14], chunk_count=row[14],
+                          ocr_pages=json.loads(row[15]))
 
 
 def _collection(row: Sequence[Any]) -> Collection:
@@ -160,8 +165,8 @@ class PostgresStore(StoreBase):
                     conn.execute(SCHEMA)
                     for statement in records_schema("postgresql"):
                         conn.execute(statement)
-                    conn.execute("INSERT INTO docqa_meta VALUES ('schema_version', %s) ON CONFLICT DO NOTHING",
-                                 (str(SCHEMA_VERSION),))
+                    conn.execute("INSERT INTO docqa_meta VALUES ('schema_version', %s)"
+                                 " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (str(SCHEMA_VERSION),))
                     row = conn.execute("SELECT value FROM docqa_meta WHERE key = 'analysis_version'").fetchone()
                 stale = row is None or int(row[0]) != ANALYSIS_VERSION
             if stale:  # terms are derived: analysed another way, they are re-derived from the chunks
@@ -304,12 +309,12 @@ class PostgresStore(StoreBase):
             removed = self._delete_rows(conn, old[0])
         row = conn.execute(
             "INSERT INTO documents(collection_id, source, title, sha256, size, mtime, status, error, warnings, metadata,"
-            " pages, text, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " RETURNING id",
+            " pages, text, created_at, updated_at, ocr_pages)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
             (collection.id, fields.source, fields.title, fields.sha256, fields.size, fields.mtime, status, error,
              json.dumps(list(fields.warnings)), Jsonb(fields.metadata or {}), fields.pages,
              None if fields.text is None else _clean(fields.text),
-             old[1] if old else now, now),
+             old[1] if old else now, now, json.dumps(list(fields.ocr_pages))),
         ).fetchone()
         document_id = int(row[0])
         chunk_ids: list[int] = []
@@ -320,11 +325,11 @@ class PostgresStore(StoreBase):
             lengths = [sum(t.values()) for t in terms]
             with conn.cursor().copy(
                 "COPY chunks (id, document_id, collection_id, ordinal, text, embed_text, start_offset, end_offset,"
-                " page_start, page_end, heading_path, embedding, sentence_vectors, lexical_length) FROM STDIN"
-                " WITH (FORMAT BINARY)"
+                " page_start, page_end, heading_path, embedding, sentence_vectors, lexical_length, locator, ocr)"
+                " FROM STDIN WITH (FORMAT BINARY)"
             ) as copy:
                 copy.set_types(["int8", "int8", "int8", "int4", "text", "text", "int4", "int4", "int4", "int4",
-                                "text", "vector", "bytea", "int4"])
+                                "text", "vector", "bytea", "int4", "text", "bool"])
                 for ordinal, (chunk_id, chunk, vector, sentence, length) in enumerate(
                         zip(chunk_ids, chunks, vectors, sentences, lengths)):
                     copy.write_row((
@@ -332,6 +337,7 @@ class PostgresStore(StoreBase):
                         _clean(chunk.embed_text), chunk.start, chunk.end, chunk.page_start, chunk.page_end,
                         json.dumps(list(chunk.heading_path)), vector,
                         None if sentence is None else np.asarray(sentence, dtype=np.float16).tobytes(), length,
+                        None if chunk.locator is None else json.dumps(chunk.locator), chunk.ocr,
                     ))
             with conn.cursor().copy("COPY postings (collection_id, term, chunk_id, tf, length) FROM STDIN") as copy:
                 for chunk_id, counted, length in zip(chunk_ids, terms, lengths):
@@ -396,11 +402,10 @@ class PostgresStore(StoreBase):
 
     def document_chunks(self, document_id: int) -> list[dict[str, Any]]:
         rows = self._query(
-            "SELECT id, ordinal, text, start_offset, end_offset, page_start, page_end, heading_path FROM chunks"
-            " WHERE document_id = %s ORDER BY ordinal", (document_id,),
+            "SELECT id, ordinal, text, start_offset, end_offset, page_start, page_end, heading_path, locator, ocr"
+            " FROM chunks WHERE document_id = %s ORDER BY ordinal", (document_id,),
         )
-        keys = ("id", "ordinal", "text", "start", "end", "page_start", "page_end", "heading_path")
-        return [{**dict(zip(keys, r)), "heading_path": json.loads(r[7])} for r in rows]
+        return [chunk_dict(r[:8], r[8] and json.loads(r[8]), r[9]) for r in rows]
 
     def export_document(self, document_id: int) -> StoredDocument:
         with self.connection() as conn:
@@ -413,15 +418,16 @@ class PostgresStore(StoreBase):
                                           (doc_rows[0][1],)).fetchone()[0])["dim"]
             rows = conn.execute(
                 "SELECT text, embed_text, start_offset, end_offset, page_start, page_end, heading_path, embedding,"
-                " sentence_vectors FROM chunks WHERE document_id = %s ORDER BY ordinal", (document_id,),
+                " sentence_vectors, locator, ocr FROM chunks WHERE document_id = %s ORDER BY ordinal", (document_id,),
             ).fetchall()
-        doc = _document(doc_rows[0][:15])
-        chunks = [ChunkInput(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6]))) for r in rows]
+        doc = _document(doc_rows[0][:16])
+        chunks = [ChunkInput(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6])), r[9] and json.loads(r[9]),
+                             r[10]) for r in rows]
         embeddings = (np.vstack([_array(r[7]) for r in rows]) if rows
                       else np.zeros((0, int(dim)), dtype=np.float32))
         sentences = [None if r[8] is None else np.frombuffer(r[8], dtype=np.float16).reshape(-1, int(dim)) for r in rows]
         fields = DocumentFields(doc.source, doc.sha256 or "", doc.size or 0, doc.mtime, doc.title, doc.metadata,
-                                doc.pages, tuple(doc.warnings), doc_rows[0][15])
+                                doc.pages, tuple(doc.warnings), doc_rows[0][16], tuple(doc.ocr_pages))
         return StoredDocument(fields, doc.status, doc.error, chunks, embeddings, sentences)
 
     # -- chunks -----------------------------------------------------------------------------------
@@ -429,10 +435,11 @@ class PostgresStore(StoreBase):
     def chunks(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRecord]:
         rows = self._query(
             "SELECT c.id, c.document_id, c.ordinal, c.text, c.start_offset, c.end_offset, c.page_start, c.page_end,"
-            " c.heading_path, d.title, d.source, d.metadata FROM chunks c JOIN documents d ON d.id = c.document_id"
-            " WHERE c.id = ANY(%s)", ([int(i) for i in chunk_ids],),
+            " c.heading_path, d.title, d.source, d.metadata, c.locator, c.ocr"
+            " FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id = ANY(%s)", ([int(i) for i in chunk_ids],),
         )
-        return {r[0]: ChunkRecord(*r[:8], tuple(json.loads(r[8])), r[9], r[10], r[11]) for r in rows}
+        return {r[0]: ChunkRecord(*r[:8], tuple(json.loads(r[8])), r[9], r[10], r[11], r[12] and json.loads(r[12]),
+                                  r[13]) for r in rows}
 
     def embeddings(self, chunk_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         rows = self._query("SELECT id, embedding FROM chunks WHERE id = ANY(%s) ORDER BY id",

@@ -6,7 +6,7 @@ import sqlite3
 
 from indexes.lexical import FTS_TOKENIZER
 
-SCHEMA_VERSION = 4  # 4: compacted (the change log is trimmed); 3: chunks.sentence_vectors; 2: one FTS5 table each
+SCHEMA_VERSION = 5  # 5: chunks.locator, chunks.ocr, documents.ocr_pages; 4: compacted (the change log is trimmed); 3: chunks.sentence_vectors; 2: one FTS5 table each
 
 
 def fts_table(collection_id: int) -> str:
@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS documents (
     metadata TEXT NOT NULL DEFAULT '{{}}',
     pages INTEGER,
     text TEXT,
+    ocr_pages TEXT NOT NULL DEFAULT '[]',  -- pages whose text came from OCR
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     UNIQUE (collection_id, source)
@@ -59,7 +60,9 @@ CREATE TABLE IF NOT EXISTS chunks (
     page_end INTEGER,
     heading_path TEXT NOT NULL DEFAULT '[]',
     embedding BLOB NOT NULL,
-    sentence_vectors BLOB  -- float16 (sentences x dim), from the chunk's own forward pass; NULL if none
+    sentence_vectors BLOB,  -- float16 (sentences x dim), from the chunk's own forward pass; NULL if none
+    locator TEXT,  -- JSON (indexes/locators.py): page, slide, sheet and rows, chapter; NULL before schema 5
+    ocr INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks(document_id);
 CREATE INDEX IF NOT EXISTS chunks_by_collection ON chunks(collection_id);

@@ -13,6 +13,7 @@ from indexes.errors import InvalidInput
 from indexes.fusion import CROSS_LANGUAGE_DENSE_WEIGHT, DENSE_WEIGHT, FUSION_METHODS, reciprocal_rank_fusion
 from indexes.lexical import query_language, word_count
 from indexes.filters import Filters
+from indexes.locators import locator_of
 from indexes.store import SearchQuery, Store
 from indexes.types import Collection, Hit
 
@@ -168,6 +169,7 @@ class Searcher:
                     start=row.start, end=row.end, page_start=row.page_start, page_end=row.page_end,
                     heading_path=row.heading_path, metadata=row.metadata,
                     scores={n: s[chunk_id] for n, s in per_retriever.items() if chunk_id in s},
+                    locator=locator_of(row.locator, row.page_start), ocr=row.ocr,
                 )
             )
         return hits

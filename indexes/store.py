@@ -11,6 +11,7 @@ handful of small ones, each a few methods deep, so a backend's contract can be r
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
@@ -20,6 +21,7 @@ import numpy as np
 from indexes.embedders import Embedder, EmbedderIdentity, EmbedderSpec, build_embedder
 from indexes.errors import Conflict, EmbedderMismatch, NotFound
 from indexes.filters import Filters
+from indexes.locators import locator_of
 from indexes.types import ChunkInput, Collection, DocumentFields, DocumentRecord
 
 if TYPE_CHECKING:
@@ -62,6 +64,18 @@ class ChunkRecord:
     title: str | None
     source: str
     metadata: dict[str, Any]
+    locator: dict[str, Any] | None = None
+    ocr: bool = False
+
+
+_CHUNK_KEYS = ("id", "ordinal", "text", "start", "end", "page_start", "page_end")
+
+
+def chunk_dict(row: Sequence[Any], locator: dict[str, Any] | None, ocr: bool) -> dict[str, Any]:
+    """A document's chunk as `document_chunks` lists it, from its id, ordinal, text, start, end, pages and
+    heading path (JSON) in that order; a chunk stored before locators gets its page's."""
+    out = dict(zip(_CHUNK_KEYS, row[:7]))
+    return {**out, "heading_path": json.loads(row[7]), "locator": locator_of(locator, out["page_start"]), "ocr": ocr}
 
 
 @dataclass

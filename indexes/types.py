@@ -79,6 +79,7 @@ class DocumentRecord:
     created_at: float
     updated_at: float
     chunk_count: int = 0
+    ocr_pages: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -94,3 +95,4 @@ class DocumentFields:
     pages: int | None = None
     warnings: Sequence[str] = ()
     text: str | None = None
+    ocr_pages: Sequence[int] = ()

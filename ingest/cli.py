@@ -18,6 +18,7 @@ from rich.table import Table
 from indexes.backends import StoreOptions, open_store, redacted
 from indexes.embedders import EmbedderSpec
 from indexes.errors import DocQAError, NotFound
+from indexes.locators import locator_label
 from indexes.migrate import migrate as migrate_store
 from indexes.search import MODES, Searcher, SearchTuning
 from indexes.store import Embedders, Store
@@ -234,7 +235,7 @@ def search(
     k: Optional[int] = typer.Option(None, "-k", "--top-k", help="How many passages [DOCQA_RETRIEVAL__TOP_K]."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Print the best-matching passages with document, page and score."""
+    """Print the best-matching passages with document, place (page, slide, sheet and rows…) and score."""
     mode = _State.mode if mode is None else mode
     if mode not in MODES:
         fail(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -248,15 +249,18 @@ def search(
         out.print_json(json.dumps({"query": query, "mode": mode, "hits": [_hit_dict(h) for h in hits]}))
         return
     for rank, h in enumerate(hits, 1):
-        page = f" p.{h.page_start}" if h.page_start else ""
-        out.print(f"[bold]{rank}.[/bold] {h.title}{page} [dim]({h.score:.4f})[/dim] [dim]{h.source}[/dim]")
+        place = locator_label(h.locator)
+        where = f", {place}" if place else ""
+        ocr = " [dim](OCR)[/dim]" if h.ocr else ""
+        out.print(f"[bold]{rank}.[/bold] {h.title}{where}{ocr} [dim]({h.score:.4f})[/dim] [dim]{h.source}[/dim]", highlight=False)
         out.print(f"   {h.text[:400]}", highlight=False)
 
 
 def _hit_dict(hit: Any) -> dict[str, Any]:
     return {
         "chunk_id": hit.chunk_id, "document_id": hit.document_id, "title": hit.title, "source": hit.source,
-        "page": hit.page_start, "page_end": hit.page_end, "heading_path": list(hit.heading_path),
+        "page": hit.page_start, "page_end": hit.page_end, "locator": hit.locator,
+        "locator_label": locator_label(hit.locator), "ocr": hit.ocr, "heading_path": list(hit.heading_path),
         "score": hit.score, "scores": hit.scores, "text": hit.text,
     }
 

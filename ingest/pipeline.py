@@ -24,13 +24,13 @@ from indexes.store import Store
 from indexes.types import ChunkInput, Collection, DocumentFields
 from ingest.chunking import ChunkingOptions, chunk_document, embed_sentence_spans
 from ingest.isolation import IngestLimits, ParseInterrupted, parser_process
-from ingest.parsers import ParsedDocument, supported_suffixes
+from ingest.parsers import Format, ParsedDocument, formats, supported_suffixes
 from ingest.parsers.ocr import OcrOptions
 
 # What service/ may use: the pipeline and what it takes (tests/test_layers.py holds service/ to this module and the CLI).
 __all__ = [
-    "ChunkingOptions", "FileResult", "IngestLimits", "IngestPipeline", "IngestReport",
-    "OcrOptions", "ProgressSink", "SourceFile", "discover", "sha256_file",
+    "ChunkingOptions", "FileResult", "Format", "IngestLimits", "IngestPipeline", "IngestReport",
+    "OcrOptions", "ProgressSink", "SourceFile", "discover", "formats", "sha256_file",
     "supported_suffixes",
 ]
 
@@ -279,6 +279,7 @@ class IngestPipeline:
         fields = DocumentFields(
             fields.source, fields.sha256, fields.size, fields.mtime, title=title, metadata=fields.metadata,
             pages=document.pages, warnings=tuple(document.warnings), text=document.text,
+            ocr_pages=tuple(document.ocr_pages),
         )
         return _Pending(file, fields, chunks, replacing)
 

@@ -9,6 +9,7 @@ from typing import Any, Iterator, Sequence
 
 from indexes.errors import InvalidInput, NotFound
 from indexes.filters import Filters
+from indexes.locators import merged, same_place
 from indexes.search import Searcher
 from indexes.store import Store
 from indexes.types import Collection, Hit
@@ -98,14 +99,15 @@ def merge_hits(hits: Sequence[Hit], document_text: Any, budget_chars: int) -> li
                 heading_path=first.heading_path, document_id=first.document_id,
                 chunk_ids=tuple(h.chunk_id for h in group), score=max(h.score for h in group),
                 headings=tuple(dict.fromkeys(t for h in group for t in h.heading_path)),
+                locator=merged([h.locator for h in group]), ocr=any(h.ocr for h in group),
             )
         )
     return passages
 
 
 def _touch(a: Hit, b: Hit) -> bool:
-    """Neighbouring or overlapping chunks on the same page (a citation names one page)."""
-    same_page = (a.page_start, a.page_end) == (b.page_start, b.page_end)
+    """Neighbouring or overlapping chunks in the same place (a citation names one page, slide or sheet)."""
+    same_page = (a.page_start, a.page_end) == (b.page_start, b.page_end) and same_place(a.locator, b.locator)
     return same_page and (abs(a.ordinal - b.ordinal) <= 1 or (a.start < b.end and b.start < a.end))
 
 

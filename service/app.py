@@ -25,7 +25,7 @@ from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, ConcurrencyLimitMiddleware, RequestContextMiddleware
 from service.problems import install_problem_handlers
 from service.chat import ConversationStore
-from service.routes import ask, collections, conversations, health, jobs, keys, openai_chat
+from service.routes import ask, collections, conversations, formats, health, jobs, keys, openai_chat
 from service.settings import Settings
 
 log = logging.getLogger("docqa.service")
@@ -100,7 +100,8 @@ def create_app(settings: Settings) -> FastAPI:
         return FileResponse(STATIC_DIR / "index.html")
 
     install_problem_handlers(app)
-    for router in (ask.router, collections.router, jobs.router, conversations.router, openai_chat.router, keys.router, health.router):
+    for router in (ask.router, collections.router, formats.router, jobs.router, conversations.router, openai_chat.router,
+                   keys.router, health.router):
         app.include_router(router)
     # Outermost first at run time: request id + logging, then load shedding, then body limits.
     app.add_middleware(BodyLimitMiddleware, default_limit=settings.limits.max_request_bytes,

@@ -39,7 +39,29 @@ class AskBody(BaseModel):
     stream: bool = Field(False, description="Answer as Server-Sent Events: citations, token..., done | error.")
 
 
-class Citation(BaseModel):
+class Locator(BaseModel):
+    """Where a passage sits in its document, in the document's own terms."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"kind": "page", "page": 3},
+                                                              {"kind": "sheet", "sheet": "Q3", "rows": [2, 41]}]})
+
+    kind: Literal["page", "slide", "chapter", "sheet"]
+    page: int | None = None
+    slide: int | None = None
+    chapter: int | None = None
+    sheet: str | None = Field(None, description="The sheet's name (none for a CSV file's one sheet).")
+    rows: list[int] | None = Field(None, description="First and last row, numbered as in the sheet (header: row 1).")
+
+
+class Placed(BaseModel):
+    """Where a passage is and how its text was read."""
+
+    locator: Locator | None = Field(None, description="Page (PDF), slide (PPTX), sheet and rows (XLSX, CSV) or chapter (EPUB); none for formats without places.")
+    locator_label: str | None = Field(None, examples=["page 3"], description='The locator as people read it: "page 3", "slide 5", "sheet Q3, rows 2–41", "chapter 2".')
+    ocr: bool = Field(False, description="Its text was read from a scanned page or image by OCR.")
+
+
+class Citation(Placed):
     """A numbered passage given to the generator; `cited` when the answer refers to it as [n]."""
 
     n: int = Field(examples=[1])
@@ -63,7 +85,8 @@ class AskResponse(BaseModel):
             "examples": [{
                 "answer": "The staging cluster has 12 nodes [1].",
                 "citations": [{"n": 1, "document_id": 3, "title": "Northwind Engineering Handbook", "source": "handbook.md",
-                               "page": None, "heading_path": ["Infrastructure"], "text": "The staging cluster has 12 nodes.",
+                               "page": None, "locator": None, "locator_label": None, "ocr": False,
+                               "heading_path": ["Infrastructure"], "text": "The staging cluster has 12 nodes.",
                                "score": 0.032, "cited": True, "supported": True, "support": 1.0}],
                 "abstained": False, "reason": None, "answer_support": 1.0, "unsupported_claims": [],
                 "generator": "extractive", "timings": {"retrieval_ms": 21.3, "total_ms": 80.2},
@@ -94,7 +117,7 @@ class SearchBody(BaseModel):
     filters: Filters | None = None
 
 
-class SearchHit(BaseModel):
+class SearchHit(Placed):
     """One ranked passage."""
 
     chunk_id: int
@@ -115,7 +138,8 @@ class SearchResponse(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "query": "staging cluster nodes", "mode": "hybrid", "timings": {"retrieval_ms": 18.4},
         "hits": [{"chunk_id": 12, "document_id": 3, "title": "Northwind Engineering Handbook", "source": "handbook.md",
-                  "page": None, "page_end": None, "heading_path": ["Infrastructure"],
+                  "page": None, "page_end": None, "locator": None, "locator_label": None, "ocr": False,
+                  "heading_path": ["Infrastructure"],
                   "text": "The staging cluster has 12 nodes.", "score": 0.032, "scores": {"dense": 0.71, "lexical": 7.9}}],
     }]})
 
@@ -148,6 +172,15 @@ class CollectionOut(BaseModel):
     created_at: float
 
 
+class FormatOut(BaseModel):
+    """A file format docqa reads, and the suffixes that name it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "PDF", "suffixes": [".pdf"]}]})
+
+    name: str
+    suffixes: list[str]
+
+
 class DocumentOut(BaseModel):
     """A document in the catalog."""
 
@@ -161,6 +194,7 @@ class DocumentOut(BaseModel):
     warnings: list[str]
     metadata: dict[str, Any]
     pages: int | None
+    ocr_pages: list[int] = Field(default_factory=list, description="Pages whose text was read by OCR.")
     chunks: int
     sha256: str | None
     size: int | None
@@ -168,7 +202,7 @@ class DocumentOut(BaseModel):
     updated_at: float
 
 
-class ChunkOut(BaseModel):
+class ChunkOut(Placed):
     """One chunk of a document."""
 
     id: int

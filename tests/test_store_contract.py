@@ -581,3 +581,105 @@ def test_a_filtered_search_sees_what_was_committed_since_the_same_search(store: 
     assert sorted(dense(store, docs, unit_vectors(1, 0)[0], team)) == sorted(first + second)
     store.delete_document(docs, store.find_document(docs, "a.md").id)
     assert lexical(store, docs, "report", team) == second
+
+
+# --- locators and OCR ------------------------------------------------------------------------------------
+
+SLIDE = {"kind": "slide", "slide": 3}
+ROWS = {"kind": "sheet", "sheet": "Q3", "rows": [2, 9]}
+
+
+def put_placed(store: Store, collection: Collection) -> tuple[int, list[int]]:
+    """A document whose chunks have a slide, a sheet's rows, no place at all, and one read by OCR."""
+    texts = ["slide three says hello", "Region: North; Revenue: 4.2M", "plain words", "scanned words"]
+    chunks = [
+        ChunkInput(texts[0], texts[0], 0, 1, locator=SLIDE),
+        ChunkInput(texts[1], texts[1], 1, 2, locator=ROWS),
+        ChunkInput(texts[2], texts[2], 2, 3),
+        ChunkInput(texts[3], texts[3], 3, 4, 5, 5, locator={"kind": "page", "page": 5}, ocr=True),
+    ]
+    fields = DocumentFields("deck.pptx", "sha", 10, 1.0, title="Deck", pages=5, text=" ".join(texts), ocr_pages=(5,))
+    return store.put_document(collection, fields, chunks, unit_vectors(4, 7))
+
+
+def test_chunks_keep_their_locator_and_ocr_flag_and_documents_their_ocr_pages(store: Store, docs: Collection) -> None:
+    document_id, ids = put_placed(store, docs)
+    records = store.chunks(ids)
+    assert [records[i].locator for i in ids] == [SLIDE, ROWS, None, {"kind": "page", "page": 5}]
+    assert [records[i].ocr for i in ids] == [False, False, False, True]
+    listed = store.document_chunks(document_id)
+    assert [(c["locator"], c["ocr"]) for c in listed] == [(SLIDE, False), (ROWS, False), (None, False),
+                                                          ({"kind": "page", "page": 5}, True)]
+    assert store.get_document(document_id, docs).ocr_pages == [5]
+    assert [d.ocr_pages for d in store.list_documents(docs)] == [[5]]
+    stored = store.export_document(document_id)
+    assert [(c.locator, c.ocr) for c in stored.chunks] == [(r.locator, r.ocr) for r in (records[i] for i in ids)]
+    assert stored.fields.ocr_pages == (5,)
+
+
+def test_migrating_carries_locators_ocr_flags_and_ocr_pages(store: Store, docs: Collection, tmp_path: Path) -> None:
+    from indexes.migrate import migrate
+
+    document_id, _ = put_placed(store, docs)
+    target = open_store(None, tmp_path / "copy")
+    migrate(store, target)
+    copied = target.get_collection("docs")
+    doc = target.find_document(copied, "deck.pptx")
+    assert doc.ocr_pages == [5]
+    assert [(c["locator"], c["ocr"]) for c in target.document_chunks(doc.id)] == [
+        (c["locator"], c["ocr"]) for c in store.document_chunks(document_id)]
+    target.close()
+
+
+SQLITE_SCHEMA_4 = {  # the two tables schema 5 added columns to, as docqa declared them before
+    "documents": "CREATE TABLE documents (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                 " collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE, source TEXT NOT NULL,"
+                 " title TEXT, sha256 TEXT, size INTEGER, mtime REAL, status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),"
+                 " error TEXT, warnings TEXT NOT NULL DEFAULT '[]', metadata TEXT NOT NULL DEFAULT '{}', pages INTEGER,"
+                 " text TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL, UNIQUE (collection_id, source))",
+    "chunks": "CREATE TABLE chunks (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+              " document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE, collection_id INTEGER NOT NULL,"
+              " ordinal INTEGER NOT NULL, text TEXT NOT NULL, embed_text TEXT NOT NULL, start INTEGER NOT NULL,"
+              " end INTEGER NOT NULL, page_start INTEGER, page_end INTEGER, heading_path TEXT NOT NULL DEFAULT '[]',"
+              " embedding BLOB NOT NULL, sentence_vectors BLOB)",
+}
+
+
+def downgrade(store: Store) -> None:
+    """Make the store's tables look as a docqa before locators left them (no locator, ocr or ocr_pages)."""
+    statements = ["ALTER TABLE chunks DROP COLUMN locator", "ALTER TABLE chunks DROP COLUMN ocr",
+                  "ALTER TABLE documents DROP COLUMN ocr_pages"]
+    if isinstance(store, EmbeddedStore):  # SQLite: the tables rebuilt as schema 4 declared them
+        db = sqlite3.connect(store.catalog.path)
+        for table, declared in SQLITE_SCHEMA_4.items():
+            kept = ", ".join(r[1] for r in db.execute(f"PRAGMA table_info({table})")
+                             if r[1] not in ("locator", "ocr", "ocr_pages"))
+            db.executescript(f"PRAGMA foreign_keys = OFF; ALTER TABLE {table} RENAME TO gone; {declared};"
+                             f" INSERT INTO {table} SELECT {kept} FROM gone; DROP TABLE gone;")
+        db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+        db.commit()
+        db.close()
+    else:
+        with store.connection() as conn:
+            for statement in statements + ["UPDATE docqa_meta SET value = '1' WHERE key = 'schema_version'"]:
+                conn.execute(statement)
+
+
+def test_a_store_from_before_locators_opens_and_its_chunks_cite_their_pages(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    old = make_store(backend, tmp_path, request)
+    collection = old.create_collection("docs", IDENTITY)
+    _, ids = put(old, collection, "report.pdf", ["page one text", "more text"])
+    downgrade(old)
+    old.close()
+    store = make_store(backend, tmp_path, request)
+    collection = store.get_collection("docs")
+    records = store.chunks(ids)
+    assert [records[i].locator for i in ids] == [None, None]  # nothing stored, so nothing invented in the store
+    assert [c["locator"] for c in store.document_chunks(records[ids[0]].document_id)] == [{"kind": "page", "page": 1}] * 2
+    assert store.find_document(collection, "report.pdf").ocr_pages == []
+    _, new_ids = put_placed(store, collection)  # and it takes the new fields from now on
+    assert store.chunks(new_ids)[new_ids[0]].locator == SLIDE
+    assert consistent(store, collection)
+    store.close()

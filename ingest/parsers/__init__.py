@@ -3,10 +3,14 @@
 Parsers register under the `docqa.parsers` entry-point group (docqa's own in its pyproject.toml, as a plugin's
 are); an entry point names a class, or any callable, that takes no arguments and returns a `Parser`. A plugin's
 parser for a suffix a built-in one reads takes that suffix over.
+
+This registry is the one list of formats: the 415 check, `discover`, the upload form (through `GET /v1/formats`),
+the upload route's description and the README's table (checked by a test) all read it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from pathlib import PurePath
 
@@ -22,6 +26,8 @@ __all__ = [
     "ParsedDocument",
     "Parser",
     "Section",
+    "Format",
+    "formats",
     "parse_bytes",
     "parser_for",
     "supported_suffixes",
@@ -45,6 +51,25 @@ def _by_suffix() -> dict[str, Parser]:
 def supported_suffixes() -> frozenset[str]:
     """The file suffixes some registered parser reads (built once, like the registry it reads)."""
     return frozenset(_by_suffix())
+
+
+@dataclass(frozen=True)
+class Format:
+    """A format people can hand docqa: its name ("PDF") and the suffixes that name it."""
+
+    name: str
+    suffixes: tuple[str, ...]
+
+
+@cache
+def formats() -> tuple[Format, ...]:
+    """Every format some registered parser reads, by name; a parser without a `name` is named by its suffixes."""
+    by_parser: dict[int, tuple[Parser, list[str]]] = {}
+    for suffix, parser in _by_suffix().items():
+        by_parser.setdefault(id(parser), (parser, []))[1].append(suffix)
+    found = [Format(getattr(parser, "name", None) or ", ".join(suffixes), tuple(suffixes))
+             for parser, suffixes in by_parser.values()]
+    return tuple(sorted(found, key=lambda f: f.name.casefold()))
 
 
 def _suffix(name: str) -> str:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from itertools import islice
+from typing import Iterable, Protocol, Sequence
 
 from indexes.locators import UNITS
 
@@ -102,25 +103,29 @@ class DocumentBuilder:
 
     def add_table(
         self,
-        rows: Sequence[Sequence[str]],
+        rows: Iterable[Sequence[object]],
         page: int | None = None,
         heading_path: Sequence[str] = (),
         *,
         sheet: str | None = None,
         first_row: int = 1,
         header_rows: int = 1,
+        numbered: bool = False,
         ocr: bool = False,
     ) -> None:
         """Add a table a row at a time, each row with its header (see tables.row_text) so a cell reads alone.
 
-        `rows[0:header_rows]` are the header; `first_row` is the number of `rows[0]` in its sheet, so a
-        sheet's rows keep their own numbers in citations. Without a sheet, rows are not numbered.
+        The first `header_rows` rows are the header; `first_row` is the number of the first row in its sheet, so
+        a sheet's rows keep their own numbers in citations (an empty row is skipped but counted). Rows are
+        numbered in a named sheet, or with `numbered` (a CSV's one sheet has no name); a page's table's are not.
+        `rows` may be a generator: a sheet streams through without being held.
         """
         from .tables import header_names, row_text
 
-        header = header_names(rows[:header_rows]) if header_rows else []
-        for i, cells in enumerate(rows[header_rows:], start=first_row + header_rows):
-            number = (i, i) if sheet is not None else None
+        rows = iter(rows)
+        header = header_names(list(islice(rows, header_rows))) if header_rows else []
+        for i, cells in enumerate(rows, start=first_row + header_rows):
+            number = (i, i) if sheet is not None or numbered else None
             self.add(row_text(header, cells), page, heading_path, sheet=sheet, rows=number, ocr=ocr)
 
     def build(self, title: str | None = None, pages: int | None = None, unit: str = "page") -> ParsedDocument:

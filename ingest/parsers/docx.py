@@ -45,6 +45,7 @@ def _table_rows(table: Table) -> list[str]:
 class DocxParser:
     """Word documents (.docx): one section per paragraph and per table row."""
 
+    name = "Word (DOCX)"
     suffixes = (".docx",)
 
     def parse(self, data: bytes, name: str) -> ParsedDocument:

@@ -89,6 +89,7 @@ class _SectionWalker:
 class HtmlParser:
     """HTML: drops page chrome, prefers <main>/<article>, keeps headings as paths."""
 
+    name = "HTML"
     suffixes = (".html", ".htm")
 
     def parse(self, data: bytes, name: str) -> ParsedDocument:

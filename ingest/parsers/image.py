@@ -16,6 +16,7 @@ from .text import split_paragraphs
 class ImageParser:
     """PNG, JPEG and TIFF: one page per frame, one OCR'd section per paragraph."""
 
+    name = "Image (PNG, JPEG, TIFF)"
     suffixes = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
     def parse(self, data: bytes, name: str) -> ParsedDocument:

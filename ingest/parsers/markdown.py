@@ -51,6 +51,7 @@ def _split_front_matter(lines: list[str]) -> tuple[str | None, list[str]]:
 class MarkdownParser:
     """Markdown: one section per blank-line-separated run of blocks (code kept whole), under the headings above it."""
 
+    name = "Markdown"
     suffixes = (".md", ".markdown")
 
     def parse(self, data: bytes, name: str) -> ParsedDocument:

@@ -77,6 +77,7 @@ def _title(item: object) -> str:
 class PdfParser:
     """PDF via pypdf: never raises anything but ParseError."""
 
+    name = "PDF"
     suffixes = (".pdf",)
 
     def parse(self, data: bytes, name: str) -> ParsedDocument:

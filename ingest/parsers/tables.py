@@ -7,11 +7,31 @@ finds the same cell whatever format holds it.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Sequence
+
+_SIGNIFICANT = 15  # a double holds 15-17 significant digits; 15 drops binary noise (4.2000000000000002 → 4.2)
+
+
+def cell_text(value: object) -> str:
+    """A spreadsheet value as people read it: 4.2 not 4.2000000000000002, 3 not 3.0, dates ISO, TRUE/FALSE."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return f"{value:.{_SIGNIFICANT}g}"
+    if isinstance(value, dt.datetime):
+        if value.time() == dt.time():
+            return value.date().isoformat()
+        return value.isoformat(sep=" ", timespec="microseconds" if value.microsecond else "seconds")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    return str(value)
 
 
 def _clean(cell: object) -> str:
-    return " ".join(str(cell).split()) if cell is not None else ""
+    return " ".join(cell_text(cell).split())
 
 
 def header_names(header_rows: Sequence[Sequence[object]]) -> list[str]:

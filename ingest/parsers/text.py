@@ -13,6 +13,7 @@ from .base import DocumentBuilder, ParsedDocument
 # Tab, newline, vertical tab, form feed and carriage return are normal in text files.
 _ALLOWED_CONTROLS = frozenset("\t\n\v\f\r")
 _MAX_CONTROL_RATIO = 0.02
+_TIE_BREAK = "cp1252"  # the commonest single-byte encoding (what browsers read "latin-1" as)
 
 
 def decode_text(data: bytes, declared: str | None = None) -> str:
@@ -34,9 +35,14 @@ def _decode_non_utf8(data: bytes, declared: str | None) -> str:
             return data.decode(codecs.lookup(declared).name, errors="replace")
         except LookupError:
             pass  # an unknown charset name in a file is common; fall back to detection
-    best = from_bytes(data).best()
+    matches = from_bytes(data)
+    best = matches.best()
     if best is None:
         raise ParseError("binary content: not a text file")
+    # Short text (a CSV's cells) has too few words to tell Western from Central European: cp1252 wins a tie.
+    western = next((m for m in matches if m.encoding == _TIE_BREAK), None)
+    if western is not None and (western.chaos, western.coherence) == (best.chaos, best.coherence):
+        best = western
     return str(best)
 
 
@@ -66,6 +72,7 @@ def split_paragraphs(text: str) -> list[str]:
 class TextParser:
     """Plain text: one section per paragraph."""
 
+    name = "Plain text"
     suffixes = (".txt", ".text", ".log")
 
     def parse(self, data: bytes, name: str) -> ParsedDocument:

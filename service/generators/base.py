@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence
 from pydantic import BaseModel
 
 from indexes import plugins
+from indexes.locators import locator_label, locator_of
 
 if TYPE_CHECKING:
     from service.evidence import EvidenceScorer
@@ -27,6 +28,13 @@ class Passage:
     chunk_ids: tuple[int, ...] = ()
     score: float = 0.0
     headings: tuple[str, ...] = ()  # every heading the passage's chunks sit under (heading lines in `text` too)
+    locator: dict[str, Any] | None = None  # where in the document (indexes/locators.py)
+    ocr: bool = False  # some of its text was read from an image
+
+    @property
+    def where(self) -> str | None:
+        """The passage's place as people read it: "page 3", "slide 5", "sheet Q3, rows 2–41"."""
+        return locator_label(locator_of(self.locator, self.page))
 
 
 class Generator(Protocol):

@@ -26,7 +26,7 @@ def render_passages(passages: Sequence[Passage]) -> str:
     and the title is escaped for its attribute, so no document can end its passage or the block."""
     blocks = []
     for p in passages:
-        where = html.escape(p.title + (f", page {p.page}" if p.page else ""), quote=True)
+        where = html.escape(p.title + (f", {p.where}" if p.where else ""), quote=True)
         text = _DELIMITER.sub("&lt;", p.text)
         blocks.append(f'<passage n="{p.n}" source="{where}">\n{text}\n</passage>')
     return "<passages>\n" + "\n".join(blocks) + "\n</passages>"

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from sse_starlette.sse import EventSourceResponse
 
+from indexes.locators import locator_label
 from indexes.types import Hit
 from service.answer import Answer, AnswerEvent, AskRequest
 from service.auth import Principal
@@ -45,6 +46,7 @@ def citation(p: Passage, answer: Answer | None = None) -> Citation:
     verified = answer.verified if cited and answer else None
     return Citation(
         n=p.n, document_id=p.document_id, title=p.title, source=p.source, page=p.page,
+        locator=p.locator, locator_label=p.where, ocr=p.ocr,
         heading_path=list(p.heading_path), text=p.text, score=p.score, cited=cited,
         supported=verified.citation_supported.get(p.n) if verified else None,
         support=verified.citation_support.get(p.n) if verified else None,
@@ -107,6 +109,7 @@ def hit_out(hit: Hit) -> SearchHit:
     return SearchHit(
         chunk_id=hit.chunk_id, document_id=hit.document_id, title=hit.title, source=hit.source, page=hit.page_start,
         page_end=hit.page_end, heading_path=list(hit.heading_path), text=hit.text, score=hit.score, scores=hit.scores,
+        locator=hit.locator, locator_label=locator_label(hit.locator), ocr=hit.ocr,
     )
 
 

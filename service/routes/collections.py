@@ -12,10 +12,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from indexes.errors import InvalidInput, NotFound
+from indexes.locators import locator_label
 from indexes.types import Collection, DocumentRecord
 from ingest.pipeline import IngestPipeline, IngestReport, ProgressSink, SourceFile, discover, sha256_file
 from service.auth import Principal
 from service.context import ServiceContext, get_context, get_principal
+from service.routes.formats import formats_sentence
 from service.schemas import (
     ChunkOut, CollectionCreate, CollectionOut, DocumentDetail, DocumentOut, JobOut, PathIngest, Problem, RowId,
 )
@@ -35,7 +37,7 @@ def collection_out(ctx: ServiceContext, c: Collection) -> CollectionOut:
 def document_out(d: DocumentRecord) -> dict[str, Any]:
     """A document record as the API shows it."""
     return dict(id=d.id, source=d.source, title=d.title, status=d.status, error=d.error, warnings=d.warnings,
-                metadata=d.metadata, pages=d.pages, chunks=d.chunk_count, sha256=d.sha256, size=d.size,
+                metadata=d.metadata, pages=d.pages, ocr_pages=d.ocr_pages, chunks=d.chunk_count, sha256=d.sha256, size=d.size,
                 created_at=d.created_at, updated_at=d.updated_at)
 
 
@@ -87,7 +89,7 @@ def get_document(name: str, document_id: RowId, ctx: ServiceContext = Depends(ge
     """A document and its chunks, in order."""
     collection = ctx.collection(name, principal)
     document = ctx.store.get_document(document_id, collection)
-    chunks = [ChunkOut(**c) for c in ctx.store.document_chunks(document.id)]
+    chunks = [ChunkOut(**c, locator_label=locator_label(c["locator"])) for c in ctx.store.document_chunks(document.id)]
     return {**document_out(document), "chunk_list": chunks}
 
 
@@ -160,7 +162,7 @@ def _metadata(raw: str | None) -> dict[str, Any]:
 )
 async def upload(
     name: str,
-    files: list[UploadFile] = File(..., description="One or more files (PDF, Markdown, HTML, DOCX, text).",
+    files: list[UploadFile] = File(..., description=f"One or more files: {formats_sentence()}; GET /v1/formats lists them.",
                                    examples=[["handbook.md", "atlas-report.pdf"]]),
     metadata: str | None = Form(None, description='JSON object stored with each document, e.g. {"team": "infra"}.',
                                 examples=['{"team": "infra"}']),

@@ -80,8 +80,8 @@ def sources_block(answer: Answer) -> str:
     lines = []
     for p in answer.passages:
         if p.n in answer.cited or answer.abstained:
-            page = f", p. {p.page}" if p.page else ""
-            lines.append(f"[{p.n}] {p.title}{page} — {p.source}")
+            where = f", {p.where}" if p.where else ""
+            lines.append(f"[{p.n}] {p.title}{where} — {p.source}")
     return "\n\nSources:\n" + "\n".join(lines) if lines else ""
 
 

@@ -250,8 +250,21 @@ function wire() {
   wireDragAndDrop();
 }
 
+/** The upload form accepts what the server's parsers read (GET /v1/formats), and its hint names them. */
+async function loadFormats() {
+  try {
+    const formats = await api("/v1/formats");
+    $("file-input").accept = formats.flatMap((f) => f.suffixes).join(",");
+    const names = formats.map((f) => f.name).join(", ");
+    $("upload-hint").textContent = `Add documents (${names}) to the current collection; you can also drop files on the page.`;
+  } catch {
+    // Without the list the form takes any file; the server still refuses what it cannot read, with 415.
+  }
+}
+
 async function start() {
   wire();
+  loadFormats();
   await conversations.detect();
   await loadCollections();
   $("question").focus();

@@ -11,10 +11,16 @@ export function el(tag, { cls, text, attrs } = {}) {
   return node;
 }
 
-/** "Title · p. 2" for a citation. */
+/** Where a citation sits, as the API words it: "page 2", "slide 5", "sheet Q3, rows 2–41" (or the page alone). */
+export function placeLabel(c) {
+  return c.locator_label || (c.page ? `page ${c.page}` : "");
+}
+
+/** "Title · page 2" (or "· slide 5", "· sheet Q3, rows 2–41") for a citation. */
 export function citationLabel(c) {
   const title = c.title || c.source || "Untitled";
-  return c.page ? `${title} · p. ${c.page}` : title;
+  const place = placeLabel(c);
+  return place ? `${title} · ${place}` : title;
 }
 
 /** What the page says of a citation the verifier found does not back the claim citing it (`supported: false`). */

@@ -2,7 +2,7 @@
 
 import { apiKey, openSource } from "./api.js";
 import { highlightRanges, segments, sentencesCiting } from "./highlight.js";
-import { el, UNSUPPORTED } from "./messages.js";
+import { el, placeLabel, UNSUPPORTED } from "./messages.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -26,7 +26,9 @@ export class PassagePanel {
     $("passage-number").textContent = `Passage [${c.n}]`;
     $("passage-title").textContent = c.title || c.source || "Untitled";
     const meta = [];
-    if (c.page) meta.push(`page ${c.page}`);
+    const place = placeLabel(c);
+    if (place) meta.push(place);
+    if (c.ocr) meta.push("text read by OCR from a scanned image: check the source");
     if (c.heading_path?.length) meta.push(c.heading_path.join(" › "));
     if (c.source) meta.push(c.source.split(/[\\/]/).pop());
     $("passage-meta").textContent = meta.join(" · ");
@@ -61,8 +63,10 @@ export class PassagePanel {
       return;
     }
     this.fileUrl = `/v1/collections/${encodeURIComponent(collection)}/documents/${c.document_id}/file`;
+    // Only a PDF's pages can be opened at: a slide or a sheet's rows are named, and the file opens whole.
     link.href = this.fileUrl + (c.page ? `#page=${c.page}` : "");
-    link.textContent = c.page ? `Open the source at page ${c.page}` : "Open the source";
+    const place = placeLabel(c);
+    link.textContent = c.page ? `Open the source at page ${c.page}` : place ? `Open the source (${place})` : "Open the source";
     link.hidden = false;
   }
 
