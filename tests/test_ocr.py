@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from cer import character_error_rate, edit_distance
 from indexes.errors import LimitExceeded, ParseError
+from indexes.locators import locator_label
 from indexes.search import Searcher
 from ingest.isolation import IngestLimits, ParseInterrupted, ParserProcess
 from ingest.parsers import parse_bytes
@@ -229,6 +230,22 @@ def test_a_portuguese_scan_is_found_by_an_accent_free_query(store, embedder, tmp
     hits = Searcher(store).search(collection, "reuniao de planejamento orcamentario na sexta-feira", mode="lexical", k=3)
     assert hits and "planejamento orçamentário" in hits[0].text
     assert character_error_rate(hits[0].text, PORTUGUESE) <= 0.02
+    assert hits[0].ocr and locator_label(hits[0].locator) == "page 1"
+
+
+def test_a_mixed_pdf_in_the_store_cites_its_scanned_page_as_ocr_and_its_typed_page_as_not(
+    store, embedder, tmp_path: Path
+) -> None:
+    path = tmp_path / "vault.pdf"
+    path.write_bytes(pdf(["The typed page says the vault opens at nine.", text_image(SENTENCE)]))
+    collection = store.ensure_collection("default", embedder)
+    report = IngestPipeline(store, collection, workers=0).ingest([SourceFile(path, str(path))])
+    assert [(r.status, r.reason) for r in report.results] == [("ingested", None)]
+    searcher = Searcher(store)
+    scanned = searcher.search(collection, "how many granite blocks were shipped in March", k=1)[0]
+    typed = searcher.search(collection, "when does the vault open", k=1)[0]
+    assert "forty two granite blocks" in scanned.text and scanned.ocr and locator_label(scanned.locator) == "page 2"
+    assert "vault opens at nine" in typed.text and not typed.ocr and locator_label(typed.locator) == "page 1"
 
 
 def test_ocr_options_reach_the_parser_process(store, embedder, shared) -> None:
