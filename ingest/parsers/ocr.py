@@ -4,7 +4,7 @@ Tesseract runs as a subprocess fed a PGM on stdin, with one OpenMP thread: on th
 its default two threads took 66-113 s for a page that one thread reads in 10-12 s, and pytesseract (no way to
 set the child's environment) spends 0.5 s per page writing a PNG to a temporary file (docs/quality.md, "OCR").
 `--psm 1` lets Tesseract turn pages that lie on their side or upside down; a small skew it reads poorly (CER
-3-5% on skew.pdf against about 1% straightened), so `deskewed` straightens the page first. The options and a
+2.9-4.6% on skew.pdf against about 1% straightened), so `deskewed` straightens the page first. The options and a
 hook called before each page is read (the parser process uses it to give every OCR'd page its own time limit,
 ingest/isolation.py) reach the parsers through `configured`, since a parser takes only bytes and a name.
 """
