@@ -22,7 +22,7 @@ from indexes.locators import locator_label
 from indexes.migrate import migrate as migrate_store
 from indexes.search import MODES, Searcher, SearchTuning
 from indexes.store import Embedders, Store
-from ingest.pipeline import FileResult, IngestLimits, IngestPipeline, OcrOptions, ProgressSink
+from ingest.pipeline import FileResult, IngestLimits, IngestPipeline, OcrOptions, ProgressSink, remove_document
 
 app = typer.Typer(help="docqa: retrieval-augmented question answering over your documents.", no_args_is_help=True)
 out = Console()
@@ -192,7 +192,7 @@ def remove(
     collection: str = CollectionOpt,
     all_: bool = typer.Option(False, "--all", help="Delete the whole collection."),
 ) -> None:
-    """Remove documents (by id or source) or, with --all, a whole collection."""
+    """Remove documents (by id or source), each with its attachments, or, with --all, a whole collection."""
     store = _State.store()
     try:
         target = store.get_collection(collection)
@@ -208,8 +208,8 @@ def remove(
                 doc = store.get_document(int(ref), target)
             if doc is None:
                 raise NotFound(f"document {ref!r} not found in {collection!r}")
-            store.delete_document(target, doc.id)
-            out.print(f"removed {doc.source} ({doc.chunk_count} chunks)")
+            for removed in remove_document(store, target, doc):
+                out.print(f"removed {removed.source} ({removed.chunk_count} chunks)")
     except DocQAError as exc:
         fail(exc.detail)
 

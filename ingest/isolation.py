@@ -3,11 +3,11 @@
 A thread cannot be stopped and SIGALRM only reaches the main thread, so every file is parsed in a
 spawned process that is kept for the next file and killed (then replaced) when a parse runs past its
 time limit. Start-up is paid once per process (up to MAX_IDLE are kept warm) and not counted against
-the limit; after that a file costs one round trip: its path out, the parsed document pickled back. A page read
-by OCR takes seconds, so the child says when it starts OCR on a page, and each such page gets the time limit
-anew: a 200-page scan is bound per page, not by a limit meant for a whole text PDF. The child leads a process
-group of its own, so a kill takes the Tesseract it runs along; a child whose parent is gone stops at its next page,
-when telling the parent fails.
+the limit; after that a file costs one round trip: its path (or an attachment's bytes) out, the parsed document
+pickled back. A page read by OCR takes seconds, so the child says when it starts OCR on a page, and each such
+page gets the time limit anew: a 200-page scan is bound per page, not by a limit meant for a whole text PDF. The
+child leads a process group of its own, so a kill takes the Tesseract it runs along; a child whose parent is gone
+stops at its next page, when telling the parent fails.
 A pool library (pebble 5.2) was tried and not taken: its pool breaks for good when an idle worker dies (every
 later file fails), and its spawn and forkserver workers re-import the caller's main script (fork, the other way,
 is unsafe in a threaded server).
@@ -58,12 +58,16 @@ class OcrStarted:
 
 
 def parse_file(
-    path: str, name: str, limits: IngestLimits, ocr: OcrOptions = OcrOptions(), conn: Connection | None = None
+    path: str | bytes, name: str, limits: IngestLimits, ocr: OcrOptions = OcrOptions(), conn: Connection | None = None
 ) -> ParsedDocument:
-    """Read and parse one file within the limits (runs in a parser process, telling `conn` of each OCR'd page)."""
-    size = os.path.getsize(path)
+    """Read and parse one file within the limits (runs in a parser process, telling `conn` of each OCR'd page);
+    `path` may be the bytes themselves (a file that came out of another, as an e-mail's attachment does)."""
+    size = len(path) if isinstance(path, bytes) else os.path.getsize(path)
     if size > limits.max_file_bytes:
         raise LimitExceeded(f"file too large: {size} bytes (limit {limits.max_file_bytes})")
+    if isinstance(path, str):
+        with open(path, "rb") as fh:
+            path = fh.read()
 
     def before_ocr(page: int, pages: int) -> None:
         if pages > limits.max_pages:  # before hours of OCR, not after
@@ -71,8 +75,8 @@ def parse_file(
         if conn is not None:
             conn.send(OcrStarted(page))
 
-    with open(path, "rb") as fh, configured(ocr, before_ocr):
-        document = parse_bytes(fh.read(), name)
+    with configured(ocr, before_ocr):
+        document = parse_bytes(path, name)
     if document.pages and document.pages > limits.max_pages:
         raise LimitExceeded(f"too many pages: {document.pages} (limit {limits.max_pages})")
     if len(document.text) > limits.max_text_chars:
@@ -126,10 +130,10 @@ class ParserProcess:
         return self._conn
 
     def parse(
-        self, path: str, name: str, limits: IngestLimits, ocr: OcrOptions = OcrOptions()
+        self, path: str | bytes, name: str, limits: IngestLimits, ocr: OcrOptions = OcrOptions()
     ) -> ParsedDocument | DocQAError:
-        """The parsed document, or the error that stopped it: a ParseError when `limits.max_parse_seconds` pass
-        before the parse ends, or before the next OCR'd page begins."""
+        """The parsed document of the file at `path` (or of these bytes), or the error that stopped it: a ParseError
+        when `limits.max_parse_seconds` pass before the parse ends, or before the next OCR'd page begins."""
         alive = self._process is not None and self._process.poll() is None
         try:
             conn = self._conn if alive and self._conn is not None else self._start()

@@ -4,6 +4,9 @@ Parsing runs in child processes (several for big batches: it is the CPU-bound pa
 with a time limit that really stops it (see isolation.py); embedding is batched across
 documents for throughput; each document is committed on its own, so a crash or Ctrl-C loses at most
 the documents not yet committed, and running the same command again finishes the job.
+
+A file's attachments (an e-mail's) are documents of their own, `<file source>#<name>` with `attached_to` the file
+in their metadata: parsed in a parser process like a file, failing alone, replaced or removed with their file.
 """
 
 from __future__ import annotations
@@ -15,27 +18,29 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Iterable, Iterator, Sequence
 
 from indexes.embedders import SpanEmbedder
 from indexes.errors import DocQAError, LimitExceeded, ParseError, StorageError
 from indexes.store import Store
-from indexes.types import ChunkInput, Collection, DocumentFields
+from indexes.types import ChunkInput, Collection, DocumentFields, DocumentRecord
 from ingest.chunking import ChunkingOptions, chunk_document, embed_sentence_spans
 from ingest.isolation import IngestLimits, ParseInterrupted, parser_process
-from ingest.parsers import Format, ParsedDocument, formats, supported_suffixes
+from ingest.parsers import Format, ParsedDocument, formats, parser_for, supported_suffixes
+from ingest.parsers.base import Attachment
 from ingest.parsers.ocr import OcrOptions
 
 # What service/ may use: the pipeline and what it takes (tests/test_layers.py holds service/ to this module and the CLI).
 __all__ = [
     "ChunkingOptions", "FileResult", "Format", "IngestLimits", "IngestPipeline", "IngestReport",
-    "OcrOptions", "ProgressSink", "SourceFile", "discover", "formats", "sha256_file",
+    "OcrOptions", "ProgressSink", "SourceFile", "discover", "formats", "remove_document", "sha256_file",
     "supported_suffixes",
 ]
 
 log = logging.getLogger("docqa.ingest")
 STATUSES = ("ingested", "unchanged", "replaced", "removed", "failed")
+ATTACHED_TO = "attached_to"  # an attachment's metadata key: the source of the file it came in
 
 
 @dataclass(frozen=True)
@@ -218,8 +223,9 @@ class IngestPipeline:
     # -- stages -----------------------------------------------------------------------------------
 
     def _parsed(self, files: Sequence[SourceFile], report: IngestReport, progress: ProgressSink) -> Iterator[_Pending]:
-        """Hash each file, skip unchanged ones, parse and chunk the rest (in order)."""
-        todo: list[tuple[SourceFile, DocumentFields, bool]] = []
+        """Hash each file, skip unchanged ones, parse and chunk the rest (in order), each followed by its
+        attachments."""
+        todo: list[tuple[SourceFile, DocumentFields, DocumentRecord | None]] = []
         for file in files:
             try:
                 stat = file.path.stat()
@@ -229,29 +235,99 @@ class IngestPipeline:
                            transient=True)
                 continue
             fields = DocumentFields(file.source, digest, stat.st_size, stat.st_mtime, metadata=file.metadata)
-            try:
-                known = self.store.find_document(self.collection, file.source)
-            except StorageError as exc:
-                self._fail(file, fields, f"not committed: {exc.detail}", report, progress, transient=True)
-                continue
-            if known and known.status == "ok" and known.sha256 == digest and known.metadata == file.metadata:
-                result = FileResult(file.source, "unchanged", chunks=known.chunk_count, document_id=known.id)
-                report.results.append(result)
-                progress.file_done(result)
-                continue
-            todo.append((file, fields, known is not None and known.status == "ok"))
-        for (file, fields, replacing), outcome in zip(todo, self._parse_all(todo)):
+            needed, known = self._needed(file, fields, file.path.name, report, progress)
+            if needed:
+                todo.append((file, fields, known))
+        attached: dict[str, list[DocumentRecord]] | None = None  # the collection's attachments by file, read once
+        for (file, fields, known), outcome in zip(todo, self._parse_all(todo)):
             if isinstance(outcome, BaseException):
                 self._fail(file, fields, _reason(outcome), report, progress, transient=isinstance(outcome, ParseInterrupted))
                 continue
             if outcome.ocr_pages:
                 progress.pages_ocred(len(outcome.ocr_pages))
+            attachments = self._attachments(file, outcome)
             try:
-                yield self._chunked(file, fields, outcome, replacing)
+                yield self._chunked(file, fields, outcome, _ok(known), file.path.name)
             except DocQAError as exc:
                 self._fail(file, fields, exc.detail, report, progress)
+                continue
+            if known is not None:  # a file parsed again drops the attachments it no longer has
+                if attached is None:
+                    attached = _attachments_by_file(self.store.list_documents(self.collection))
+                present = {a.source for a, _ in attachments}
+                for doc in attached.get(file.source, []):
+                    if doc.source not in present:
+                        self.store.delete_document(self.collection, doc.id)
+                        _record(FileResult(doc.source, "removed", chunks=doc.chunk_count, document_id=doc.id), report,
+                                progress)
+            yield from self._attached(attachments, fields.mtime, report, progress)
 
-    def _parse_all(self, todo: Sequence[tuple[SourceFile, DocumentFields, bool]]) -> Iterable[ParsedDocument | BaseException]:
+    def _needed(
+        self, file: SourceFile, fields: DocumentFields, name: str, report: IngestReport, progress: ProgressSink,
+    ) -> tuple[bool, DocumentRecord | None]:
+        """Whether a file must be parsed (it is new or changed: not unchanged, and the store could be asked), and the
+        version the store holds. Metadata its parser read from the file is not compared: the bytes decide that."""
+        try:
+            known = self.store.find_document(self.collection, file.source)
+        except StorageError as exc:
+            self._fail(file, fields, f"not committed: {exc.detail}", report, progress, transient=True)
+            return False, None
+        if known is None or known.status != "ok" or known.sha256 != fields.sha256:
+            return True, known
+        read_from_file = getattr(parser_for(name), "metadata_keys", ())
+        given = {k: v for k, v in known.metadata.items() if k in file.metadata or k not in read_from_file}
+        if given != file.metadata:
+            return True, known
+        _record(FileResult(file.source, "unchanged", chunks=known.chunk_count, document_id=known.id), report, progress)
+        return False, known
+
+    def _attachments(self, file: SourceFile, document: ParsedDocument) -> list[tuple[SourceFile, Attachment]]:
+        """A parsed file's attachments that some parser reads, each as a file `<source>#<name>` (names made unique)
+        attached to it; the others are warnings on the file. An attachment's own attachments are not taken."""
+        found: list[tuple[SourceFile, Attachment]] = []
+        names: set[str] = set()
+        metadata = {**file.metadata, ATTACHED_TO: file.source}
+        for attachment in document.attachments:
+            if file.metadata.get(ATTACHED_TO) is not None:
+                document.warnings.append(f"attachment {attachment.name} not ingested: it is inside an attachment")
+            elif parser_for(attachment.name) is None:
+                document.warnings.append(f"attachment {attachment.name} not ingested: unsupported file type")
+            else:
+                name = _unique(attachment.name, names)
+                source = SourceFile(file.path, f"{file.source}#{name}", metadata)
+                found.append((source, Attachment(name, attachment.data)))
+        return found
+
+    def _attached(
+        self, attachments: list[tuple[SourceFile, Attachment]], mtime: float | None, report: IngestReport,
+        progress: ProgressSink,
+    ) -> Iterator[_Pending]:
+        """Each attachment, unless unchanged, parsed in a parser process and chunked like a file; it fails alone."""
+        todo = []
+        for file, attachment in attachments:
+            digest = hashlib.sha256(attachment.data).hexdigest()
+            fields = DocumentFields(file.source, digest, len(attachment.data), mtime, metadata=file.metadata)
+            needed, known = self._needed(file, fields, attachment.name, report, progress)
+            if needed:
+                todo.append((file, fields, known, attachment))
+        if not todo:
+            return
+        with parser_process() as parser:
+            for file, fields, known, attachment in todo:
+                outcome = parser.parse(attachment.data, attachment.name, self.limits, self.ocr)
+                if isinstance(outcome, BaseException):
+                    self._fail(file, fields, _reason(outcome), report, progress,
+                               transient=isinstance(outcome, ParseInterrupted))
+                    continue
+                self._attachments(file, outcome)  # notes that its own are not ingested
+                try:
+                    yield self._chunked(file, fields, outcome, _ok(known), attachment.name)
+                except DocQAError as exc:
+                    self._fail(file, fields, exc.detail, report, progress)
+
+    def _parse_all(
+        self, todo: Sequence[tuple[SourceFile, DocumentFields, DocumentRecord | None]],
+    ) -> Iterable[ParsedDocument | BaseException]:
         """Parse files in order, each in a parser process that is killed if it runs past the time limit."""
         workers = self.workers if self.workers is not None else (min(4, os.cpu_count() or 1) if len(todo) > 3 else 0)
         args = [(str(f.path), f.path.name, self.limits, self.ocr) for f, _, _ in todo]
@@ -269,17 +345,20 @@ class IngestPipeline:
                 yield futures[i].result()
                 futures[i] = None  # type: ignore[call-overload]  # let the parsed document be freed
 
-    def _chunked(self, file: SourceFile, fields: DocumentFields, document: ParsedDocument, replacing: bool) -> _Pending:
-        title = document.title or file.path.stem
+    def _chunked(
+        self, file: SourceFile, fields: DocumentFields, document: ParsedDocument, replacing: bool, name: str,
+    ) -> _Pending:
+        """The document's chunks and what is stored with it: metadata read from the file under the given metadata."""
+        title = document.title or PurePath(name).stem
         chunks = chunk_document(document, self.embedder.count_tokens, self.chunking, title=title)
         if not chunks:
             raise ParseError("no text to index after chunking")
         if len(chunks) > self.limits.max_chunks:
             raise LimitExceeded(f"too many chunks: {len(chunks)} (limit {self.limits.max_chunks})")
         fields = DocumentFields(
-            fields.source, fields.sha256, fields.size, fields.mtime, title=title, metadata=fields.metadata,
-            pages=document.pages, warnings=tuple(document.warnings), text=document.text,
-            ocr_pages=tuple(document.ocr_pages),
+            fields.source, fields.sha256, fields.size, fields.mtime, title=title,
+            metadata={**document.metadata, **(fields.metadata or {})}, pages=document.pages,
+            warnings=tuple(document.warnings), text=document.text, ocr_pages=tuple(document.ocr_pages),
         )
         return _Pending(file, fields, chunks, replacing)
 
@@ -303,15 +382,12 @@ class IngestPipeline:
                     self.collection, item.fields, item.chunks, vectors[offset : offset + n], sentences[offset : offset + n]
                 )
             except StorageError as exc:  # the store went away: this file is not in it; a rerun commits it
-                result = FileResult(item.file.source, "failed", reason=f"not committed: {exc.detail}")
-                report.results.append(result)
-                progress.file_done(result)
+                _record(FileResult(item.file.source, "failed", reason=f"not committed: {exc.detail}"), report, progress)
                 continue
             finally:
                 offset += n
-            result = FileResult(item.file.source, "replaced" if item.replacing else "ingested", chunks=n, document_id=document_id)
-            report.results.append(result)
-            progress.file_done(result)
+            _record(FileResult(item.file.source, "replaced" if item.replacing else "ingested", chunks=n,
+                               document_id=document_id), report, progress)
 
     def _fail(
         self, file: SourceFile, fields: DocumentFields, reason: str, report: IngestReport, progress: ProgressSink,
@@ -328,20 +404,62 @@ class IngestPipeline:
                 result = FileResult(file.source, "failed", reason=reason, document_id=document_id)
         except StorageError:
             result = FileResult(file.source, "failed", reason=reason)
-        report.results.append(result)
-        progress.file_done(result)
+        _record(result, report, progress)
 
     def prune(self, roots: Sequence[str], present: set[str], progress: ProgressSink) -> list[FileResult]:
-        """Remove documents under the walked roots whose files are gone (not merely left out by a --glob)."""
+        """Remove documents under the walked roots whose files are gone (not merely left out by a --glob); an
+        attachment goes with the file it came in."""
         removed = []
         for doc in self.store.list_documents(self.collection):
-            under = any(doc.source == r or doc.source.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
-            if under and doc.source not in present and not os.path.isfile(doc.source):
+            file = _file_of(doc)
+            under = any(file == r or file.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+            if under and file not in present and not os.path.isfile(file):
                 self.store.delete_document(self.collection, doc.id)
                 result = FileResult(doc.source, "removed", chunks=doc.chunk_count, document_id=doc.id)
                 removed.append(result)
                 progress.file_done(result)
         return removed
+
+
+def remove_document(store: Store, collection: Collection, document: DocumentRecord) -> list[DocumentRecord]:
+    """Delete a document and the documents attached to it (an e-mail's attachments); returns what was removed."""
+    removed = [document, *_attachments_by_file(store.list_documents(collection)).get(document.source, [])]
+    for doc in removed:
+        store.delete_document(collection, doc.id)
+    return removed
+
+
+def _file_of(doc: DocumentRecord) -> str:
+    """The source of the file a document is: its own, or for an attachment, the file it came in."""
+    file = doc.metadata.get(ATTACHED_TO)
+    return file if isinstance(file, str) else doc.source
+
+
+def _attachments_by_file(documents: Iterable[DocumentRecord]) -> dict[str, list[DocumentRecord]]:
+    found: dict[str, list[DocumentRecord]] = {}
+    for doc in documents:
+        if _file_of(doc) != doc.source:
+            found.setdefault(_file_of(doc), []).append(doc)
+    return found
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """`name`, or "stem (2).ext", "stem (3).ext"… if it is taken; the result is taken from then on."""
+    path, candidate, n = PurePath(name), name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{path.stem} ({n}){path.suffix}"
+    taken.add(candidate)
+    return candidate
+
+
+def _ok(known: DocumentRecord | None) -> bool:
+    return known is not None and known.status == "ok"
+
+
+def _record(result: FileResult, report: IngestReport, progress: ProgressSink) -> None:
+    report.results.append(result)
+    progress.file_done(result)
 
 
 def _parse_isolated(path: str, name: str, limits: IngestLimits, ocr: OcrOptions) -> ParsedDocument | BaseException:

@@ -61,7 +61,11 @@ class Attachment:
 
 
 class Parser(Protocol):
-    """Turns one file's bytes into a ParsedDocument, or raises ParseError with a reason."""
+    """Turns one file's bytes into a ParsedDocument, or raises ParseError with a reason.
+
+    A parser whose documents carry `metadata` read from the file may list its keys as `metadata_keys`: the
+    pipeline then judges a file unchanged by its bytes and the metadata it was given, not by those keys.
+    """
 
     suffixes: Sequence[str]
 
@@ -118,15 +122,24 @@ class DocumentBuilder:
         The first `header_rows` rows are the header; `first_row` is the number of the first row in its sheet, so
         a sheet's rows keep their own numbers in citations (an empty row is skipped but counted). Rows are
         numbered in a named sheet, or with `numbered` (a CSV's one sheet has no name); a page's table's are not.
-        `rows` may be a generator: a sheet streams through without being held.
+        `rows` may be a generator: a sheet streams through without being held. A table of header rows only is
+        added as plain rows, so no text is lost.
         """
         from .tables import header_names, row_text
 
         rows = iter(rows)
-        header = header_names(list(islice(rows, header_rows))) if header_rows else []
-        for i, cells in enumerate(rows, start=first_row + header_rows):
+        head = list(islice(rows, header_rows))
+        header = header_names(head) if header_rows else []
+
+        def put(text: str, i: int) -> None:
             number = (i, i) if sheet is not None or numbered else None
-            self.add(row_text(header, cells), page, heading_path, sheet=sheet, rows=number, ocr=ocr)
+            self.add(text, page, heading_path, sheet=sheet, rows=number, ocr=ocr)
+
+        body = 0
+        for body, cells in enumerate(rows, start=1):
+            put(row_text(header, cells), first_row + header_rows + body - 1)
+        for i, cells in enumerate(head if not body else (), start=first_row):
+            put(row_text((), cells), i)
 
     def build(self, title: str | None = None, pages: int | None = None, unit: str = "page") -> ParsedDocument:
         """Return the finished document."""

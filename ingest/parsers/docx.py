@@ -28,22 +28,21 @@ def _style_name(paragraph: Paragraph) -> str:
         return ""  # a paragraph pointing at a missing style is just a paragraph
 
 
-def _table_rows(table: Table) -> list[str]:
+def _table_rows(table: Table) -> list[list[str]]:
+    """Each row's cells, a cell merged across columns once (at its first column, so columns stay aligned)."""
     rows = []
     for row in table.rows:
         cells, seen = [], set()
         for cell in row.cells:
-            if id(cell._tc) in seen:  # merged cells repeat the same <w:tc>; keep it once
-                continue
+            merged = id(cell._tc) in seen  # merged cells repeat the same <w:tc>
             seen.add(id(cell._tc))
-            if text := _squash(cell.text):
-                cells.append(text)
-        rows.append(" | ".join(cells))
+            cells.append("" if merged else _squash(cell.text))
+        rows.append(cells)
     return rows
 
 
 class DocxParser:
-    """Word documents (.docx): one section per paragraph and per table row."""
+    """Word documents (.docx): one section per paragraph and per table row (the first row is the header)."""
 
     name = "Word (DOCX)"
     suffixes = (".docx",)
@@ -62,8 +61,7 @@ class DocxParser:
             if child.tag.endswith("}p"):
                 title = self._paragraph(Paragraph(child, document), builder, headings, title)
             elif child.tag.endswith("}tbl"):
-                for row in _table_rows(Table(child, document)):
-                    builder.add(row, heading_path=headings.path)
+                builder.add_table(_table_rows(Table(child, document)), heading_path=headings.path)
         return builder.build(title=title or headings.first)
 
     @staticmethod

@@ -32,17 +32,85 @@ def _squash(text: str | None) -> str:
     return " ".join((text or "").split())
 
 
+def _own(node: LexborNode, tags: frozenset[str]) -> list[LexborNode]:
+    """`node`'s descendants with one of `tags`, in document order, not looking inside nested tables."""
+    found, stack = [], list(reversed(list(node.iter())))
+    while stack:
+        child = stack.pop()
+        if child.tag in tags:
+            found.append(child)
+        if child.tag != "table" and child.tag not in _DROPPED:
+            stack.extend(reversed(list(child.iter())))
+    return found
+
+
+def _text_outside_tables(node: LexborNode) -> str:
+    """A cell's text, without the text of tables nested in it (those are tables of their own)."""
+    parts, stack = [], [node]
+    while stack:
+        child = stack.pop()
+        if child.tag == "-text":
+            parts.append(child.text_content or "")
+        elif child.tag == "br":
+            parts.append(" ")
+        elif child is node or (child.tag != "table" and child.tag not in _DROPPED):
+            stack.extend(reversed(list(child.iter(include_text=True))))
+    return _squash("".join(parts))
+
+
+def _table(node: LexborNode) -> tuple[list[list[str]], int]:
+    """A table's rows (nested tables left out) and how many lead as its header: the rows in <thead>, or else
+    the leading rows of <th> cells only, or else the first row."""
+    rows, header = [], 0
+    for tr in _own(node, frozenset({"tr"})):
+        cells = _own(tr, frozenset({"td", "th"}))
+        rows.append([_text_outside_tables(cell) for cell in cells])
+        in_head = tr.parent is not None and tr.parent.tag == "thead"
+        all_th = bool(cells) and all(cell.tag == "th" for cell in cells)
+        if header == len(rows) - 1 and (in_head or all_th):
+            header += 1
+    return rows, header or 1
+
+
+def read_html(data: bytes, charset: str | None = None) -> LexborHTMLParser:
+    """Decode (UTF-8, else `charset` or the one the page declares, else a guess) and parse with lexbor."""
+    return LexborHTMLParser(decode_text(data, declared=charset or _declared_charset(data)))
+
+
+def add_content(
+    builder: DocumentBuilder, tree: LexborHTMLParser, page: int | None = None, top: str | None = None
+) -> None:
+    """Add the sections of a page's content (<main>, else <article>, else <body>) to `builder`, on `page`.
+
+    With `top`, every section sits under that heading and the page's own headings nest below it (a heading
+    repeating `top` right under it is not repeated).
+    """
+    root = tree.css_first("main") or tree.css_first("article") or tree.body or tree.root
+    if root is not None:
+        walker = _SectionWalker(builder, page, top)
+        walker.walk(root)
+        walker.flush()
+
+
 class _SectionWalker:
     """Walks the tree without recursion (deep nesting must not overflow the stack)."""
 
-    def __init__(self) -> None:
-        self.builder = DocumentBuilder()
+    def __init__(self, builder: DocumentBuilder, page: int | None, top: str | None) -> None:
+        self.builder = builder
+        self.page = page
+        self.top = top
         self.headings = HeadingPath()
+        if top:
+            self.headings.enter(0, top)
         self._inline: list[str] = []
+        self._nested: list[LexborNode] = []  # tables inside the table just added, to add after it
+
+    def _add(self, text: str) -> None:
+        self.builder.add(text, self.page, self.headings.path)
 
     def flush(self) -> None:
         """Emit the inline text gathered since the last block boundary."""
-        self.builder.add(_squash("".join(self._inline)), heading_path=self.headings.path)
+        self._add(_squash("".join(self._inline)))
         self._inline.clear()
 
     def walk(self, root: LexborNode) -> None:
@@ -58,6 +126,8 @@ class _SectionWalker:
                     self.flush()
                     stack.append((node, True))
                 stack.extend((child, False) for child in reversed(list(node.iter(include_text=True))))
+            stack.extend((table, False) for table in reversed(self._nested))
+            self._nested.clear()
 
     def _visit(self, node: LexborNode) -> bool:
         """Handle one node; return whether to descend into its children."""
@@ -72,16 +142,21 @@ class _SectionWalker:
             return False
         if tag in _HEADINGS:
             self.flush()
-            self.headings.enter(_HEADINGS[tag], _squash(node.text(deep=True)))
+            text = _squash(node.text(deep=True))
+            if not (self.top and self.headings.path == (self.top,) and text == self.top):
+                self.headings.enter(_HEADINGS[tag], text)
             return False
-        if tag == "tr":
+        if tag == "table":
             self.flush()
-            cells = [_squash(cell.text(deep=True)) for cell in node.iter() if cell.tag in ("td", "th")]
-            self.builder.add(" | ".join(c for c in cells if c), heading_path=self.headings.path)
+            for caption in _own(node, frozenset({"caption"})):
+                self._add(_text_outside_tables(caption))
+            rows, header = _table(node)
+            self.builder.add_table(rows, self.page, self.headings.path, header_rows=header)
+            self._nested.extend(_own(node, frozenset({"table"})))
             return False
         if tag == "pre":
             self.flush()
-            self.builder.add(node.text(deep=True), heading_path=self.headings.path)
+            self._add(node.text(deep=True))
             return False
         return True
 
@@ -94,14 +169,11 @@ class HtmlParser:
 
     def parse(self, data: bytes, name: str) -> ParsedDocument:
         """Decode, parse with lexbor, walk the content root."""
-        tree = LexborHTMLParser(decode_text(data, declared=_declared_charset(data)))
+        tree = read_html(data)
         title = self._title(tree)  # before walking: the first h1 may sit in a dropped <header>
-        root = tree.css_first("main") or tree.css_first("article") or tree.body or tree.root
-        walker = _SectionWalker()
-        if root is not None:
-            walker.walk(root)
-            walker.flush()
-        return walker.builder.build(title=title)
+        builder = DocumentBuilder()
+        add_content(builder, tree)
+        return builder.build(title=title)
 
     @staticmethod
     def _title(tree: LexborHTMLParser) -> str | None:

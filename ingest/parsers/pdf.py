@@ -1,5 +1,8 @@
-"""PDF parser (pypdf): text per page, paragraphs as sections, outline entries as heading paths; pages without a
-text layer are OCR'd (ocr.py) when OCR is on."""
+"""PDF parser (pypdf): text per page, paragraphs as sections, outline entries as heading paths.
+
+A page whose text suggests a table is read again with pdfplumber (pdf_tables.py): each table row becomes a
+section with its header, and the page's other text is pdfplumber's, from outside the tables. A page without a
+text layer is OCR'd (ocr.py) when OCR is on."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from indexes.errors import DocQAError, ParseError
 
 from . import ocr
 from .base import DocumentBuilder, ParsedDocument
+from .pdf_tables import PdfTables
 
 # pypdf logs every repaired xref and odd object; for ingestion those are noise, not news.
 logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -100,14 +104,19 @@ class PdfParser:
         builder = DocumentBuilder()
         scans = ocr.PdfScans(data, page_count) if ocr.options().active else None
         path: tuple[str, ...] = ()
-        for index in range(page_count):
-            text = self._page_text(reader, index, builder)
-            scanned = scans is not None and text is not None and not text.strip()
-            if scanned:
-                text = scans.read(index, builder.warnings)
-            if text is not None and not text.strip():
-                builder.warnings.append(f"page {index + 1} has no extractable text; scanned?")
-            path = self._add_page(builder, text or "", index + 1, outline.get(index, []), path, scanned)
+        with PdfTables(data) as tables:
+            for index in range(page_count):
+                text = self._page_text(reader, index, builder)
+                scanned = scans is not None and text is not None and not text.strip()
+                if scanned:
+                    text = scans.read(index, builder.warnings)
+                if text is not None and not text.strip():
+                    builder.warnings.append(f"page {index + 1} has no extractable text; scanned?")
+                found = None if scanned else tables.page(index, text or "", builder.warnings)
+                text = found.text if found else text or ""
+                path = self._add_page(builder, text, index + 1, outline.get(index, []), path, scanned)
+                for table in found.tables if found else ():
+                    builder.add_table(table.rows, index + 1, path, header_rows=table.header_rows)
         if not builder.sections:
             raise ParseError("no extractable text on any page; scanned?")
         title = self._metadata_title(reader) or self._first_outline_title(outline)

@@ -14,7 +14,9 @@ from fastapi.responses import FileResponse
 from indexes.errors import InvalidInput, NotFound
 from indexes.locators import locator_label
 from indexes.types import Collection, DocumentRecord
-from ingest.pipeline import IngestPipeline, IngestReport, ProgressSink, SourceFile, discover, sha256_file
+from ingest.pipeline import (
+    IngestPipeline, IngestReport, ProgressSink, SourceFile, discover, remove_document, sha256_file,
+)
 from service.auth import Principal
 from service.context import ServiceContext, get_context, get_principal
 from service.routes.formats import formats_sentence
@@ -96,10 +98,10 @@ def get_document(name: str, document_id: RowId, ctx: ServiceContext = Depends(ge
 @router.delete("/collections/{name}/documents/{document_id}", status_code=204, responses=NOT_FOUND, summary="Delete a document")
 def delete_document(name: str, document_id: RowId, ctx: ServiceContext = Depends(get_context),
                     principal: Principal = Depends(get_principal)) -> Response:
-    """Remove a document; it is never cited again."""
+    """Remove a document and its attachments (an e-mail's); none is ever cited again."""
     principal.require_write(name)
     collection = ctx.collection(name, principal)
-    ctx.store.delete_document(collection, document_id)
+    remove_document(ctx.store, collection, ctx.store.get_document(document_id, collection))
     return Response(status_code=204)
 
 
