@@ -24,6 +24,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, Iterator
 
 from indexes.errors import DocQAError, LimitExceeded, ParseError
@@ -134,7 +135,7 @@ class ParserProcess:
     ) -> ParsedDocument | DocQAError:
         """The parsed document of the file at `path` (or of these bytes), or the error that stopped it: a ParseError
         when `limits.max_parse_seconds` pass before the parse ends, or before the next OCR'd page begins."""
-        alive = self._process is not None and self._process.poll() is None
+        alive = self._alive()
         try:
             conn = self._conn if alive and self._conn is not None else self._start()
         except ParseError as exc:  # the file fails with the reason; the batch goes on
@@ -157,6 +158,17 @@ class ParserProcess:
         except BaseException:  # interrupted mid-request: its answer must never reach the next caller
             self.stop()
             raise
+
+    def _alive(self) -> bool:
+        """Whether the child runs. A killed child's main thread is a zombie a moment before the process can be
+        reaped (its other threads still exiting), so /proc is asked too where there is one."""
+        if self._process is None or self._process.poll() is not None:
+            return False
+        try:
+            stat = Path(f"/proc/{self._process.pid}/stat").read_text()
+        except OSError:
+            return True
+        return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
     def stop(self) -> None:
         """Kill the child now (a stuck parse gets no chance to clean up) and reap it."""
