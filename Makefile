@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export DOCQA_DATA_DIR ?= data
 
-.PHONY: install browser demo serve test bench clean
+.PHONY: install browser ocr demo serve test bench clean
 
 # torch comes in through constraints.txt as the CPU build; an unpinned torch pulls a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -26,10 +26,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; }
 
+# Debian's Tesseract with English, Portuguese and orientation data, for scans and images (ingest/parsers/ocr.py).
+ocr:
+	@command -v tesseract >/dev/null 2>&1 && tesseract --list-langs 2>/dev/null | grep -qx por \
+		&& tesseract --list-langs 2>/dev/null | grep -qx osd \
+		|| { apt-get update -q && apt-get install -y -q tesseract-ocr tesseract-ocr-eng tesseract-ocr-por tesseract-ocr-osd; }
+
 install: $(VENV)/.installed
 
 # Ingest the bundled samples (unchanged files are skipped on later runs), then serve the API and chat page.
-demo: install
+demo: install ocr
 	$(DOCQA) ingest samples --collection default
 	@echo "docqa: chat page and API on http://$(HOST):$(PORT)/ (OpenAPI docs at /docs)"
 	$(DOCQA) serve --host $(HOST) --port $(PORT)
@@ -37,7 +43,7 @@ demo: install
 serve: install
 	$(DOCQA) serve --host $(HOST) --port $(PORT)
 
-test: install browser
+test: install browser ocr
 	$(PY) -m pytest
 
 bench: install

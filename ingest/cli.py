@@ -22,7 +22,7 @@ from indexes.locators import locator_label
 from indexes.migrate import migrate as migrate_store
 from indexes.search import MODES, Searcher, SearchTuning
 from indexes.store import Embedders, Store
-from ingest.pipeline import FileResult, IngestLimits, IngestPipeline, ProgressSink, remove_document
+from ingest.pipeline import FileResult, IngestLimits, IngestPipeline, OcrOptions, ProgressSink, remove_document
 
 app = typer.Typer(help="docqa: retrieval-augmented question answering over your documents.", no_args_is_help=True)
 out = Console()
@@ -43,6 +43,7 @@ class _State:
     store_options: StoreOptions
     spec: EmbedderSpec
     limits: IngestLimits
+    ocr: OcrOptions
     tuning: SearchTuning
     mode: str
     top_k: int
@@ -74,12 +75,13 @@ def _metadata(pairs: list[str]) -> dict[str, Any]:
 
 
 class RichProgress(ProgressSink):
-    """Files and chunks bars, with chunks/s, drawn on stderr."""
+    """Files and chunks bars, with the pages OCR'd and chunks/s, drawn on stderr."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.files = progress.add_task("files", total=None, rate="")
         self.chunks = progress.add_task("chunks", total=None, rate="")
+        self.ocr_pages = 0
 
     def start(self, files: int) -> None:
         self.progress.update(self.files, total=files)
@@ -89,6 +91,10 @@ class RichProgress(ProgressSink):
             self.progress.advance(self.files)
         if result.status == "failed":
             self.progress.console.print(f"[red]failed[/red] {result.source}: {result.reason}")
+
+    def pages_ocred(self, count: int) -> None:
+        self.ocr_pages += count
+        self.progress.update(self.files, rate=f"OCR'd pages: {self.ocr_pages}")
 
     def chunks_embedded(self, count: int) -> None:
         self.progress.advance(self.chunks, count)
@@ -119,7 +125,7 @@ def ingest(
     try:
         store = _State.store()
         target = store.ensure_collection(collection)
-        pipeline = IngestPipeline(store, target, limits=_State.limits, workers=workers)
+        pipeline = IngestPipeline(store, target, limits=_State.limits, ocr=_State.ocr, workers=workers)
         with _progress_bar() as bar:
             sink = RichProgress(bar)
             report = pipeline.ingest_paths(paths, globs=glob, metadata=_metadata(metadata), sync=sync, progress=sink)

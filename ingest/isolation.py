@@ -4,7 +4,10 @@ A thread cannot be stopped and SIGALRM only reaches the main thread, so every fi
 spawned process that is kept for the next file and killed (then replaced) when a parse runs past its
 time limit. Start-up is paid once per process (up to MAX_IDLE are kept warm) and not counted against
 the limit; after that a file costs one round trip: its path (or an attachment's bytes) out, the parsed document
-pickled back.
+pickled back. A page read by OCR takes seconds, so the child says when it starts OCR on a page, and each such
+page gets the time limit anew: a 200-page scan is bound per page, not by a limit meant for a whole text PDF. The
+child leads a process group of its own, so a kill takes the Tesseract it runs along; a child whose parent is gone
+stops at its next page, when telling the parent fails.
 A pool library (pebble 5.2) was tried and not taken: its pool breaks for good when an idle worker dies (every
 later file fails), and its spawn and forkserver workers re-import the caller's main script (fork, the other way,
 is unsafe in a threaded server).
@@ -13,6 +16,7 @@ is unsafe in a threaded server).
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -20,10 +24,12 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, Iterator
 
 from indexes.errors import DocQAError, LimitExceeded, ParseError
 from ingest.parsers import ParsedDocument, parse_bytes, supported_suffixes
+from ingest.parsers.ocr import OcrOptions, configured
 
 class ParseInterrupted(ParseError):
     """The parse was stopped (time limit, process killed) rather than refused by the parser: maybe transient."""
@@ -45,16 +51,33 @@ class IngestLimits:
     max_parse_seconds: float = 120.0
 
 
-def parse_file(path: str | bytes, name: str, limits: IngestLimits) -> ParsedDocument:
-    """Read and parse one file within the limits (runs in a parser process); `path` may be the bytes themselves
-    (a file that came out of another, as an e-mail's attachment does)."""
+@dataclass(frozen=True)
+class OcrStarted:
+    """The child's word that OCR of `page` begins: the parent gives the parse the time limit anew."""
+
+    page: int
+
+
+def parse_file(
+    path: str | bytes, name: str, limits: IngestLimits, ocr: OcrOptions = OcrOptions(), conn: Connection | None = None
+) -> ParsedDocument:
+    """Read and parse one file within the limits (runs in a parser process, telling `conn` of each OCR'd page);
+    `path` may be the bytes themselves (a file that came out of another, as an e-mail's attachment does)."""
     size = len(path) if isinstance(path, bytes) else os.path.getsize(path)
     if size > limits.max_file_bytes:
         raise LimitExceeded(f"file too large: {size} bytes (limit {limits.max_file_bytes})")
     if isinstance(path, str):
         with open(path, "rb") as fh:
             path = fh.read()
-    document = parse_bytes(path, name)
+
+    def before_ocr(page: int, pages: int) -> None:
+        if pages > limits.max_pages:  # before hours of OCR, not after
+            raise LimitExceeded(f"too many pages: {pages} (limit {limits.max_pages})")
+        if conn is not None:
+            conn.send(OcrStarted(page))
+
+    with configured(ocr, before_ocr):
+        document = parse_bytes(path, name)
     if document.pages and document.pages > limits.max_pages:
         raise LimitExceeded(f"too many pages: {document.pages} (limit {limits.max_pages})")
     if len(document.text) > limits.max_text_chars:
@@ -69,11 +92,11 @@ def serve_fd(fd: int) -> None:
     conn.send("ready")
     while True:
         try:
-            path, name, limits = conn.recv()
+            path, name, limits, ocr = conn.recv()
         except (EOFError, OSError):
             return
         try:
-            result: Any = parse_file(path, name, limits)
+            result: Any = parse_file(path, name, limits, ocr, conn)
         except DocQAError as exc:
             result = exc
         except Exception as exc:  # noqa: BLE001 - a parser bug is that file's failure
@@ -99,17 +122,20 @@ class ParserProcess:
         ours, theirs = socket.socketpair()
         with theirs:
             command = [sys.executable, "-c", f"from ingest.isolation import serve_fd; serve_fd({theirs.fileno()})"]
-            self._process = subprocess.Popen(command, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+            self._process = subprocess.Popen(command, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                                             start_new_session=True)
         self._conn = Connection(ours.detach())
         if not self._conn.poll(START_TIMEOUT) or self._conn.recv() != "ready":
             self.stop()
             raise ParseError(f"the parser process did not start within {START_TIMEOUT:.0f} s")
         return self._conn
 
-    def parse(self, path: str | bytes, name: str, limits: IngestLimits) -> ParsedDocument | DocQAError:
-        """The parsed document of the file at `path` (or of these bytes), or the error that stopped it (a ParseError
-        after `limits.max_parse_seconds`)."""
-        alive = self._process is not None and self._process.poll() is None
+    def parse(
+        self, path: str | bytes, name: str, limits: IngestLimits, ocr: OcrOptions = OcrOptions()
+    ) -> ParsedDocument | DocQAError:
+        """The parsed document of the file at `path` (or of these bytes), or the error that stopped it: a ParseError
+        when `limits.max_parse_seconds` pass before the parse ends, or before the next OCR'd page begins."""
+        alive = self._alive()
         try:
             conn = self._conn if alive and self._conn is not None else self._start()
         except ParseError as exc:  # the file fails with the reason; the batch goes on
@@ -117,11 +143,15 @@ class ParserProcess:
         except OSError as exc:
             return ParseError(f"could not start a parser process: {exc}")
         try:
-            conn.send((path, name, limits))
-            if not conn.poll(limits.max_parse_seconds):
-                self.stop()
-                return ParseInterrupted(f"parsing took longer than {limits.max_parse_seconds:g} s")
-            return conn.recv()
+            conn.send((path, name, limits, ocr))
+            since = ""
+            while conn.poll(limits.max_parse_seconds):
+                message = conn.recv()
+                if not isinstance(message, OcrStarted):
+                    return message
+                since = f" after OCR of page {message.page} began"
+            self.stop()
+            return ParseInterrupted(f"parsing took longer than {limits.max_parse_seconds:g} s{since}")
         except (EOFError, OSError):  # killed from outside (OOM killer) mid-parse
             self.stop()
             return ParseInterrupted("the parser process died while parsing this file")
@@ -129,10 +159,24 @@ class ParserProcess:
             self.stop()
             raise
 
+    def _alive(self) -> bool:
+        """Whether the child runs. A killed child's main thread is a zombie a moment before the process can be
+        reaped (its other threads still exiting), so /proc is asked too where there is one."""
+        if self._process is None or self._process.poll() is not None:
+            return False
+        try:
+            stat = Path(f"/proc/{self._process.pid}/stat").read_text()
+        except OSError:
+            return True
+        return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
     def stop(self) -> None:
         """Kill the child now (a stuck parse gets no chance to clean up) and reap it."""
         if self._process is not None:
-            self._process.kill()
+            try:
+                os.killpg(self._process.pid, signal.SIGKILL)  # the child and any Tesseract it started
+            except ProcessLookupError:
+                pass
             self._process.wait()
             self._process = None
         if self._conn is not None:

@@ -29,11 +29,12 @@ from ingest.chunking import ChunkingOptions, chunk_document, embed_sentence_span
 from ingest.isolation import IngestLimits, ParseInterrupted, parser_process
 from ingest.parsers import Format, ParsedDocument, formats, parser_for, supported_suffixes
 from ingest.parsers.base import Attachment
+from ingest.parsers.ocr import OcrOptions
 
 # What service/ may use: the pipeline and what it takes (tests/test_layers.py holds service/ to this module and the CLI).
 __all__ = [
     "ChunkingOptions", "FileResult", "Format", "IngestLimits", "IngestPipeline", "IngestReport",
-    "ProgressSink", "SourceFile", "discover", "formats", "remove_document", "sha256_file",
+    "OcrOptions", "ProgressSink", "SourceFile", "discover", "formats", "remove_document", "sha256_file",
     "supported_suffixes",
 ]
 
@@ -104,6 +105,8 @@ class ProgressSink:
 
     def chunks_embedded(self, count: int) -> None: ...
 
+    def pages_ocred(self, count: int) -> None: ...  # pages of a file just parsed that were read by OCR
+
 
 def discover(paths: Sequence[Path], globs: Sequence[str] = ()) -> list[Path]:
     """Supported files under the given paths (files are taken as given), sorted, without duplicates."""
@@ -154,6 +157,7 @@ class IngestPipeline:
         *,
         chunking: ChunkingOptions | None = None,
         limits: IngestLimits | None = None,
+        ocr: OcrOptions | None = None,
         workers: int | None = None,
         embed_batch: int = 256,
     ) -> None:
@@ -167,6 +171,7 @@ class IngestPipeline:
                 f" {self.embedder.identity.max_tokens}"
             )
         self.limits = limits or IngestLimits()
+        self.ocr = ocr or OcrOptions()
         self.workers = workers
         self.embed_batch = embed_batch
 
@@ -238,6 +243,8 @@ class IngestPipeline:
             if isinstance(outcome, BaseException):
                 self._fail(file, fields, _reason(outcome), report, progress, transient=isinstance(outcome, ParseInterrupted))
                 continue
+            if outcome.ocr_pages:
+                progress.pages_ocred(len(outcome.ocr_pages))
             attachments = self._attachments(file, outcome)
             try:
                 yield self._chunked(file, fields, outcome, _ok(known), file.path.name)
@@ -307,7 +314,7 @@ class IngestPipeline:
             return
         with parser_process() as parser:
             for file, fields, known, attachment in todo:
-                outcome = parser.parse(attachment.data, attachment.name, self.limits)
+                outcome = parser.parse(attachment.data, attachment.name, self.limits, self.ocr)
                 if isinstance(outcome, BaseException):
                     self._fail(file, fields, _reason(outcome), report, progress,
                                transient=isinstance(outcome, ParseInterrupted))
@@ -323,7 +330,7 @@ class IngestPipeline:
     ) -> Iterable[ParsedDocument | BaseException]:
         """Parse files in order, each in a parser process that is killed if it runs past the time limit."""
         workers = self.workers if self.workers is not None else (min(4, os.cpu_count() or 1) if len(todo) > 3 else 0)
-        args = [(str(f.path), f.path.name, self.limits) for f, _, _ in todo]
+        args = [(str(f.path), f.path.name, self.limits, self.ocr) for f, _, _ in todo]
         if workers <= 1:
             with parser_process() as parser:
                 for a in args:
@@ -455,10 +462,10 @@ def _record(result: FileResult, report: IngestReport, progress: ProgressSink) ->
     progress.file_done(result)
 
 
-def _parse_isolated(path: str, name: str, limits: IngestLimits) -> ParsedDocument | BaseException:
+def _parse_isolated(path: str, name: str, limits: IngestLimits, ocr: OcrOptions) -> ParsedDocument | BaseException:
     """One file in a borrowed parser process (runs on a parse thread)."""
     with parser_process() as parser:
-        return parser.parse(path, name, limits)
+        return parser.parse(path, name, limits, ocr)
 
 
 def _reason(exc: BaseException) -> str:

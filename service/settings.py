@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from indexes.backends import StoreOptions
 from indexes.embedders import EmbedderSpec
 from indexes.search import DEFAULT_K, DEFAULT_MODE, SearchTuning
-from ingest.pipeline import IngestLimits
+from ingest.pipeline import IngestLimits, OcrOptions
 from service.generators.base import generator_plugins, section_name
 
 
@@ -132,6 +132,19 @@ class LimitsConfig(BaseModel):
                             self.max_parse_seconds)
 
 
+class OcrConfig(BaseModel):
+    """Reading pages without a text layer (scans, images) with Tesseract: on wherever it is installed."""
+
+    enabled: bool = OcrOptions.enabled
+    languages: str = Field(OcrOptions.languages, pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$")  # Tesseract's: eng+por
+    dpi: int = Field(OcrOptions.dpi, ge=70, le=1200)
+    deskew: bool = OcrOptions.deskew
+
+    def options(self) -> OcrOptions:
+        """The OCR options, as the pipeline takes them."""
+        return OcrOptions(**self.model_dump())
+
+
 class StoreConfig(BaseModel):
     """Where documents, vectors and the service's records live. No URL: the embedded SQLite + FAISS store under
     `data_dir`; `postgresql://user:password@host:5432/db`: PostgreSQL with pgvector, shared by any number of
@@ -175,4 +188,5 @@ class Settings(BaseSettings):
     retrieval: RetrievalConfig = RetrievalConfig()
     abstention: AbstentionConfig = AbstentionConfig()
     limits: LimitsConfig = LimitsConfig()
+    ocr: OcrConfig = OcrConfig()
     auth: AuthConfig = AuthConfig()

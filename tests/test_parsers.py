@@ -372,7 +372,8 @@ def test_pathological_markdown_lines_are_scanned_in_linear_time():
 
 # --- real-world PDFs (../shared/pdfs) --------------------------------------------------------
 
-# What each file in MANIFEST.tsv yields, checked by hand: text to find, or the ParseError reason.
+# What each file in MANIFEST.tsv yields, checked by hand: text to find ("text" from the text layer, "ocr" from
+# a scan read by Tesseract), or the ParseError reason.
 EXPECTED_PDFS: dict[str, tuple[str, str]] = {
     "jsvine_pdfplumber/password-example.pdf": ("error", "encrypted: password required"),
     "jsvine_pdfplumber/nics-background-checks-2015-11.pdf": ("text", "Handgun"),
@@ -387,7 +388,7 @@ EXPECTED_PDFS: dict[str, tuple[str, str]] = {
     "py-pdf_sample-files/GeoTopo-komprimiert.pdf": ("text", "Topologie"),
     "py-pdf_sample-files/pdflatex-outline.pdf": ("text", "Foo"),
     "py-pdf_sample-files/multicolumn.pdf": ("text", "Two-Column Document"),
-    "ocrmypdf_OCRmyPDF/skew.pdf": ("error", "no extractable text on any page; scanned?"),
+    "ocrmypdf_OCRmyPDF/skew.pdf": ("ocr", "The LinnSequencer"),
     "ocrmypdf_OCRmyPDF/invalid.pdf": ("error", "invalid PDF: "),
     "mozilla_pdf.js/helloworld-bad.pdf": ("text", "Hello, world!"),
     "mozilla_pdf.js/compressed.tracemonkey-pldi-09.pdf": ("text", "Trace-based Just-in-Time"),
@@ -417,7 +418,7 @@ def test_shared_pdf_expectations_agree_with_the_manifest_notes(manifest_rows):
         elif "ZERO-BYTE" in special:
             assert detail == "empty file"
         elif special.startswith("SCANNED"):
-            assert detail.startswith("no extractable text")
+            assert kind == "ocr", row["local_path"]
         elif special.startswith("INVALID"):
             assert kind == "error"
 
@@ -435,3 +436,6 @@ def test_shared_pdf_parses_or_fails_with_the_expected_reason(shared, local_path)
     assert detail in doc.text
     assert all(s.page is not None and 1 <= s.page <= doc.pages for s in doc.sections)
     assert_offsets_exact(doc)
+    # A page with a text layer is never OCR'd; a scan is OCR'd page by page.
+    assert doc.ocr_pages == (list(range(1, doc.pages + 1)) if kind == "ocr" else [])
+    assert all(s.ocr == (kind == "ocr") for s in doc.sections)

@@ -1,7 +1,8 @@
 """PDF parser (pypdf): text per page, paragraphs as sections, outline entries as heading paths.
 
 A page whose text suggests a table is read again with pdfplumber (pdf_tables.py): each table row becomes a
-section with its header, and the page's other text is pdfplumber's, from outside the tables."""
+section with its header, and the page's other text is pdfplumber's, from outside the tables. A page without a
+text layer is OCR'd (ocr.py) when OCR is on."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from collections import defaultdict
 from pypdf import PdfReader
 from pypdf.errors import DependencyError
 
-from indexes.errors import ParseError
+from indexes.errors import DocQAError, ParseError
 
+from . import ocr
 from .base import DocumentBuilder, ParsedDocument
 from .pdf_tables import PdfTables
 
@@ -86,7 +88,7 @@ class PdfParser:
         """Open, decrypt with the empty password if needed, extract page by page."""
         try:
             return self._parse(data)
-        except ParseError:
+        except DocQAError:  # a ParseError, or a limit the OCR hook enforces
             raise
         except RecursionError as e:
             raise ParseError("invalid PDF: objects nested too deeply") from e
@@ -100,13 +102,19 @@ class PdfParser:
         page_count = len(reader.pages)
         outline = _outline_by_page(reader)
         builder = DocumentBuilder()
+        scans = ocr.PdfScans(data, page_count) if ocr.options().active else None
         path: tuple[str, ...] = ()
         with PdfTables(data) as tables:
             for index in range(page_count):
-                text = self._page_text(reader, index, builder) or ""
-                found = tables.page(index, text, builder.warnings)
-                text = found.text if found else text
-                path = self._add_page(builder, text, index + 1, outline.get(index, []), path)
+                text = self._page_text(reader, index, builder)
+                scanned = scans is not None and text is not None and not text.strip()
+                if scanned:
+                    text = scans.read(index, builder.warnings)
+                if text is not None and not text.strip():
+                    builder.warnings.append(f"page {index + 1} has no extractable text; scanned?")
+                found = None if scanned else tables.page(index, text or "", builder.warnings)
+                text = found.text if found else text or ""
+                path = self._add_page(builder, text, index + 1, outline.get(index, []), path, scanned)
                 for table in found.tables if found else ():
                     builder.add_table(table.rows, index + 1, path, header_rows=table.header_rows)
         if not builder.sections:
@@ -116,14 +124,15 @@ class PdfParser:
 
     @staticmethod
     def _add_page(
-        builder: DocumentBuilder, text: str, page: int, pending: list[OutlineEntry], path: tuple[str, ...]
+        builder: DocumentBuilder, text: str, page: int, pending: list[OutlineEntry], path: tuple[str, ...],
+        scanned: bool = False,
     ) -> tuple[str, ...]:
         """Add a page's paragraphs, starting a new section where the next outline title begins a line."""
         block: list[str] = []
         found = 0
 
         def flush() -> None:
-            builder.add("\n".join(block), page=page, heading_path=path)
+            builder.add("\n".join(block), page=page, heading_path=path, ocr=scanned)
             block.clear()
 
         for line in text.split("\n"):
@@ -154,10 +163,7 @@ class PdfParser:
         except Exception as e:  # RecursionError included: one bad page must not sink the file
             builder.warnings.append(f"page {index + 1} could not be read: {str(e)[:200]}")
             return None
-        text = (text or "").replace("\r\n", "\n").replace("\r", "\n").translate(_CONTROL_TO_SPACE)
-        if not text.strip():
-            builder.warnings.append(f"page {index + 1} has no extractable text; scanned?")
-        return text
+        return (text or "").replace("\r\n", "\n").replace("\r", "\n").translate(_CONTROL_TO_SPACE)
 
     @staticmethod
     def _metadata_title(reader: PdfReader) -> str | None:

@@ -133,7 +133,7 @@ def _runner(ctx: ServiceContext, collection: Collection, sync_roots: Sequence[Pa
     limits = ctx.settings.limits.per_file()
 
     def run(files: Sequence[SourceFile], progress: ProgressSink) -> IngestReport:
-        pipeline = IngestPipeline(ctx.store, collection, limits=limits, workers=0)
+        pipeline = IngestPipeline(ctx.store, collection, limits=limits, ocr=ctx.settings.ocr.options(), workers=0)
         report = pipeline.ingest(files, progress)
         if sync_roots:
             roots = [str(r) for r in sync_roots]
