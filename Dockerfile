@@ -22,6 +22,10 @@ RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -c constr
 FROM python:3.11-slim
 
 COPY --from=build /opt/venv /opt/venv
+# Tesseract with its English, Portuguese and orientation data reads scanned pages and images (DOCQA_OCR__*).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng tesseract-ocr-por tesseract-ocr-osd \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 docqa \
     && useradd --system --uid 10001 --gid docqa --home-dir /home/docqa --create-home docqa \
     && mkdir -p /data && chown docqa:docqa /data

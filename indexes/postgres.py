@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS documents (
     text TEXT,
     created_at DOUBLE PRECISION NOT NULL,
     updated_at DOUBLE PRECISION NOT NULL,
+    ocr_pages TEXT NOT NULL DEFAULT '[]',  -- pages whose text came from OCR
     UNIQUE (collection_id, source)
 );
 CREATE TABLE IF NOT EXISTS chunks (
@@ -88,7 +89,9 @@ CREATE TABLE IF NOT EXISTS chunks (
     heading_path TEXT NOT NULL DEFAULT '[]',
     embedding VECTOR NOT NULL,
     sentence_vectors BYTEA,                -- float16 (sentences x dim), as in the embedded store
-    lexical_length INTEGER NOT NULL        -- how many terms BM25 counts for it
+    lexical_length INTEGER NOT NULL,       -- how many terms BM25 counts for it
+    locator TEXT,                          -- JSON (indexes/locators.py): page, slide, sheet and rows, chapter
+    ocr BOOLEAN NOT NULL DEFAULT false
 );
 CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks(document_id);
 CREATE INDEX IF NOT EXISTS chunks_by_collection ON chunks(collection_id);
@@ -101,11 +104,16 @@ CREATE TABLE IF NOT EXISTS postings (
     PRIMARY KEY (collection_id, term, chunk_id) INCLUDE (tf, length)  -- ranking reads the index alone
 );
 CREATE INDEX IF NOT EXISTS postings_by_chunk ON postings(chunk_id);
--- schema 2 (a database from schema 1 gets them here; its chunks then cite by page, indexes/locators.py)
-ALTER TABLE documents ADD COLUMN IF NOT EXISTS ocr_pages TEXT NOT NULL DEFAULT '[]';
-ALTER TABLE chunks ADD COLUMN IF NOT EXISTS locator TEXT;  -- JSON: page, slide, sheet and rows, chapter
-ALTER TABLE chunks ADD COLUMN IF NOT EXISTS ocr BOOLEAN NOT NULL DEFAULT false;
 """
+# What each schema version added, for a database an older docqa made (run only then: ALTER TABLE locks the
+# table, so opening an up-to-date database must not). Schema 1's chunks have no locator and cite by page.
+UPGRADES = {
+    2: """
+ALTER TABLE documents ADD COLUMN IF NOT EXISTS ocr_pages TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE chunks ADD COLUMN IF NOT EXISTS locator TEXT;
+ALTER TABLE chunks ADD COLUMN IF NOT EXISTS ocr BOOLEAN NOT NULL DEFAULT false;
+""",
+}
 
 _DOC_COLUMNS = (
     "d.id, d.collection_id, d.source, d.title, d.sha256, d.size, d.mtime, d.status, d.error, d.warnings,"
@@ -156,17 +164,27 @@ class PostgresStore(StoreBase):
     # -- connections ------------------------------------------------------------------------------
 
     def _create_schema(self) -> None:
-        """Tables, the vector extension and the records, created once (other processes wait on a lock)."""
+        """Tables, the vector extension and the records, created once (other processes wait on a lock).
+
+        A database already at this schema is only read: DDL, even CREATE INDEX IF NOT EXISTS, locks its table
+        against writers, so opening one (a CLI run, a new replica) never waits for an ingestion. Every change
+        to the tables therefore bumps SCHEMA_VERSION, with its UPGRADES for older databases."""
         try:
             with psycopg.connect(self._dsn, connect_timeout=max(1, round(self.options.connect_timeout))) as conn:
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_SCHEMA,))
-                    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-                    conn.execute(SCHEMA)
-                    for statement in records_schema("postgresql"):
-                        conn.execute(statement)
-                    conn.execute("INSERT INTO docqa_meta VALUES ('schema_version', %s)"
-                                 " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (str(SCHEMA_VERSION),))
+                    stored = None
+                    if conn.execute("SELECT to_regclass('docqa_meta')").fetchone()[0] is not None:
+                        stored = conn.execute("SELECT value FROM docqa_meta WHERE key = 'schema_version'").fetchone()
+                    if stored is None or int(stored[0]) < SCHEMA_VERSION:  # new, or made by an older docqa
+                        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                        conn.execute(SCHEMA)
+                        for statement in records_schema("postgresql"):
+                            conn.execute(statement)
+                        for version in range(int(stored[0]) + 1 if stored else SCHEMA_VERSION + 1, SCHEMA_VERSION + 1):
+                            conn.execute(UPGRADES[version])
+                        conn.execute("INSERT INTO docqa_meta VALUES ('schema_version', %s)"
+                                     " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (str(SCHEMA_VERSION),))
                     row = conn.execute("SELECT value FROM docqa_meta WHERE key = 'analysis_version'").fetchone()
                 stale = row is None or int(row[0]) != ANALYSIS_VERSION
             if stale:  # terms are derived: analysed another way, they are re-derived from the chunks
@@ -300,9 +318,10 @@ class PostgresStore(StoreBase):
         terms: list[Counter[str]],
     ) -> tuple[int, list[int]]:
         now = time.time()
+        source = _clean(fields.source)
         old = conn.execute(
             "SELECT id, created_at FROM documents WHERE collection_id = %s AND source = %s FOR UPDATE",
-            (collection.id, fields.source),
+            (collection.id, source),
         ).fetchone()
         removed = (0, 0)
         if old is not None:
@@ -311,8 +330,9 @@ class PostgresStore(StoreBase):
             "INSERT INTO documents(collection_id, source, title, sha256, size, mtime, status, error, warnings, metadata,"
             " pages, text, created_at, updated_at, ocr_pages)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            (collection.id, fields.source, fields.title, fields.sha256, fields.size, fields.mtime, status, error,
-             json.dumps(list(fields.warnings)), Jsonb(fields.metadata or {}), fields.pages,
+            (collection.id, source, fields.title and _clean(fields.title), fields.sha256, fields.size, fields.mtime,
+             status, error and _clean(error), json.dumps(list(fields.warnings)),
+             Jsonb(_clean_json(fields.metadata or {})), fields.pages,
              None if fields.text is None else _clean(fields.text),
              old[1] if old else now, now, json.dumps(list(fields.ocr_pages))),
         ).fetchone()
@@ -377,7 +397,7 @@ class PostgresStore(StoreBase):
 
     def find_document(self, collection: Collection, source: str) -> DocumentRecord | None:
         rows = self._query(f"SELECT {_DOC_COLUMNS} FROM documents d WHERE d.collection_id = %s AND d.source = %s",
-                           (collection.id, source))
+                           (collection.id, _clean(source)))
         return _document(rows[0]) if rows else None
 
     def get_document(self, document_id: int, collection: Collection | None = None) -> DocumentRecord:
@@ -587,6 +607,17 @@ def _array(value: Any) -> np.ndarray:
 def _clean(text: str) -> str:
     """PostgreSQL text cannot hold NUL: a replacement character keeps every offset where it was."""
     return text.replace("\x00", "\ufffd")
+
+
+def _clean_json(value: Any) -> Any:
+    """A JSON value with NUL replaced in every string, keys included (jsonb cannot hold NUL either)."""
+    if isinstance(value, str):
+        return _clean(value)
+    if isinstance(value, dict):
+        return {_clean(str(k)): _clean_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean_json(v) for v in value]
+    return value
 
 
 def _reason(exc: BaseException) -> str:

@@ -454,3 +454,12 @@ def test_the_image_installs_the_postgres_extra_for_the_replicas():
     if "postgres" not in extras:
         pytest.skip("pyproject.toml has no [postgres] extra yet")
     assert any(re.match(r"psycopg\b", d) for d in extras["postgres"])
+
+
+def test_the_image_has_tesseract_with_the_default_ocr_languages():
+    from ingest.parsers.ocr import OcrOptions  # noqa: PLC0415 - where the default languages are defined
+
+    runs = " ".join(args for k, args in final_stage() if k == "RUN")
+    assert "tesseract-ocr" in runs.split()
+    for language in OcrOptions().languages.split("+"):
+        assert f"tesseract-ocr-{language}" in runs.split()

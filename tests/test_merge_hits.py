@@ -90,3 +90,24 @@ def test_a_document_replaced_since_the_search_falls_back_to_its_chunks_own_text(
 
 def test_no_hits_no_passages() -> None:
     assert merge_hits([], document_text, 6000) == []
+
+
+def placed(ordinal: int, locator: dict, ocr: bool = False) -> Hit:
+    """A chunk of the same document with no page but a locator (a slide, a sheet's rows)."""
+    start = 20 * ordinal
+    return Hit(100 + ordinal, 1, "docs", CHUNKS[ordinal], 1.0, "Deck", "deck.pptx", ordinal, start, start + 20,
+               locator=locator, ocr=ocr)
+
+
+def test_neighbours_on_two_slides_stay_apart_so_each_citation_names_its_slide() -> None:
+    passages = merge_hits([placed(0, {"kind": "slide", "slide": 1}), placed(1, {"kind": "slide", "slide": 2})],
+                          document_text, 6000)
+    assert [(p.text, p.where) for p in passages] == [(CHUNKS[0], "slide 1"), (CHUNKS[1], "slide 2")]
+
+
+def test_neighbouring_rows_of_one_sheet_join_and_cite_every_row_they_cover() -> None:
+    rows = [placed(i, {"kind": "sheet", "sheet": "Q3", "rows": [2 + 5 * i, 6 + 5 * i]}, ocr=i == 1) for i in range(3)]
+    other = placed(3, {"kind": "sheet", "sheet": "Q4", "rows": [17, 21]})
+    passages = merge_hits([rows[1], rows[0], other, rows[2]], document_text, 6000)
+    assert [(p.chunk_ids, p.where, p.ocr) for p in passages] == [
+        ((100, 101, 102), "sheet Q3, rows 2–16", True), ((103,), "sheet Q4, rows 17–21", False)]

@@ -683,3 +683,38 @@ def test_a_store_from_before_locators_opens_and_its_chunks_cite_their_pages(
     assert store.chunks(new_ids)[new_ids[0]].locator == SLIDE
     assert consistent(store, collection)
     store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_text_fields_never_receive_a_nul(postgres_url: str) -> None:
+    """PostgreSQL rejects NUL in text and jsonb: a title, source, error or metadata holding one is stored with
+    U+FFFD instead of failing the commit (and with it the batch)."""
+    store = PostgresStore(postgres_url)
+    c = store.create_collection("docs", IDENTITY)
+    fields = DocumentFields("mail.eml#a\x00b.txt", "sha", 1, 1.0, title="Re: a\x00b", metadata={"k\x00": ["v\x00"]},
+                            text="a\x00b")
+    document_id, _ = store.put_document(c, fields, [chunk("a\x00b")], unit_vectors(1, 0))
+    doc = store.get_document(document_id, c)
+    assert (doc.title, doc.metadata) == ("Re: a\ufffdb", {"k\ufffd": ["v\ufffd"]})
+    assert store.find_document(c, "mail.eml#a\x00b.txt") == doc  # found by the name it was given
+    failed = store.record_failure(c, DocumentFields("bad\x00.pdf", "sha", 1), "cannot read bad\x00.pdf")
+    assert store.get_document(failed, c).error == "cannot read bad\ufffd.pdf"
+    store.close()
+
+
+@pytest.mark.postgres
+def test_opening_an_up_to_date_postgres_database_alters_no_table(postgres_url: str) -> None:
+    """ALTER TABLE takes an exclusive lock: only a database an older docqa made is altered on open."""
+    PostgresStore(postgres_url).close()
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as holder:
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE chunks IN ROW EXCLUSIVE MODE")  # what a writer holds mid-ingest
+        opening = threading.Thread(target=lambda: PostgresStore(postgres_url).close(), daemon=True)
+        opening.start()
+        opening.join(20)
+        opened = not opening.is_alive()  # an ALTER TABLE would wait for the writer's lock
+        holder.execute("ROLLBACK")
+    opening.join(20)
+    assert opened, "opening the store waited for a writer's table lock"
