@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexes.errors import DocQAError, ParseError
+from indexes.errors import DocQAError, LimitExceeded, ParseError
 from indexes.locators import locator_label
 from indexes.search import Searcher
 from ingest.chunking import ChunkingOptions, chunk_document
@@ -22,6 +22,7 @@ from ingest.parsers import odt
 from ingest.parsers.odt import OdtParser
 from ingest.pipeline import IngestPipeline
 from office_files import INVOICE_FACT, NOTES_FACT, PUMP_BOOK, eml_bytes, epub_bytes, odt_bytes
+from test_hostile_input import assert_refused_early
 
 
 def sections(doc: ParsedDocument) -> list[tuple[str, int | None, tuple[str, ...]]]:
@@ -128,16 +129,33 @@ def test_an_odt_table_without_a_declared_header_takes_its_first_row_and_bounds_r
     assert [s.text for s in doc.sections] == ["Part: Seal; Stock: 12"] * 2
     stock = b"<text:p>12</text:p></table:table-cell>"
     many_x = b'<table:table-cell table:number-columns-repeated="99999"><text:p>x</text:p></table:table-cell>'
-    wide = content.replace(stock, stock + many_x)
-    rows = OdtParser().parse(_odt_of(wide.replace(b'rows-repeated="2"', b'rows-repeated="99999"')), "t.odt").sections
-    assert len(rows) == odt.MAX_EXPANDED_ROWS - 1  # the header row is one of the table's rows
+    rows = OdtParser().parse(_odt_of(content.replace(stock, stock + many_x)), "t.odt").sections
     assert rows[0].text.startswith("Part: Seal; Stock: 12; Stock: x; x")
     assert len(rows[0].text.split("; ")) == odt.MAX_COLUMNS
+    rows = OdtParser().parse(_odt_of(content.replace(b'rows-repeated="2"', b'rows-repeated="99999"')), "t.odt").sections
+    assert len(rows) == odt.MAX_EXPANDED_ROWS - 1  # the header row is one of the table's rows
+
+
+@pytest.mark.parametrize("cell, rows, reason", [
+    (100, 10_000, rf"more than {odt.MAX_CELLS} filled cells"),  # ~1 G characters from 1024 x 10,000 cells
+    (5000, 10, rf"more than {odt.MAX_CELL_CHARS} characters"),  # ~51 M characters from 10,240 cells
+])
+def test_an_odt_whose_repeats_spell_out_too_much_is_refused_before_they_are(cell: int, rows: int, reason: str) -> None:
+    repeated = f'<table:table-cell table:number-columns-repeated="1024"><text:p>{"w" * cell}</text:p></table:table-cell>'
+    content = f"""<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+      xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+      xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0"><office:body><office:text><table:table>
+      <table:table-row>{repeated}</table:table-row>
+      <table:table-row table:number-rows-repeated="{rows}">{repeated}</table:table-row>
+      </table:table></office:text></office:body></office:document-content>"""
+    bomb = _odt_of(content.encode())
+    assert len(bomb) < 2000
+    assert_refused_early(bomb, "bomb.odt", LimitExceeded, reason)
 
 
 def _odt_of(content: bytes) -> bytes:
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as z:
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("content.xml", content)
     return buffer.getvalue()
 
