@@ -101,6 +101,19 @@ def test_an_epub_entity_bomb_is_refused_not_expanded() -> None:
         EpubParser().parse(buffer.getvalue(), "x.epub")
 
 
+def test_an_epub_chapter_declaring_entities_in_its_doctype_reads_as_without_them() -> None:
+    plain = epub_bytes(PUMP_BOOK)
+    subset = b'<!DOCTYPE html [ <!ENTITY pump "pump"> <!ENTITY % x SYSTEM "file:///etc/passwd"> ]>\n<html'
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(plain)) as source, zipfile.ZipFile(buffer, "w") as z:
+        for member in source.infolist():
+            data = source.read(member)
+            z.writestr(member, data.replace(b"?><html", b"?>" + subset, 1) if member.filename.endswith("ch1.xhtml")
+                       else data)
+    assert subset in zipfile.ZipFile(buffer).read("OEBPS/text/ch1.xhtml")
+    assert sections(parse_bytes(buffer.getvalue(), "book.epub")) == sections(parse_bytes(plain, "book.epub"))
+
+
 def test_an_odt_gives_headings_paragraphs_list_items_and_table_rows_with_their_header() -> None:
     doc = parse_bytes(odt_bytes(), "manual.odt")
     assert doc.title == "Pump manual"

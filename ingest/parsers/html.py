@@ -23,6 +23,12 @@ _BLOCKS = frozenset(
 _META_CHARSET = re.compile(rb"<meta[^>]{0,512}?charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 
 
+# A leading DOCTYPE with an internal subset (XHTML may declare entities): lexbor would end it at the subset's
+# first ">" and read the rest ("]>") as text. No nested quantifiers, and only the head is searched.
+_DOCTYPE_SUBSET = re.compile(r"\A\ufeff?\s*(?:<\?xml[^>]{0,512}\?>\s*)?<!DOCTYPE[^\[>]{0,1024}\[[^\]]*\]\s*>",
+                             re.IGNORECASE)
+
+
 def _declared_charset(data: bytes) -> str | None:
     match = _META_CHARSET.search(data[:4096])
     return match.group(1).decode("ascii") if match else None
@@ -74,7 +80,10 @@ def _table(node: LexborNode) -> tuple[list[list[str]], int]:
 
 def read_html(data: bytes, charset: str | None = None) -> LexborHTMLParser:
     """Decode (UTF-8, else `charset` or the one the page declares, else a guess) and parse with lexbor."""
-    return LexborHTMLParser(decode_text(data, declared=charset or _declared_charset(data)))
+    text = decode_text(data, declared=charset or _declared_charset(data))
+    if doctype := _DOCTYPE_SUBSET.match(text[:65536]):
+        text = text[doctype.end():]
+    return LexborHTMLParser(text)
 
 
 def add_content(
