@@ -210,6 +210,16 @@ def test_a_header_the_stdlib_cannot_parse_is_kept_as_written() -> None:
     assert [a.name for a in doc.attachments] == ["invoice.pdf", "notes.txt", "firmware.bin"]
 
 
+def test_control_characters_in_headers_and_attachment_names_are_dropped() -> None:
+    data = eml_bytes().replace(b"Subject: Kestrel overhaul", b"Subject: Kestrel\x00 over\x07haul", 1)
+    data = data.replace(b'filename="notes.txt"', b'filename="no\x00tes\x1b.txt"', 1)
+    assert data.count(b"\x00") == 2  # both edits landed
+    doc = EmlParser().parse(data, "m.eml")
+    assert doc.title == doc.metadata["subject"] == "Kestrel overhaul invoice"
+    assert "Subject: Kestrel overhaul invoice" in doc.sections[0].text
+    assert [a.name for a in doc.attachments] == ["invoice.pdf", "notes.txt", "firmware.bin"]
+
+
 def test_a_body_in_a_charset_python_does_not_know_is_still_read() -> None:
     message = EmailMessage()
     message["Subject"] = "Charset"
