@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexes.errors import DocQAError, ParseError
+from indexes.errors import DocQAError, LimitExceeded, ParseError
 from indexes.locators import locator_label
 from indexes.search import Searcher
 from ingest.chunking import ChunkingOptions, chunk_document
@@ -22,6 +22,7 @@ from ingest.parsers import odt
 from ingest.parsers.odt import OdtParser
 from ingest.pipeline import IngestPipeline
 from office_files import INVOICE_FACT, NOTES_FACT, PUMP_BOOK, eml_bytes, epub_bytes, odt_bytes
+from test_hostile_input import assert_refused_early
 
 
 def sections(doc: ParsedDocument) -> list[tuple[str, int | None, tuple[str, ...]]]:
@@ -100,6 +101,19 @@ def test_an_epub_entity_bomb_is_refused_not_expanded() -> None:
         EpubParser().parse(buffer.getvalue(), "x.epub")
 
 
+def test_an_epub_chapter_declaring_entities_in_its_doctype_reads_as_without_them() -> None:
+    plain = epub_bytes(PUMP_BOOK)
+    subset = b'<!DOCTYPE html [ <!ENTITY pump "pump"> <!ENTITY % x SYSTEM "file:///etc/passwd"> ]>\n<html'
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(plain)) as source, zipfile.ZipFile(buffer, "w") as z:
+        for member in source.infolist():
+            data = source.read(member)
+            z.writestr(member, data.replace(b"?><html", b"?>" + subset, 1) if member.filename.endswith("ch1.xhtml")
+                       else data)
+    assert subset in zipfile.ZipFile(buffer).read("OEBPS/text/ch1.xhtml")
+    assert sections(parse_bytes(buffer.getvalue(), "book.epub")) == sections(parse_bytes(plain, "book.epub"))
+
+
 def test_an_odt_gives_headings_paragraphs_list_items_and_table_rows_with_their_header() -> None:
     doc = parse_bytes(odt_bytes(), "manual.odt")
     assert doc.title == "Pump manual"
@@ -128,16 +142,33 @@ def test_an_odt_table_without_a_declared_header_takes_its_first_row_and_bounds_r
     assert [s.text for s in doc.sections] == ["Part: Seal; Stock: 12"] * 2
     stock = b"<text:p>12</text:p></table:table-cell>"
     many_x = b'<table:table-cell table:number-columns-repeated="99999"><text:p>x</text:p></table:table-cell>'
-    wide = content.replace(stock, stock + many_x)
-    rows = OdtParser().parse(_odt_of(wide.replace(b'rows-repeated="2"', b'rows-repeated="99999"')), "t.odt").sections
-    assert len(rows) == odt.MAX_EXPANDED_ROWS - 1  # the header row is one of the table's rows
+    rows = OdtParser().parse(_odt_of(content.replace(stock, stock + many_x)), "t.odt").sections
     assert rows[0].text.startswith("Part: Seal; Stock: 12; Stock: x; x")
     assert len(rows[0].text.split("; ")) == odt.MAX_COLUMNS
+    rows = OdtParser().parse(_odt_of(content.replace(b'rows-repeated="2"', b'rows-repeated="99999"')), "t.odt").sections
+    assert len(rows) == odt.MAX_EXPANDED_ROWS - 1  # the header row is one of the table's rows
+
+
+@pytest.mark.parametrize("cell, rows, reason", [
+    (100, 10_000, rf"more than {odt.MAX_CELLS} filled cells"),  # ~1 G characters from 1024 x 10,000 cells
+    (5000, 10, rf"more than {odt.MAX_CELL_CHARS} characters"),  # ~51 M characters from 10,240 cells
+])
+def test_an_odt_whose_repeats_spell_out_too_much_is_refused_before_they_are(cell: int, rows: int, reason: str) -> None:
+    repeated = f'<table:table-cell table:number-columns-repeated="1024"><text:p>{"w" * cell}</text:p></table:table-cell>'
+    content = f"""<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+      xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+      xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0"><office:body><office:text><table:table>
+      <table:table-row>{repeated}</table:table-row>
+      <table:table-row table:number-rows-repeated="{rows}">{repeated}</table:table-row>
+      </table:table></office:text></office:body></office:document-content>"""
+    bomb = _odt_of(content.encode())
+    assert len(bomb) < 2000
+    assert_refused_early(bomb, "bomb.odt", LimitExceeded, reason)
 
 
 def _odt_of(content: bytes) -> bytes:
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as z:
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("content.xml", content)
     return buffer.getvalue()
 
@@ -176,6 +207,16 @@ def test_a_header_the_stdlib_cannot_parse_is_kept_as_written() -> None:
     data = eml_bytes().replace(b"Cc: Rui <rui@example.org>", b"Cc: Rui <rui@[ex(ample.org>")
     doc = EmlParser().parse(data, "m.eml")
     assert doc.metadata["cc"] == "Rui <rui@[ex(ample.org>" and "Cc: Rui <rui@[ex(ample.org>" in doc.sections[0].text
+    assert [a.name for a in doc.attachments] == ["invoice.pdf", "notes.txt", "firmware.bin"]
+
+
+def test_control_characters_in_headers_and_attachment_names_are_dropped() -> None:
+    data = eml_bytes().replace(b"Subject: Kestrel overhaul", b"Subject: Kestrel\x00 over\x07haul", 1)
+    data = data.replace(b'filename="notes.txt"', b'filename="no\x00tes\x1b.txt"', 1)
+    assert data.count(b"\x00") == 2  # both edits landed
+    doc = EmlParser().parse(data, "m.eml")
+    assert doc.title == doc.metadata["subject"] == "Kestrel overhaul invoice"
+    assert "Subject: Kestrel overhaul invoice" in doc.sections[0].text
     assert [a.name for a in doc.attachments] == ["invoice.pdf", "notes.txt", "firmware.bin"]
 
 

@@ -17,7 +17,7 @@ from indexes.embedded import EmbeddedStore
 from indexes.locators import locator_label
 from indexes.search import Searcher
 from ingest.chunking import ChunkingOptions, chunk_document
-from ingest.parsers import parse_bytes
+from ingest.parsers import html, parse_bytes
 from ingest.parsers.base import ParsedDocument
 from ingest.parsers.pdf_tables import looks_tabular
 from ingest.pipeline import IngestPipeline, SourceFile
@@ -99,6 +99,30 @@ def test_html_stacked_header_rows_name_each_column_and_a_nested_table_stands_on_
     texts = [s.text for s in parse_bytes(page.encode(), "sales.html").sections]
     assert texts == ["Region: North; Revenue / Q3: 4.2M", "Region: South; Revenue / Q3: 3.9M",
                      "Site: Oslo; Staff: 40", "Site: Bergen; Staff: 12"]
+
+
+def test_html_spans_put_each_cell_under_its_columns_and_carry_it_down_the_rows_it_spans():
+    page = b"""<table>
+      <tr><th rowspan=2>Region</th><th colspan=2>Revenue</th><th rowspan="2">Staff</th></tr>
+      <tr><th>Q3</th><th>Q4</th></tr>
+      <tr><td rowspan=2>North</td><td>4.2</td><td>5.1</td><td>12</td></tr>
+      <tr><td colspan=2>n/a</td><td>14</td></tr>
+      <tr><td>South</td><td>3.9</td><td>4.0</td><td>9</td></tr></table>"""
+    assert [s.text for s in parse_bytes(page, "t.html").sections] == [
+        "Region: North; Revenue / Q3: 4.2; Revenue / Q4: 5.1; Staff: 12",
+        "Region: North; Revenue / Q3: n/a; Staff: 14",  # a data cell spanning columns is read once
+        "Region: South; Revenue / Q3: 3.9; Revenue / Q4: 4.0; Staff: 9",
+    ]
+
+
+def test_html_spans_are_bounded_and_past_the_budget_a_span_only_loses_its_repeats(monkeypatch):
+    huge = b"<table><tr><th>A</th><th>B</th></tr><tr><td rowspan=100000000>x</td><td colspan=100000000>y</td>"
+    rows = [s.text for s in parse_bytes(huge + b"<td>w</td></tr><tr><td>z</td></tr></table>", "t.html").sections]
+    assert rows == ["A: x; B: y; w", "A: x; B: z"]  # w sits at column 1 + MAX_SPAN, past the header
+    monkeypatch.setattr(html, "MAX_SPANNED", 20)  # the header's spread fits, carrying North down does not
+    page = b"<table><tr><th colspan=3>Revenue</th></tr><tr><td rowspan=9>North</td><td>4.2</td><td>5.1</td></tr>"
+    rows = [s.text for s in parse_bytes(page + b"<tr><td>4.4</td></tr></table>", "t.html").sections]
+    assert rows == ["Revenue: North; Revenue: 4.2; Revenue: 5.1", "Revenue: 4.4"]
 
 
 def test_an_html_cell_question_finds_its_row_in_a_real_store(tmp_path: Path, store: EmbeddedStore, embedder):

@@ -4,6 +4,7 @@ headers as metadata, and its attachments for the pipeline to ingest as documents
 from __future__ import annotations
 
 import mimetypes
+import re
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -17,6 +18,12 @@ from .text import decode_text, split_paragraphs
 
 HEADERS = ("from", "to", "cc", "date", "message-id", "subject")
 _SHOWN = ("From", "To", "Cc", "Date", "Subject")  # the lines that start the text, so "who wrote…" can be answered
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # no header or file name keeps these (a store may refuse NUL)
+
+
+def _clean(text: str) -> str:
+    """One line of text without control characters, whitespace runs as one space."""
+    return " ".join(_CONTROL.sub("", text).split())
 
 
 def _header(message: EmailMessage, key: str) -> tuple[str | None, object]:
@@ -24,10 +31,10 @@ def _header(message: EmailMessage, key: str) -> tuple[str | None, object]:
     addresses, dates and ids fails on some malformed values (IndexError, AttributeError…): then the raw text."""
     try:
         value = message[key]
-        return (" ".join(str(value).split()), getattr(value, "datetime", None)) if value is not None else (None, None)
+        return (_clean(str(value)), getattr(value, "datetime", None)) if value is not None else (None, None)
     except Exception:  # noqa: BLE001 - a library surprise in one header must not cost the message
         raw = next((v for k, v in message.raw_items() if k.lower() == key), None)
-        return (" ".join(str(raw).split()) if raw is not None else None), None
+        return (_clean(str(raw)) if raw is not None else None), None
 
 
 def _headers(message: EmailMessage, warnings: list[str]) -> dict[str, object]:
@@ -48,7 +55,7 @@ def _headers(message: EmailMessage, warnings: list[str]) -> dict[str, object]:
 def _name(part: EmailMessage, number: int) -> str:
     """The part's file name without any directory, or attachment-N with the extension its type implies."""
     raw = part.get_filename() or ""
-    name = PureWindowsPath(PurePosixPath(raw).name).name.strip()
+    name = _clean(PureWindowsPath(PurePosixPath(raw).name).name)
     return name or f"attachment-{number}{mimetypes.guess_extension(part.get_content_type()) or ''}"
 
 

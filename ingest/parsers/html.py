@@ -23,6 +23,12 @@ _BLOCKS = frozenset(
 _META_CHARSET = re.compile(rb"<meta[^>]{0,512}?charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 
 
+# A leading DOCTYPE with an internal subset (XHTML may declare entities): lexbor would end it at the subset's
+# first ">" and read the rest ("]>") as text. No nested quantifiers, and only the head is searched.
+_DOCTYPE_SUBSET = re.compile(r"\A\ufeff?\s*(?:<\?xml[^>]{0,512}\?>\s*)?<!DOCTYPE[^\[>]{0,1024}\[[^\]]*\]\s*>",
+                             re.IGNORECASE)
+
+
 def _declared_charset(data: bytes) -> str | None:
     match = _META_CHARSET.search(data[:4096])
     return match.group(1).decode("ascii") if match else None
@@ -58,23 +64,75 @@ def _text_outside_tables(node: LexborNode) -> str:
     return _squash("".join(parts))
 
 
-def _table(node: LexborNode) -> tuple[list[list[str]], int]:
-    """A table's rows (nested tables left out) and how many lead as its header: the rows in <thead>, or else
-    the leading rows of <th> cells only, or else the first row."""
-    rows, header = [], 0
-    for tr in _own(node, frozenset({"tr"})):
-        cells = _own(tr, frozenset({"td", "th"}))
-        rows.append([_text_outside_tables(cell) for cell in cells])
-        in_head = tr.parent is not None and tr.parent.tag == "thead"
-        all_th = bool(cells) and all(cell.tag == "th" for cell in cells)
-        if header == len(rows) - 1 and (in_head or all_th):
-            header += 1
-    return rows, header or 1
+MAX_SPAN = 1000  # a colspan or rowspan past this counts as this (HTML caps colspan there too)
+MAX_SPANNED = 1_000_000
+"""Cells plus characters one page's spans may add (a span past it stops repeating: its text is still read once)."""
+
+
+def _span(cell: LexborNode, attribute: str) -> int:
+    try:
+        return max(1, min(int(cell.attributes.get(attribute) or 1), MAX_SPAN))
+    except ValueError:
+        return 1
+
+
+class _Tables:
+    """Reads a page's tables into rows, honouring colspan and rowspan within one budget for the page."""
+
+    def __init__(self) -> None:
+        self._left = MAX_SPANNED
+
+    def _take(self, cost: int) -> bool:
+        """Whether `cost` more cells and characters fit the budget (taking them if so)."""
+        if cost > self._left:
+            return False
+        self._left -= cost
+        return True
+
+    def rows(self, node: LexborNode) -> tuple[list[list[str]], int]:
+        """A table's rows (nested tables left out) and how many lead as its header: the rows in <thead>, or else
+        the leading rows of <th> cells only, or else the first row.
+
+        A cell spanning rows is carried down into them. A header cell spanning columns names each of them (so
+        stacked headers join as "Revenue / Q3"); a data cell spanning columns is kept once, at its first column.
+        """
+        rows: list[list[str]] = []
+        header = 0
+        below: dict[int, tuple[str, int]] = {}  # column: (text, rows still to fill) of cells spanning down
+        for tr in _own(node, frozenset({"tr"})):
+            cells = _own(tr, frozenset({"td", "th"}))
+            in_head = tr.parent is not None and tr.parent.tag == "thead"
+            all_th = bool(cells) and all(cell.tag == "th" for cell in cells)
+            if header == len(rows) and (in_head or all_th):
+                header += 1
+            in_header = header > len(rows)
+            row: list[str] = []
+            for cell in cells:
+                while len(row) in below:
+                    row.append(below[len(row)][0])
+                text = _text_outside_tables(cell)
+                across, down = _span(cell, "colspan"), _span(cell, "rowspan")
+                spread = text if in_header else ""
+                if not self._take((across - 1) * (1 + len(spread))):
+                    across = 1
+                if not self._take((down - 1) * (1 + len(text) + (across - 1) * (1 + len(spread)))):
+                    down = 1
+                first = len(row)
+                row += [text] + [spread] * (across - 1)
+                if down > 1:
+                    below.update((column, (row[column], down)) for column in range(first, len(row)))
+            row += [below[c][0] if c in below else "" for c in range(len(row), max(below, default=-1) + 1)]
+            rows.append(row)
+            below = {column: (text, left - 1) for column, (text, left) in below.items() if left > 1}
+        return rows, header or 1
 
 
 def read_html(data: bytes, charset: str | None = None) -> LexborHTMLParser:
     """Decode (UTF-8, else `charset` or the one the page declares, else a guess) and parse with lexbor."""
-    return LexborHTMLParser(decode_text(data, declared=charset or _declared_charset(data)))
+    text = decode_text(data, declared=charset or _declared_charset(data))
+    if doctype := _DOCTYPE_SUBSET.match(text[:65536]):
+        text = text[doctype.end():]
+    return LexborHTMLParser(text)
 
 
 def add_content(
@@ -104,6 +162,7 @@ class _SectionWalker:
             self.headings.enter(0, top)
         self._inline: list[str] = []
         self._nested: list[LexborNode] = []  # tables inside the table just added, to add after it
+        self._tables = _Tables()
 
     def _add(self, text: str) -> None:
         self.builder.add(text, self.page, self.headings.path)
@@ -150,7 +209,7 @@ class _SectionWalker:
             self.flush()
             for caption in _own(node, frozenset({"caption"})):
                 self._add(_text_outside_tables(caption))
-            rows, header = _table(node)
+            rows, header = self._tables.rows(node)
             self.builder.add_table(rows, self.page, self.headings.path, header_rows=header)
             self._nested.extend(_own(node, frozenset({"table"})))
             return False

@@ -10,9 +10,12 @@ from __future__ import annotations
 import zipfile
 from xml.etree.ElementTree import Element
 
+from indexes.errors import LimitExceeded
+
 from .archive import check_zip_bomb, xml_member
 from .base import DocumentBuilder, ParsedDocument
 from .markdown import HeadingPath
+from .sheets import MAX_CELLS
 
 _TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
 _TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
@@ -24,6 +27,8 @@ _SKIPPED_INLINE = frozenset({_TEXT + "note-citation", _OFFICE + "annotation", _T
 _BREAKS = frozenset({_TEXT + "s", _TEXT + "tab", _TEXT + "line-break", _TEXT + "p", _TEXT + "h"})
 MAX_COLUMNS = 1024  # a row's "repeat this empty cell 16384 times" stops here
 MAX_EXPANDED_ROWS = 10_000  # repeated rows are spelled out until a table has this many
+MAX_CELL_CHARS = 20_000_000
+"""Characters one file's table cells may hold once repeats are spelled out: the default text limit."""
 
 
 def _text(element: Element) -> str:
@@ -55,7 +60,27 @@ def _count(element: Element, attribute: str, limit: int) -> int:
         return 1
 
 
-def _table(table: Element) -> tuple[list[list[str]], int]:
+class _Cells:
+    """What one file's tables may hold with repeats spelled out: MAX_CELLS filled cells of MAX_CELL_CHARS
+    characters in all, counted before a repeated row is spelled out (a few hundred bytes can ask for gigabytes)."""
+
+    def __init__(self) -> None:
+        self._cells = MAX_CELLS
+        self._chars = MAX_CELL_CHARS
+
+    def take(self, cells: list[str], times: int) -> None:
+        """Count `times` copies of a row of `cells`; past either bound the file is refused."""
+        self._cells -= times * sum(1 for cell in cells if cell)
+        self._chars -= times * sum(map(len, cells))
+        if self._cells < 0:
+            raise LimitExceeded(f"ODT tables hold more than {MAX_CELLS} filled cells, repeats counted (the limit)")
+        if self._chars < 0:
+            raise LimitExceeded(
+                f"ODT tables hold more than {MAX_CELL_CHARS} characters, repeats counted (the limit)"
+            )
+
+
+def _table(table: Element, budget: _Cells) -> tuple[list[list[str]], int]:
     """A table's rows of cell texts (repeated cells and rows spelled out, within bounds) and its header row count."""
     rows: list[list[str]] = []
     header_rows = 0
@@ -71,6 +96,7 @@ def _table(table: Element) -> tuple[list[list[str]], int]:
                 cells.pop()
             if cells:
                 repeat = _count(element, "number-rows-repeated", MAX_EXPANDED_ROWS - len(rows))
+                budget.take(cells, repeat)
                 rows += [cells] * repeat
                 header_rows += repeat if in_header else 0
         elif element.tag in (_TABLE + "table-header-rows", _TABLE + "table-rows", _TABLE + "table-row-group"):
@@ -92,6 +118,7 @@ class OdtParser:
         body = content.find(f"{_OFFICE}body/{_OFFICE}text")
         builder = DocumentBuilder()
         headings = HeadingPath()
+        budget = _Cells()
         stack = list(reversed(body)) if body is not None else []
         while stack:
             element = stack.pop()
@@ -105,7 +132,7 @@ class OdtParser:
             elif element.tag == _TEXT + "p":
                 builder.add(_text(element), heading_path=headings.path)
             elif element.tag == _TABLE + "table":
-                rows, header_rows = _table(element)
+                rows, header_rows = _table(element, budget)
                 builder.add_table(rows, heading_path=headings.path, header_rows=header_rows)
             elif element.tag in _CONTAINERS:
                 stack.extend(reversed(element))
