@@ -6,7 +6,13 @@ documents for throughput; each document is committed on its own, so a crash or C
 the documents not yet committed, and running the same command again finishes the job.
 
 A file's attachments (an e-mail's) are documents of their own, `<file source>#<name>` with `attached_to` the file
-in their metadata: parsed in a parser process like a file, failing alone, replaced or removed with their file.
+in their metadata: parsed in a parser process like a file, failing alone, replaced or removed with their file (also
+when it fails, unless its indexed version is kept). The file lists their names under `attachments`; an unchanged file
+one of whose attachments the store does not hold as ok (lost to a store that went away or an interrupted run, or it
+failed) is parsed again for its attachments only: each is retried as a failed file is, on every run.
+
+Given metadata wins over metadata read from the file; the given keys its parser could read too are listed under
+`overrides`, so that comparing the given metadata with the stored one is exact.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ __all__ = [
 log = logging.getLogger("docqa.ingest")
 STATUSES = ("ingested", "unchanged", "replaced", "removed", "failed")
 ATTACHED_TO = "attached_to"  # an attachment's metadata key: the source of the file it came in
+ATTACHMENTS = "attachments"  # a file's metadata key: the names of its attachments that were ingested
+OVERRIDES = "overrides"  # a document's metadata key: the keys given that its parser reads from the file too
 
 
 @dataclass(frozen=True)
@@ -225,7 +233,15 @@ class IngestPipeline:
     def _parsed(self, files: Sequence[SourceFile], report: IngestReport, progress: ProgressSink) -> Iterator[_Pending]:
         """Hash each file, skip unchanged ones, parse and chunk the rest (in order), each followed by its
         attachments."""
-        todo: list[tuple[SourceFile, DocumentFields, DocumentRecord | None]] = []
+        stored: dict[str, list[DocumentRecord]] | None = None  # the collection's attachments by file, read once
+
+        def stored_attachments(source: str) -> list[DocumentRecord]:
+            nonlocal stored
+            if stored is None:
+                stored = _attachments_by_file(self.store.list_documents(self.collection))
+            return stored.get(source, [])
+
+        todo: list[tuple[SourceFile, DocumentFields, DocumentRecord | None, bool]] = []
         for file in files:
             try:
                 stat = file.path.stat()
@@ -236,37 +252,51 @@ class IngestPipeline:
                 continue
             fields = DocumentFields(file.source, digest, stat.st_size, stat.st_mtime, metadata=file.metadata)
             needed, known = self._needed(file, fields, file.path.name, report, progress)
-            if needed:
-                todo.append((file, fields, known))
-        attached: dict[str, list[DocumentRecord]] | None = None  # the collection's attachments by file, read once
-        for (file, fields, known), outcome in zip(todo, self._parse_all(todo)):
+            lost = _ok(known) and ATTACHMENTS in known.metadata and _lost(known, stored_attachments(file.source))
+            if needed or lost:
+                todo.append((file, fields, known, needed))
+        for (file, fields, known, needed), outcome in zip(todo, self._parse_all(todo)):
+            if not needed:  # unchanged, parsed again for its attachments only
+                if isinstance(outcome, BaseException):
+                    log.warning("%s: its attachments were not retried: %s", file.source, _reason(outcome))
+                else:
+                    yield from self._attached(self._attachments(file, outcome), fields.mtime, report, progress)
+                continue
             if isinstance(outcome, BaseException):
-                self._fail(file, fields, _reason(outcome), report, progress, transient=isinstance(outcome, ParseInterrupted))
+                transient = isinstance(outcome, ParseInterrupted)
+                self._fail(file, fields, _reason(outcome), report, progress, transient=transient)
+                if known is not None and not (transient and _ok(known)):  # not kept: nor are its attachments
+                    self._drop(stored_attachments(file.source), set(), report, progress)
                 continue
             if outcome.ocr_pages:
                 progress.pages_ocred(len(outcome.ocr_pages))
             attachments = self._attachments(file, outcome)
             try:
-                yield self._chunked(file, fields, outcome, _ok(known), file.path.name)
+                yield self._chunked(file, fields, outcome, _ok(known), file.path.name, attachments)
             except DocQAError as exc:
                 self._fail(file, fields, exc.detail, report, progress)
+                if known is not None:
+                    self._drop(stored_attachments(file.source), set(), report, progress)
                 continue
             if known is not None:  # a file parsed again drops the attachments it no longer has
-                if attached is None:
-                    attached = _attachments_by_file(self.store.list_documents(self.collection))
-                present = {a.source for a, _ in attachments}
-                for doc in attached.get(file.source, []):
-                    if doc.source not in present:
-                        self.store.delete_document(self.collection, doc.id)
-                        _record(FileResult(doc.source, "removed", chunks=doc.chunk_count, document_id=doc.id), report,
-                                progress)
+                self._drop(stored_attachments(file.source), {a.source for a, _ in attachments}, report, progress)
             yield from self._attached(attachments, fields.mtime, report, progress)
+
+    def _drop(
+        self, attached: list[DocumentRecord], keep: set[str], report: IngestReport, progress: ProgressSink,
+    ) -> None:
+        """Delete a file's stored attachments but those in `keep`."""
+        for doc in attached:
+            if doc.source not in keep:
+                self.store.delete_document(self.collection, doc.id)
+                _record(FileResult(doc.source, "removed", chunks=doc.chunk_count, document_id=doc.id), report, progress)
 
     def _needed(
         self, file: SourceFile, fields: DocumentFields, name: str, report: IngestReport, progress: ProgressSink,
     ) -> tuple[bool, DocumentRecord | None]:
         """Whether a file must be parsed (it is new or changed: not unchanged, and the store could be asked), and the
-        version the store holds. Metadata its parser read from the file is not compared: the bytes decide that."""
+        version the store holds. Metadata its parser read from the file is not compared: the bytes decide that. An
+        unchanged file is recorded as such here."""
         try:
             known = self.store.find_document(self.collection, file.source)
         except StorageError as exc:
@@ -274,8 +304,7 @@ class IngestPipeline:
             return False, None
         if known is None or known.status != "ok" or known.sha256 != fields.sha256:
             return True, known
-        read_from_file = getattr(parser_for(name), "metadata_keys", ())
-        given = {k: v for k, v in known.metadata.items() if k in file.metadata or k not in read_from_file}
+        given = _given(known.metadata, name)
         if given != file.metadata:
             return True, known
         _record(FileResult(file.source, "unchanged", chunks=known.chunk_count, document_id=known.id), report, progress)
@@ -326,11 +355,11 @@ class IngestPipeline:
                     self._fail(file, fields, exc.detail, report, progress)
 
     def _parse_all(
-        self, todo: Sequence[tuple[SourceFile, DocumentFields, DocumentRecord | None]],
+        self, todo: Sequence[tuple[SourceFile, DocumentFields, DocumentRecord | None, bool]],
     ) -> Iterable[ParsedDocument | BaseException]:
         """Parse files in order, each in a parser process that is killed if it runs past the time limit."""
         workers = self.workers if self.workers is not None else (min(4, os.cpu_count() or 1) if len(todo) > 3 else 0)
-        args = [(str(f.path), f.path.name, self.limits, self.ocr) for f, _, _ in todo]
+        args = [(str(f.path), f.path.name, self.limits, self.ocr) for f, *_ in todo]
         if workers <= 1:
             with parser_process() as parser:
                 for a in args:
@@ -347,18 +376,26 @@ class IngestPipeline:
 
     def _chunked(
         self, file: SourceFile, fields: DocumentFields, document: ParsedDocument, replacing: bool, name: str,
+        attachments: Sequence[tuple[SourceFile, Attachment]] = (),
     ) -> _Pending:
-        """The document's chunks and what is stored with it: metadata read from the file under the given metadata."""
+        """The document's chunks and what is stored with it: metadata read from the file under the given metadata,
+        with the given keys that override it (`overrides`) and the names of its attachments (`attachments`)."""
         title = document.title or PurePath(name).stem
         chunks = chunk_document(document, self.embedder.count_tokens, self.chunking, title=title)
         if not chunks:
             raise ParseError("no text to index after chunking")
         if len(chunks) > self.limits.max_chunks:
             raise LimitExceeded(f"too many chunks: {len(chunks)} (limit {self.limits.max_chunks})")
+        given = fields.metadata or {}
+        metadata = {**document.metadata, **given}
+        if overrides := sorted(k for k in given if k in _read_from_file(name)):
+            metadata[OVERRIDES] = overrides
+        if attachments:
+            metadata[ATTACHMENTS] = [a.name for _, a in attachments]
         fields = DocumentFields(
-            fields.source, fields.sha256, fields.size, fields.mtime, title=title,
-            metadata={**document.metadata, **(fields.metadata or {})}, pages=document.pages,
-            warnings=tuple(document.warnings), text=document.text, ocr_pages=tuple(document.ocr_pages),
+            fields.source, fields.sha256, fields.size, fields.mtime, title=title, metadata=metadata,
+            pages=document.pages, warnings=tuple(document.warnings), text=document.text,
+            ocr_pages=tuple(document.ocr_pages),
         )
         return _Pending(file, fields, chunks, replacing)
 
@@ -441,6 +478,25 @@ def _attachments_by_file(documents: Iterable[DocumentRecord]) -> dict[str, list[
         if _file_of(doc) != doc.source:
             found.setdefault(_file_of(doc), []).append(doc)
     return found
+
+
+def _read_from_file(name: str) -> tuple[str, ...]:
+    """The metadata keys the parser of `name` may read from the file."""
+    return tuple(getattr(parser_for(name), "metadata_keys", ()))
+
+
+def _given(metadata: dict[str, Any], name: str) -> dict[str, Any]:
+    """The metadata that was given for a stored document: all but what its parser read (the keys it reads, unless
+    listed under `overrides`) and what the pipeline adds."""
+    overrides = metadata.get(OVERRIDES, ())
+    read = {k for k in _read_from_file(name) if k not in overrides} | {OVERRIDES, ATTACHMENTS}
+    return {k: v for k, v in metadata.items() if k not in read}
+
+
+def _lost(document: DocumentRecord, attached: list[DocumentRecord]) -> bool:
+    """Whether one of the attachments a stored file lists is not stored as ok (missing, or failed)."""
+    ok = {d.source for d in attached if d.status == "ok"}
+    return any(f"{document.source}#{name}" not in ok for name in document.metadata.get(ATTACHMENTS, ()))
 
 
 def _unique(name: str, taken: set[str]) -> str:

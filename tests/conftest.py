@@ -15,6 +15,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from indexes.embedders import EmbedderSpec, SentenceTransformerEmbedder  # noqa: E402
 from indexes.embedded import EmbeddedStore  # noqa: E402
 from indexes.catalog import Catalog  # noqa: E402
+from indexes.types import Collection  # noqa: E402
+from ingest.pipeline import IngestPipeline  # noqa: E402
 from fake_catalog import IDENTITY  # noqa: E402
 from llm_server import llama_server, llama_server_process, smollm2_path  # noqa: E402,F401 (session fixtures, shared)
 
@@ -71,6 +73,18 @@ def store(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> EmbeddedStor
     s = EmbeddedStore(tmp_path / "data", EmbedderSpec())
     s.embedders.add(EmbedderSpec(), embedder)
     return s
+
+
+@pytest.fixture
+def collection(store: EmbeddedStore, embedder: SentenceTransformerEmbedder) -> Collection:
+    """The `store`'s default collection, on the session's model."""
+    return store.ensure_collection("default", embedder)
+
+
+@pytest.fixture
+def pipeline(store: EmbeddedStore, collection: Collection) -> IngestPipeline:
+    """A pipeline into `collection` that parses in one parser process."""
+    return IngestPipeline(store, collection, workers=0)
 
 
 @pytest.fixture

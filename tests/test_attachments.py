@@ -1,5 +1,6 @@
 """An e-mail's attachments through the real pipeline into a real store: each a document of its own, attached to its
-message, replaced and removed with it; the CLI's remove and the upload job too."""
+message, replaced and removed with it (also when it fails), retried while the store does not hold one as ok (the
+message itself is not stored again); the CLI's remove and the upload job too."""
 
 from __future__ import annotations
 
@@ -8,20 +9,11 @@ from pathlib import Path
 import pytest
 
 from indexes.embedded import EmbeddedStore
+from indexes.errors import StorageError
 from indexes.search import Searcher
 from indexes.types import Collection
 from ingest.pipeline import IngestPipeline, remove_document
 from office_files import INVOICE_FACT, NOTES_FACT, eml_bytes, epub_bytes, PUMP_BOOK
-
-
-@pytest.fixture
-def collection(store: EmbeddedStore, embedder) -> Collection:
-    return store.ensure_collection("default", embedder)
-
-
-@pytest.fixture
-def pipeline(store: EmbeddedStore, collection: Collection) -> IngestPipeline:
-    return IngestPipeline(store, collection, workers=0)
 
 
 @pytest.fixture
@@ -80,6 +72,52 @@ def test_metadata_read_from_the_message_does_not_make_it_changed_but_metadata_gi
     report = pipeline.ingest_paths([mail], metadata={"from": "the archive"})
     assert {r.source: r.status for r in report.results}[message] == "replaced"
     assert "team" not in documents(store, collection)[message]
+    report = pipeline.ingest_paths([mail])  # the given "from" dropped: the header's is back
+    assert {r.source: r.status for r in report.results}[message] == "replaced"
+    assert documents(store, collection)[message]["from"] == "Ana Souza <ana@example.org>"
+    assert pipeline.ingest_paths([mail]).counts()["unchanged"] == 1
+
+
+def test_an_attachment_the_store_lost_is_ingested_on_the_next_run_without_storing_the_message_again(
+    monkeypatch, store: EmbeddedStore, collection: Collection, pipeline: IngestPipeline, mail: Path
+) -> None:
+    message = str(mail / "kestrel.eml")
+    put_document = store.put_document
+
+    def disk_gone_for_the_invoice(collection, fields, *args, **kwargs):
+        if fields.source.endswith("#invoice.pdf"):
+            raise StorageError("disk went away")
+        return put_document(collection, fields, *args, **kwargs)
+
+    monkeypatch.setattr(store, "put_document", disk_gone_for_the_invoice)
+    assert {r.source: r.status for r in pipeline.ingest_paths([mail]).results}[f"{message}#invoice.pdf"] == "failed"
+    assert f"{message}#invoice.pdf" not in documents(store, collection)
+    monkeypatch.setattr(store, "put_document", put_document)
+    before = store.find_document(collection, message)
+    report = pipeline.ingest_paths([mail])
+    assert {r.source: r.status for r in report.results} == {
+        message: "unchanged", f"{message}#invoice.pdf": "ingested", f"{message}#notes.txt": "unchanged",
+    }
+    after = store.find_document(collection, message)
+    assert (after.id, after.updated_at) == (before.id, before.updated_at)
+    assert Searcher(store).search(collection, INVOICE_FACT, k=1)[0].source == f"{message}#invoice.pdf"
+    assert pipeline.ingest_paths([mail]).counts()["unchanged"] == 1  # all there: the message is not parsed again
+    assert store.check(collection).ok
+
+
+def test_a_message_that_fails_takes_its_attachments_with_it(
+    store: EmbeddedStore, collection: Collection, pipeline: IngestPipeline, mail: Path
+) -> None:
+    message = str(mail / "kestrel.eml")
+    pipeline.ingest_paths([mail])
+    (mail / "kestrel.eml").write_bytes(b"\x00\x01 not an e-mail any more")
+    report = pipeline.ingest_paths([mail])
+    assert {r.source: r.status for r in report.results} == {
+        message: "failed", f"{message}#invoice.pdf": "removed", f"{message}#notes.txt": "removed",
+    }
+    assert [(d.source, d.status) for d in store.list_documents(collection)] == [(message, "failed")]
+    assert Searcher(store).search(collection, INVOICE_FACT, k=1) == []
+    assert store.check(collection).ok
 
 
 def test_a_changed_message_replaces_its_attachments_and_drops_those_gone(
@@ -147,8 +185,13 @@ def test_an_attachment_that_fails_fails_alone_and_two_of_one_name_get_their_own_
     assert store.find_document(collection, f"{source}#scan.pdf").metadata == {"attached_to": source}
     hit = Searcher(store).search(collection, "How far did South line throughput fall?", k=1)[0]
     assert hit.source == f"{source}#report (2).txt"
-    report = pipeline.ingest_paths([path])  # an unchanged message is not parsed again, nor its attachments
-    assert {r.source: r.status for r in report.results} == {source: "unchanged"}
+    before = store.find_document(collection, source)
+    report = pipeline.ingest_paths([path])  # a failed attachment is retried, as a failed file is; the message is kept
+    assert {r.source: r.status for r in report.results} == {
+        source: "unchanged", f"{source}#report.txt": "unchanged", f"{source}#report (2).txt": "unchanged",
+        f"{source}#scan.pdf": "failed",
+    }
+    assert store.find_document(collection, source).updated_at == before.updated_at
 
 
 def test_the_cli_reports_each_attachment_and_removes_them_with_their_message(

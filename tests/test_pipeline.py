@@ -17,16 +17,6 @@ SAMPLE_NAMES = [
 ]
 
 
-@pytest.fixture
-def collection(store: EmbeddedStore, embedder) -> Collection:
-    return store.ensure_collection("default", embedder)
-
-
-@pytest.fixture
-def pipeline(store: EmbeddedStore, collection: Collection) -> IngestPipeline:
-    return IngestPipeline(store, collection, workers=0)
-
-
 def chunk_ids_of(store: EmbeddedStore, collection: Collection, path: Path) -> list[int]:
     doc = store.catalog.find_document(collection.id, str(path.resolve()))
     return [c["id"] for c in store.catalog.document_chunks(doc.id)]
