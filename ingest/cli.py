@@ -209,7 +209,7 @@ def remove(
             if doc is None:
                 raise NotFound(f"document {ref!r} not found in {collection!r}")
             for removed in remove_document(store, target, doc):
-                out.print(f"removed {removed.source} ({removed.chunk_count} chunks)")
+                out.print(f"removed {removed.source} ({removed.chunk_count} chunks)", soft_wrap=True)  # paths whole
     except DocQAError as exc:
         fail(exc.detail)
 
