@@ -102,11 +102,6 @@ def test_a_pdf_flate_bomb_stops_at_the_decompression_bound() -> None:
 # -- limits in the pipeline ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def collection(store: EmbeddedStore, embedder) -> Collection:
-    return store.ensure_collection("default", embedder)
-
-
 def ingest_one(store: EmbeddedStore, collection: Collection, path: Path, **options) -> tuple[str, str | None]:
     report = IngestPipeline(store, collection, workers=0, **options).ingest([SourceFile(path, str(path))])
     return report.results[0].status, report.results[0].reason

@@ -9,6 +9,11 @@ from typing import Iterable, Protocol, Sequence
 from indexes.locators import UNITS
 
 
+def squash(text: str | None) -> str:
+    """Text with every run of whitespace (newlines included) as one space, trimmed; None reads as ""."""
+    return " ".join((text or "").split())
+
+
 @dataclass(frozen=True)
 class Section:
     """A run of text with its place in the document.

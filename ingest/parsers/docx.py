@@ -12,13 +12,10 @@ from docx.text.paragraph import Paragraph
 from indexes.errors import ParseError
 
 from .archive import check_zip_bomb
-from .base import DocumentBuilder, ParsedDocument
+from .base import DocumentBuilder, ParsedDocument, squash
 from .markdown import HeadingPath
 
 _HEADING_STYLE = re.compile(r"heading\s*([1-9])$", re.IGNORECASE)
-def _squash(text: str) -> str:
-    return " ".join(text.split())
-
 
 def _style_name(paragraph: Paragraph) -> str:
     try:
@@ -36,7 +33,7 @@ def _table_rows(table: Table) -> list[list[str]]:
         for cell in row.cells:
             merged = id(cell._tc) in seen  # merged cells repeat the same <w:tc>
             seen.add(id(cell._tc))
-            cells.append("" if merged else _squash(cell.text))
+            cells.append("" if merged else squash(cell.text))
         rows.append(cells)
     return rows
 
@@ -56,7 +53,7 @@ class DocxParser:
             raise ParseError(f"invalid DOCX: {e}") from e
         builder = DocumentBuilder()
         headings = HeadingPath()
-        title = _squash(document.core_properties.title or "") or None
+        title = squash(document.core_properties.title or "") or None
         for child in document.element.body.iterchildren():
             if child.tag.endswith("}p"):
                 title = self._paragraph(Paragraph(child, document), builder, headings, title)
@@ -69,7 +66,7 @@ class DocxParser:
         paragraph: Paragraph, builder: DocumentBuilder, headings: HeadingPath, title: str | None
     ) -> str | None:
         """Add one paragraph, or enter a heading; return the (maybe newly found) title."""
-        text = _squash(paragraph.text)
+        text = squash(paragraph.text)
         style = _style_name(paragraph)
         level = _HEADING_STYLE.match(style)
         if text and level:

@@ -14,15 +14,12 @@ from xml.etree.ElementTree import Element
 from indexes.errors import ParseError
 
 from .archive import check_zip_bomb, read_member, xml_member
-from .base import DocumentBuilder, ParsedDocument
+from .base import DocumentBuilder, ParsedDocument, squash
 from .html import add_content, read_html
 
 _DOCUMENT_TYPES = frozenset({"application/xhtml+xml", "text/html"})
 _HEADINGS = "h1, h2, h3, h4, h5, h6"
 
-
-def _squash(text: str | None) -> str:
-    return " ".join((text or "").split())
 
 
 def _resolve(base: str, href: str) -> str:
@@ -67,10 +64,10 @@ class EpubParser:
                 builder.warnings.append(f"chapter {chapter} ({path}) skipped: {e.detail}")
                 continue
             first = tree.css_first(_HEADINGS)
-            add_content(builder, tree, page=chapter, top=toc.get(path) or (_squash(first.text()) if first else None))
+            add_content(builder, tree, page=chapter, top=toc.get(path) or (squash(first.text()) if first else None))
         if chapter == 0:
             raise ParseError("invalid EPUB: the spine lists no XHTML document")
-        title = _squash(opf.findtext("{*}metadata/{*}title")) or None
+        title = squash(opf.findtext("{*}metadata/{*}title")) or None
         return builder.build(title=title, pages=chapter, unit="chapter")
 
     @staticmethod
@@ -90,13 +87,13 @@ class EpubParser:
                 toc = next((n for n in navs if "toc" in (n.attributes.get("epub:type") or "")), None)
                 toc = toc or (navs[0] if navs else None)
                 for link in toc.css("a[href]") if toc is not None else ():
-                    if text := _squash(link.text()):
+                    if text := squash(link.text()):
                         titles.setdefault(_resolve(nav_path, link.attributes.get("href") or ""), text)
             elif ncx is not None:
                 ncx_path = _resolve(opf_path, ncx.get("href", ""))
                 root = xml_member(package, ncx_path, "EPUB")
                 for point in root.iterfind(".//{*}navPoint"):
-                    content, text = point.find("{*}content"), _squash(point.findtext("{*}navLabel/{*}text"))
+                    content, text = point.find("{*}content"), squash(point.findtext("{*}navLabel/{*}text"))
                     if content is not None and content.get("src") and text:
                         titles.setdefault(_resolve(ncx_path, content.get("src", "")), text)
         except ParseError as e:  # a broken table of contents costs the titles, not the book

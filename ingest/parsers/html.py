@@ -6,7 +6,7 @@ import re
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from .base import DocumentBuilder, ParsedDocument
+from .base import DocumentBuilder, ParsedDocument, squash
 from .markdown import HeadingPath
 from .text import decode_text
 
@@ -34,9 +34,6 @@ def _declared_charset(data: bytes) -> str | None:
     return match.group(1).decode("ascii") if match else None
 
 
-def _squash(text: str | None) -> str:
-    return " ".join((text or "").split())
-
 
 def _own(node: LexborNode, tags: frozenset[str]) -> list[LexborNode]:
     """`node`'s descendants with one of `tags`, in document order, not looking inside nested tables."""
@@ -61,7 +58,7 @@ def _text_outside_tables(node: LexborNode) -> str:
             parts.append(" ")
         elif child is node or (child.tag != "table" and child.tag not in _DROPPED):
             stack.extend(reversed(list(child.iter(include_text=True))))
-    return _squash("".join(parts))
+    return squash("".join(parts))
 
 
 MAX_SPAN = 1000  # a colspan or rowspan past this counts as this (HTML caps colspan there too)
@@ -169,7 +166,7 @@ class _SectionWalker:
 
     def flush(self) -> None:
         """Emit the inline text gathered since the last block boundary."""
-        self._add(_squash("".join(self._inline)))
+        self._add(squash("".join(self._inline)))
         self._inline.clear()
 
     def walk(self, root: LexborNode) -> None:
@@ -201,7 +198,7 @@ class _SectionWalker:
             return False
         if tag in _HEADINGS:
             self.flush()
-            text = _squash(node.text(deep=True))
+            text = squash(node.text(deep=True))
             if not (self.top and self.headings.path == (self.top,) and text == self.top):
                 self.headings.enter(_HEADINGS[tag], text)
             return False
@@ -238,6 +235,6 @@ class HtmlParser:
     def _title(tree: LexborHTMLParser) -> str | None:
         for selector in ("title", "h1"):
             node = tree.css_first(selector)
-            if node is not None and _squash(node.text(deep=True)):
-                return _squash(node.text(deep=True))
+            if node is not None and squash(node.text(deep=True)):
+                return squash(node.text(deep=True))
         return None

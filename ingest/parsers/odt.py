@@ -13,7 +13,7 @@ from xml.etree.ElementTree import Element
 from indexes.errors import LimitExceeded
 
 from .archive import check_zip_bomb, xml_member
-from .base import DocumentBuilder, ParsedDocument
+from .base import DocumentBuilder, ParsedDocument, squash
 from .markdown import HeadingPath
 from .sheets import MAX_CELLS
 
@@ -145,4 +145,4 @@ class OdtParser:
             return None
         meta = xml_member(package, "meta.xml", "ODT")
         title = meta.findtext(f"{_OFFICE}meta/{{http://purl.org/dc/elements/1.1/}}title") or ""
-        return " ".join(title.split()) or None
+        return squash(title) or None

@@ -19,13 +19,10 @@ from pptx.shapes.group import GroupShape
 from indexes.errors import ParseError
 
 from .archive import check_zip_bomb
-from .base import DocumentBuilder, ParsedDocument
+from .base import DocumentBuilder, ParsedDocument, squash
 
 NOTES = "Notes"
 
-
-def _squash(text: str) -> str:
-    return " ".join(text.split())
 
 
 def _reading_order(shapes: Iterable[BaseShape]) -> Iterator[BaseShape]:
@@ -39,7 +36,7 @@ def _reading_order(shapes: Iterable[BaseShape]) -> Iterator[BaseShape]:
 
 def _table_rows(shape) -> list[list[str]]:
     """A table's cells as text; a cell covered by a merge is empty (its text is the merge's first cell's)."""
-    return [[("" if cell.is_spanned else _squash(cell.text)) for cell in row.cells] for row in shape.table.rows]
+    return [[("" if cell.is_spanned else squash(cell.text)) for cell in row.cells] for row in shape.table.rows]
 
 
 def _core_title(deck) -> str | None:
@@ -48,7 +45,7 @@ def _core_title(deck) -> str | None:
         core = deck.part.package.part_related_by(RT.CORE_PROPERTIES)
     except KeyError:
         return None
-    return _squash(core.title or "") or None
+    return squash(core.title or "") or None
 
 
 class PptxParser:
@@ -73,7 +70,7 @@ class PptxParser:
     def _slide(slide, number: int, builder: DocumentBuilder) -> str | None:
         """Add one slide's text, tables and notes (a slide with nothing but a title: the title); return its title."""
         title_shape = slide.shapes.title
-        title = _squash(title_shape.text_frame.text) if title_shape is not None else ""
+        title = squash(title_shape.text_frame.text) if title_shape is not None else ""
         path = (title,) if title else ()
         before = len(builder.sections)
         for shape in _reading_order(slide.shapes):
@@ -85,10 +82,10 @@ class PptxParser:
                     builder.add_table(rows, number, path)
             elif shape.has_text_frame:
                 for paragraph in shape.text_frame.paragraphs:
-                    builder.add(_squash(paragraph.text), number, path)
+                    builder.add(squash(paragraph.text), number, path)
         if len(builder.sections) == before:  # a title-only slide (a divider) still says something
             builder.add(title, number, path)
         if slide.has_notes_slide and (notes := slide.notes_slide.notes_text_frame) is not None:
             for paragraph in notes.paragraphs:
-                builder.add(_squash(paragraph.text), number, (*path, NOTES))
+                builder.add(squash(paragraph.text), number, (*path, NOTES))
         return title or None

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Sequence
 
+from .base import squash
+
 _SIGNIFICANT = 15  # a double holds 15-17 significant digits; 15 drops binary noise (4.2000000000000002 → 4.2)
 
 
@@ -31,7 +33,7 @@ def cell_text(value: object) -> str:
 
 
 def _clean(cell: object) -> str:
-    return " ".join(cell_text(cell).split())
+    return squash(cell_text(cell))
 
 
 def header_names(header_rows: Sequence[Sequence[object]]) -> list[str]:

@@ -14,7 +14,7 @@ import openpyxl
 from indexes.errors import DocQAError, ParseError
 
 from .archive import check_zip_bomb
-from .base import DocumentBuilder, ParsedDocument
+from .base import DocumentBuilder, ParsedDocument, squash
 from .sheets import SheetReader
 from .tables import cell_text
 
@@ -49,7 +49,7 @@ class XlsxParser:
                     sheet.reset_dimensions()  # rows as stored: a stale or hostile size neither pads nor cuts them
                     reader.add(([_value(c) for c in row] for row in sheet.iter_rows()), (sheet.title,), sheet.title)
                     sheets += 1
-                title = " ".join((book.properties.title or "").split()) or None
+                title = squash(book.properties.title) or None
             finally:
                 book.close()
         except DocQAError:
