@@ -14,6 +14,7 @@ import numpy as np
 from indexes import plugins
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+PRECISIONS = ("fp32", "bf16", "fp16")  # fp16 is for GPUs: CPU kernels for it are slow or missing
 
 # Prompts for model families that need them; a model's own config (`prompts`) wins over these.
 _FAMILY_PROMPTS: list[tuple[str, str, str]] = [
@@ -122,8 +123,8 @@ class SentenceTransformerEmbedder:
         query_prompt: str | None = None,
         document_prompt: str | None = None,
     ) -> None:
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if batch_size <= 0:
             raise ValueError(f"batch_size must be > 0, got {batch_size}")
         self.model_name = model
@@ -145,10 +146,10 @@ class SentenceTransformerEmbedder:
 
                 transformers_logging.disable_progress_bar()  # a per-load bar on stderr is noise in logs and CLI output
                 model = SentenceTransformer(resolve_model(self.model_name), device=self.device)
-                if self.precision == "bf16":
+                if self.precision != "fp32":
                     import torch
 
-                    model = model.to(torch.bfloat16)
+                    model = model.to(torch.bfloat16 if self.precision == "bf16" else torch.float16)
                 self._model = model
         return self._model
 
@@ -349,6 +350,15 @@ class EmbedderSpec:
     device: str = "cpu"
     precision: str = "fp32"
     batch_size: int = 64
+
+    @classmethod
+    def from_identity(cls, identity: dict[str, Any], *, device: str = "cpu", batch_size: int = 64,
+                      precision: str | None = None) -> "EmbedderSpec":
+        """The spec that rebuilds the embedder a collection recorded (backend, model, precision), on this
+        machine's device: a worker on another node needs nothing but the record. `precision` overrides the
+        recorded one where the vectors stay interchangeable (fp16 on a GPU for an fp32 collection)."""
+        return cls(backend=identity["backend"], model=identity["model"], device=device, batch_size=batch_size,
+                   precision=precision or identity.get("precision", "fp32"))
 
 
 GROUP = plugins.EMBEDDERS

@@ -230,10 +230,7 @@ class StoreBase:
         """The embedder that built this collection's vectors, so queries can never use another."""
         identity = collection.embedder
         default = self.embedders.default
-        spec = EmbedderSpec(
-            backend=identity["backend"], model=identity["model"], precision=identity.get("precision", "fp32"),
-            device=default.device, batch_size=default.batch_size,
-        )
+        spec = EmbedderSpec.from_identity(identity, device=default.device, batch_size=default.batch_size)
         embedder = self.embedders.for_spec(spec)
         # Same name is not same model (a path re-pointed, a new revision): compare what was recorded.
         check_embedder(collection, embedder.identity)

@@ -22,7 +22,10 @@ from indexes.locators import locator_label
 from indexes.migrate import migrate as migrate_store
 from indexes.search import MODES, Searcher, SearchTuning
 from indexes.store import Embedders, Store
-from ingest.pipeline import FileResult, IngestLimits, IngestPipeline, OcrOptions, ProgressSink, remove_document
+from ingest.pipeline import (
+    EngineOptions, FileResult, IngestLimits, IngestPipeline, OcrOptions, ProgressSink, build_engine, remove_document,
+)
+from ingest.sources import is_url
 
 app = typer.Typer(help="docqa: retrieval-augmented question answering over your documents.", no_args_is_help=True)
 out = Console()
@@ -44,6 +47,7 @@ class _State:
     spec: EmbedderSpec
     limits: IngestLimits
     ocr: OcrOptions
+    storage_options: dict[str, Any] = {}
     tuning: SearchTuning
     mode: str
     top_k: int
@@ -113,19 +117,35 @@ def _progress_bar() -> Progress:
 
 @app.command()
 def ingest(
-    paths: list[Path] = typer.Argument(..., exists=True, help="Files or folders to ingest."),
+    paths: list[str] = typer.Argument(
+        ..., metavar="PATH_OR_URL...",
+        help="Files or folders, or URLs (s3://bucket/prefix, gs://, az://, http(s)://; fsspec, with the s3/gcs/azure/http extras)."),
     collection: str = CollectionOpt,
     sync: bool = typer.Option(False, "--sync", help="Remove documents whose files are gone."),
     glob: list[str] = typer.Option([], "--glob", help="Only files matching this pattern (repeatable)."),
     metadata: list[str] = typer.Option([], "--metadata", help="key=value stored with each document (repeatable)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Parser processes (default: up to 4 for big batches; 0 or 1 = one)."),
+    workers: Optional[int] = typer.Option(
+        None, "--workers",
+        help="local: parser processes (default: up to 4 for big batches; 0 or 1 = one). ray: embedding actors"
+             " (default: one per GPU, else half the CPUs)."),
+    engine: str = typer.Option("local", "--engine", help="Where documents are prepared: local (this process) or ray."),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="The Ray cluster for --engine ray: auto, host:6379 or ray://host:10001"
+                                    " (default: a local Ray started for the run)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Ingest files: unchanged ones are skipped, changed ones replaced; exits 1 if any file failed."""
+    missing = [p for p in paths if not is_url(p) and not Path(p).exists()]
+    if missing:
+        fail(f"no such file or folder: {missing[0]}")
+    if ray_address is not None and engine != "ray":
+        fail("--ray-address is for --engine ray")
     try:
         store = _State.store()
         target = store.ensure_collection(collection)
-        pipeline = IngestPipeline(store, target, limits=_State.limits, ocr=_State.ocr, workers=workers)
+        chosen = build_engine(engine, EngineOptions(workers=workers, address=ray_address))
+        pipeline = IngestPipeline(store, target, limits=_State.limits, ocr=_State.ocr, workers=workers, engine=chosen,
+                                  storage_options=_State.storage_options)
         with _progress_bar() as bar:
             sink = RichProgress(bar)
             report = pipeline.ingest_paths(paths, globs=glob, metadata=_metadata(metadata), sync=sync, progress=sink)

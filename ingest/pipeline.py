@@ -1,9 +1,10 @@
-"""discover → hash → parse → chunk → embed → commit, one document per transaction; returns a Report.
+"""The ingestion driver: list → hash → skip unchanged → prepare (an engine) → commit, one document per transaction.
 
-Parsing runs in child processes (several for big batches: it is the CPU-bound part for PDFs), each file
-with a time limit that really stops it (see isolation.py); embedding is batched across
-documents for throughput; each document is committed on its own, so a crash or Ctrl-C loses at most
-the documents not yet committed, and running the same command again finishes the job.
+The driver plans (hashes local files, skips unchanged ones before anything is dispatched), hands the rest to an
+engine that prepares them (parse in a killable child, chunk, embed: ingest/prepare.py, no store), and commits each
+prepared document as it arrives, in its own transaction: it is the only writer, so a crash or Ctrl-C, of this
+process or of a worker, loses at most the documents not yet committed, and running the same command again finishes
+the job. The `local` engine prepares in this process (below); the `ray` engine on a Ray cluster (ray_engine.py).
 
 A file's attachments (an e-mail's) are documents of their own, `<file source>#<name>` with `attached_to` the file
 in their metadata: parsed in a parser process like a file, failing alone, replaced or removed with their file (also
@@ -12,52 +13,47 @@ one of whose attachments the store does not hold as ok (lost to a store that wen
 failed) is parsed again for its attachments only: each is retried as a failed file is, on every run.
 
 Given metadata wins over metadata read from the file; the given keys its parser could read too are listed under
-`overrides`, so that comparing the given metadata with the stored one is exact.
+`overrides`, so that comparing the given metadata with the stored one is exact. Sources may be URLs (s3://, gs://,
+az://, http(s)://, through fsspec: ingest/sources.py); a document read from one records the object's etag under
+`object`, so that an unchanged object is skipped without being downloaded.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePath
-from typing import Any, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
-from indexes.embedders import SpanEmbedder
-from indexes.errors import DocQAError, LimitExceeded, ParseError, StorageError
+from indexes import plugins
+from indexes.embedders import Embedder
+from indexes.errors import InvalidInput, StorageError
 from indexes.store import Store
-from indexes.types import ChunkInput, Collection, DocumentFields, DocumentRecord
-from ingest.chunking import ChunkingOptions, chunk_document, embed_sentence_spans
-from ingest.isolation import IngestLimits, ParseInterrupted, parser_process
-from ingest.parsers import Format, ParsedDocument, formats, parser_for, supported_suffixes
-from ingest.parsers.base import Attachment
+from indexes.types import Collection, DocumentFields, DocumentRecord
+from ingest.chunking import ChunkingOptions
+from ingest.isolation import IngestLimits, parser_process
+from ingest.parsers import Format, ParsedDocument, formats, supported_suffixes
 from ingest.parsers.ocr import OcrOptions
+from ingest.prepare import (
+    ADDED, ATTACHED_TO, ATTACHMENTS, OBJECT, PreparedDocument, PrepareSpec, PrepareTask, SourceFile, embed_prepared,
+    local_fields, prepare_unembedded, read_from_file, sha256_file,
+)
+from ingest import sources
+from ingest.sources import is_url
 
 # What service/ may use: the pipeline and what it takes (tests/test_layers.py holds service/ to this module and the CLI).
 __all__ = [
-    "ChunkingOptions", "FileResult", "Format", "IngestLimits", "IngestPipeline", "IngestReport",
-    "OcrOptions", "ProgressSink", "SourceFile", "discover", "formats", "remove_document", "sha256_file",
-    "supported_suffixes",
+    "ChunkingOptions", "Engine", "EngineOptions", "FileResult", "Format", "IngestLimits", "IngestPipeline",
+    "IngestReport", "OcrOptions", "ProgressSink", "SourceFile", "build_engine", "discover", "engines", "formats",
+    "remove_document", "sha256_file", "supported_suffixes",
 ]
 
 log = logging.getLogger("docqa.ingest")
 STATUSES = ("ingested", "unchanged", "replaced", "removed", "failed")
-ATTACHED_TO = "attached_to"  # an attachment's metadata key: the source of the file it came in
-ATTACHMENTS = "attachments"  # a file's metadata key: the names of its attachments that were ingested
-OVERRIDES = "overrides"  # a document's metadata key: the keys given that its parser reads from the file too
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    """One file to ingest: where its bytes are, and the name it is known by in the catalog."""
-
-    path: Path
-    source: str
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -136,27 +132,109 @@ def discover(paths: Sequence[Path], globs: Sequence[str] = ()) -> list[Path]:
     return sorted(found)
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+class Engine(Protocol):
+    """Turns prepare tasks into prepared, embedded documents, yielded as they are ready (in any order); the
+    driver commits each as it arrives. Engines register under `docqa.engines`, as a plugin's would."""
+
+    def prepare(
+        self, tasks: Sequence[PrepareTask], spec: PrepareSpec, embedder: Embedder, progress: ProgressSink,
+    ) -> Iterator[PreparedDocument]:
+        """`embedder` is the driver's own, for an engine that prepares in this process."""
+        ...
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """What an engine may be tuned by, as plain values: the local engine's parser processes and embedding batch,
+    the Ray engine's cluster address."""
+
+    workers: int | None = None
+    embed_batch: int = 256
+    address: str | None = None
+
+
+class LocalEngine:
+    """Prepares in this process: files parsed ahead in a pool of parser processes (for big batches; parsing is the
+    CPU-bound part for PDFs), chunked here, embedded in batches across documents for throughput."""
+
+    def __init__(self, options: EngineOptions | None = None) -> None:
+        self.options = options or EngineOptions()
+
+    def prepare(
+        self, tasks: Sequence[PrepareTask], spec: PrepareSpec, embedder: Embedder, progress: ProgressSink,
+    ) -> Iterator[PreparedDocument]:
+        """Each task prepared in order; a batch is embedded once it holds `embed_batch` chunks."""
+        waiting: list[PreparedDocument] = []
+        size = 0
+        for task, parsed in zip(tasks, self._parse_all(tasks, spec)):
+            prepared = prepare_unembedded(task, spec, embedder, parsed=parsed)
+            if prepared.own and prepared.failure is None and prepared.fields.ocr_pages:
+                progress.pages_ocred(len(prepared.fields.ocr_pages))
+            chunks = sum(len(d.chunks) for d in prepared.to_embed())
+            if not chunks and not waiting:
+                yield prepared
+                continue
+            waiting.append(prepared)
+            size += chunks
+            if size >= self.options.embed_batch:
+                progress.chunks_embedded(embed_prepared(waiting, embedder))
+                yield from waiting
+                waiting, size = [], 0
+        if waiting:
+            progress.chunks_embedded(embed_prepared(waiting, embedder))
+            yield from waiting
+
+    def _parse_all(self, tasks: Sequence[PrepareTask], spec: PrepareSpec) -> Iterable[ParsedDocument | BaseException | None]:
+        """Local files parsed in order, each in a parser process killed if it runs past the time limit; None for
+        a URL (its bytes are read, then parsed, as it is prepared)."""
+        workers = self.options.workers
+        workers = workers if workers is not None else (min(4, os.cpu_count() or 1) if len(tasks) > 3 else 0)
+        args = [(str(t.file.path), t.file.name, spec.limits, spec.ocr) if t.file.path is not None else None
+                for t in tasks]
+        if workers <= 1:
+            with parser_process() as parser:
+                for a in args:
+                    yield parser.parse(*a) if a is not None else None
+            return
+        window = workers * 4  # parse ahead of embedding, but don't hold the whole corpus in memory
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="docqa-parse") as threads:
+            futures = [_submit(threads, a) for a in args[:window]]
+            for i in range(len(args)):
+                if i + window < len(args):
+                    futures.append(_submit(threads, args[i + window]))
+                yield futures[i].result() if futures[i] is not None else None
+                futures[i] = None  # let the parsed document be freed
+
+
+def local_engine(options: EngineOptions) -> Engine:
+    """The `local` engine: everything in this process and its parser processes."""
+    return LocalEngine(options)
+
+
+def engines() -> dict[str, Callable[[EngineOptions], Engine]]:
+    """Every registered engine by name."""
+    return plugins.load(plugins.ENGINES)
+
+
+def build_engine(name: str, options: EngineOptions | None = None) -> Engine:
+    """The engine registered under `name`; InvalidInput naming the registered ones if there is none."""
+    registered = engines()
+    if name not in registered:
+        raise InvalidInput(f"no ingest engine {name!r}; registered: {sorted(registered)}")
+    return registered[name](options or EngineOptions())
 
 
 @dataclass
-class _Pending:
-    """A parsed, chunked document waiting for its embeddings."""
+class _Plan:
+    """What the driver knew of a file when it dispatched it."""
 
-    file: SourceFile
-    fields: DocumentFields
-    chunks: list[ChunkInput]
-    replacing: bool
+    known: DocumentRecord | None
+    hashed: bool  # whether the driver read its hash (a URL's bytes are hashed where they are read)
 
 
 class IngestPipeline:
-    """Ingests files into one collection of a Store."""
+    """Ingests files into one collection of a Store: plans here (hash, skip unchanged), prepares through an engine
+    (this process by default), and commits here, one document per transaction, as the only writer."""
 
     def __init__(
         self,
@@ -168,6 +246,8 @@ class IngestPipeline:
         ocr: OcrOptions | None = None,
         workers: int | None = None,
         embed_batch: int = 256,
+        engine: Engine | None = None,
+        storage_options: dict[str, Any] | None = None,
     ) -> None:
         self.store = store
         self.collection = collection
@@ -180,21 +260,26 @@ class IngestPipeline:
             )
         self.limits = limits or IngestLimits()
         self.ocr = ocr or OcrOptions()
-        self.workers = workers
-        self.embed_batch = embed_batch
+        self.engine = engine or LocalEngine(EngineOptions(workers=workers, embed_batch=embed_batch))
+        default = store.embedders.default
+        self.spec = PrepareSpec(collection.embedder, self.chunking, self.limits, self.ocr, device=default.device,
+                                batch_size=default.batch_size, storage_options=dict(storage_options or {}))
+        self._plans: dict[str, _Plan] = {}
+        self._stored: dict[str, list[DocumentRecord]] | None = None
 
     # -- public -----------------------------------------------------------------------------------
 
     def ingest_paths(
-        self, paths: Sequence[Path], *, globs: Sequence[str] = (), metadata: dict[str, Any] | None = None,
+        self, paths: Sequence[Path | str], *, globs: Sequence[str] = (), metadata: dict[str, Any] | None = None,
         sync: bool = False, progress: ProgressSink | None = None,
     ) -> IngestReport:
-        """Ingest every supported file under `paths`; with `sync`, remove documents whose files are gone."""
+        """Ingest every supported file under `paths` (local paths, or URLs such as s3://bucket/prefix); with `sync`,
+        remove documents whose files or objects are gone."""
         progress = progress or ProgressSink()
-        files = [SourceFile(p, str(p), dict(metadata or {})) for p in discover(paths, globs)]
+        files = list_files(paths, globs, metadata or {}, self.spec.storage_options)
         report = self.ingest(files, progress=progress)
         if sync:
-            roots = [str(Path(p).resolve()) for p in paths]
+            roots = [str(p) if is_url(str(p)) else str(Path(p).resolve()) for p in paths]
             report.results += self.prune(roots, {f.source for f in files}, progress)
         return report
 
@@ -204,14 +289,11 @@ class IngestPipeline:
         report = IngestReport(self.collection.name)
         started = time.perf_counter()
         progress.start(len(files))
-        pending: list[_Pending] = []
+        self._plans, self._stored = {}, None
         try:
-            for item in self._parsed(files, report, progress):
-                pending.append(item)
-                if sum(len(p.chunks) for p in pending) >= self.embed_batch:
-                    self._commit(pending, report, progress)
-                    pending = []
-            self._commit(pending, report, progress)
+            tasks = self.plan(files, report, progress)
+            for prepared in self.engine.prepare(tasks, self.spec, self.embedder, progress):
+                self.commit(prepared, report, progress)
         except BaseException as failure:  # Ctrl-C, a dead embedder: save what was committed, then go on failing
             self._flush_after(failure)
             raise
@@ -228,59 +310,126 @@ class IngestPipeline:
             log.warning("saving the vectors failed after %s: %s", type(failure).__name__, exc)
             failure.add_note(f"saving the vectors failed too: {exc}")
 
-    # -- stages -----------------------------------------------------------------------------------
+    # -- plan: what must be prepared ----------------------------------------------------------------
 
-    def _parsed(self, files: Sequence[SourceFile], report: IngestReport, progress: ProgressSink) -> Iterator[_Pending]:
-        """Hash each file, skip unchanged ones, parse and chunk the rest (in order), each followed by its
-        attachments."""
-        stored: dict[str, list[DocumentRecord]] | None = None  # the collection's attachments by file, read once
-
-        def stored_attachments(source: str) -> list[DocumentRecord]:
-            nonlocal stored
-            if stored is None:
-                stored = _attachments_by_file(self.store.list_documents(self.collection))
-            return stored.get(source, [])
-
-        todo: list[tuple[SourceFile, DocumentFields, DocumentRecord | None, bool]] = []
+    def plan(self, files: Sequence[SourceFile], report: IngestReport, progress: ProgressSink) -> list[PrepareTask]:
+        """Hash each local file and skip unchanged ones (a URL by its listed etag) before anything is dispatched;
+        a file unchanged but for attachments the store lost is prepared again for those only."""
+        tasks = []
         for file in files:
-            try:
-                stat = file.path.stat()
-                digest = sha256_file(file.path)
-            except OSError as exc:
-                self._fail(file, DocumentFields(file.source, "", 0), f"cannot read file: {exc.strerror}", report, progress,
-                           transient=True)
-                continue
-            fields = DocumentFields(file.source, digest, stat.st_size, stat.st_mtime, metadata=file.metadata)
-            needed, known = self._needed(file, fields, file.path.name, report, progress)
-            lost = _ok(known) and ATTACHMENTS in known.metadata and _lost(known, stored_attachments(file.source))
+            fields = None
+            if file.path is not None:
+                try:
+                    fields = local_fields(file)
+                except OSError as exc:
+                    self._fail(file, DocumentFields(file.source, "", 0), f"cannot read file: {exc.strerror}", report,
+                               progress, transient=True)
+                    continue
+            needed, known = self._needed(file, fields, file.name, report, progress)
+            lost = _ok(known) and ATTACHMENTS in known.metadata and _lost(known, self._attachments_of(file.source))
             if needed or lost:
-                todo.append((file, fields, known, needed))
-        for (file, fields, known, needed), outcome in zip(todo, self._parse_all(todo)):
-            if not needed:  # unchanged, parsed again for its attachments only
-                if isinstance(outcome, BaseException):
-                    log.warning("%s: its attachments were not retried: %s", file.source, _reason(outcome))
-                else:
-                    yield from self._attached(self._attachments(file, outcome), fields.mtime, report, progress)
+                unchanged = self._unchanged_attachments(file) if known is not None else frozenset()
+                self._plans[file.source] = _Plan(known, fields is not None)
+                tasks.append(PrepareTask(file, fields, own=needed, unchanged=unchanged))
+        return tasks
+
+    def _needed(
+        self, file: SourceFile, fields: DocumentFields | None, name: str, report: IngestReport, progress: ProgressSink,
+    ) -> tuple[bool, DocumentRecord | None]:
+        """Whether a file must be prepared (it is new or changed: not unchanged, and the store could be asked), and
+        the version the store holds. The bytes decide (a URL's listed etag where its bytes are not read yet), then
+        the given metadata; metadata its parser read from the file is not compared. An unchanged file is recorded
+        as such here."""
+        try:
+            known = self.store.find_document(self.collection, file.source)
+        except StorageError as exc:
+            self._fail(file, fields or DocumentFields(file.source, "", 0), f"not committed: {exc.detail}", report,
+                       progress, transient=True)
+            return False, None
+        if known is None or known.status != "ok":
+            return True, known
+        if fields is not None:
+            same = known.sha256 == fields.sha256
+        else:
+            same = file.etag is not None and (known.metadata.get(OBJECT) or {}).get("etag") == file.etag
+        if not same or _given(known.metadata, name) != file.metadata:
+            return True, known
+        _record(FileResult(file.source, "unchanged", chunks=known.chunk_count, document_id=known.id), report, progress)
+        return False, known
+
+    def _attachments_of(self, source: str) -> list[DocumentRecord]:
+        """The stored attachments of a file (the collection's, read once per run)."""
+        if self._stored is None:
+            self._stored = _attachments_by_file(self.store.list_documents(self.collection))
+        return self._stored.get(source, [])
+
+    def _unchanged_attachments(self, file: SourceFile) -> frozenset[tuple[str, str]]:
+        """(source, sha256) of the file's attachments stored as ok with the metadata they would be given now: a
+        worker need not parse those again."""
+        wanted = {**file.metadata, ATTACHED_TO: file.source}
+        return frozenset(
+            (d.source, d.sha256) for d in self._attachments_of(file.source)
+            if d.status == "ok" and _given(d.metadata, d.source[len(file.source) + 1 :]) == wanted
+        )
+
+    # -- commit: the only writer ---------------------------------------------------------------------
+
+    def commit(self, prepared: PreparedDocument, report: IngestReport, progress: ProgressSink) -> None:
+        """Commit a prepared file (each document in its own transaction) or record its failure, then its
+        attachments, each failing alone; a file parsed again drops the attachments it no longer has."""
+        file = prepared.file
+        plan = self._plans.get(file.source, _Plan(None, True))
+        if not prepared.own:  # unchanged, prepared again for its attachments only
+            if prepared.failure is not None:
+                log.warning("%s: its attachments were not retried: %s", file.source, prepared.failure)
+                return
+        elif prepared.failure is not None:
+            self._fail(file, prepared.fields, prepared.failure, report, progress, transient=prepared.transient)
+            if plan.known is not None and not (prepared.transient and _ok(plan.known)):  # not kept: nor its attachments
+                self._drop(self._attachments_of(file.source), set(), report, progress)
+            return
+        elif not plan.hashed and self._same_bytes(plan.known, prepared):  # a URL whose etag changed, bytes did not
+            _record(FileResult(file.source, "unchanged", chunks=plan.known.chunk_count, document_id=plan.known.id),
+                    report, progress)
+            return
+        else:
+            self._put(prepared, replacing=_ok(plan.known), report=report, progress=progress)
+            if plan.known is not None:
+                keep = {a.file.source for a in prepared.attachments or ()}
+                self._drop(self._attachments_of(file.source), keep, report, progress)
+        for attachment in prepared.attachments or ():
+            name = attachment.file.source[len(file.source) + 1 :]
+            needed, known = self._needed(attachment.file, attachment.fields, name, report, progress)
+            if not needed:
                 continue
-            if isinstance(outcome, BaseException):
-                transient = isinstance(outcome, ParseInterrupted)
-                self._fail(file, fields, _reason(outcome), report, progress, transient=transient)
-                if known is not None and not (transient and _ok(known)):  # not kept: nor are its attachments
-                    self._drop(stored_attachments(file.source), set(), report, progress)
-                continue
-            if outcome.ocr_pages:
-                progress.pages_ocred(len(outcome.ocr_pages))
-            attachments = self._attachments(file, outcome)
-            try:
-                yield self._chunked(file, fields, outcome, _ok(known), file.path.name, attachments)
-            except DocQAError as exc:
-                self._fail(file, fields, exc.detail, report, progress)
-                if known is not None:
-                    self._drop(stored_attachments(file.source), set(), report, progress)
-                continue
-            if known is not None:  # a file parsed again drops the attachments it no longer has
-                self._drop(stored_attachments(file.source), {a.source for a, _ in attachments}, report, progress)
-            yield from self._attached(attachments, fields.mtime, report, progress)
+            if attachment.unchanged:  # the store's copy changed since the plan: this run did not parse it
+                self._fail(attachment.file, attachment.fields, "its stored version changed while it was being ingested;"
+                           " ingest it again", report, progress, transient=True)
+            elif attachment.failure is not None:
+                self._fail(attachment.file, attachment.fields, attachment.failure, report, progress,
+                           transient=attachment.transient)
+            else:
+                self._put(attachment, replacing=_ok(known), report=report, progress=progress)
+
+    def _same_bytes(self, known: DocumentRecord | None, prepared: PreparedDocument) -> bool:
+        name = prepared.file.name
+        return (_ok(known) and known.sha256 == prepared.fields.sha256
+                and _given(known.metadata, name) == prepared.file.metadata)
+
+    def _put(self, prepared: PreparedDocument, *, replacing: bool, report: IngestReport, progress: ProgressSink) -> None:
+        """One document in one transaction; a store that went away fails it (a rerun commits it)."""
+        n = len(prepared.chunks)
+        if prepared.vectors is None or len(prepared.vectors) != n:  # an engine that lost them: never half a document
+            self._fail(prepared.file, prepared.fields, "not embedded", report, progress, transient=True)
+            return
+        try:
+            document_id, _ = self.store.put_document(self.collection, prepared.fields, prepared.chunks,
+                                                     prepared.vectors, prepared.sentences)
+        except StorageError as exc:
+            _record(FileResult(prepared.file.source, "failed", reason=f"not committed: {exc.detail}"), report, progress)
+            return
+        _record(FileResult(prepared.file.source, "replaced" if replacing else "ingested", chunks=n,
+                           document_id=document_id), report, progress)
 
     def _drop(
         self, attached: list[DocumentRecord], keep: set[str], report: IngestReport, progress: ProgressSink,
@@ -290,141 +439,6 @@ class IngestPipeline:
             if doc.source not in keep:
                 self.store.delete_document(self.collection, doc.id)
                 _record(FileResult(doc.source, "removed", chunks=doc.chunk_count, document_id=doc.id), report, progress)
-
-    def _needed(
-        self, file: SourceFile, fields: DocumentFields, name: str, report: IngestReport, progress: ProgressSink,
-    ) -> tuple[bool, DocumentRecord | None]:
-        """Whether a file must be parsed (it is new or changed: not unchanged, and the store could be asked), and the
-        version the store holds. Metadata its parser read from the file is not compared: the bytes decide that. An
-        unchanged file is recorded as such here."""
-        try:
-            known = self.store.find_document(self.collection, file.source)
-        except StorageError as exc:
-            self._fail(file, fields, f"not committed: {exc.detail}", report, progress, transient=True)
-            return False, None
-        if known is None or known.status != "ok" or known.sha256 != fields.sha256:
-            return True, known
-        given = _given(known.metadata, name)
-        if given != file.metadata:
-            return True, known
-        _record(FileResult(file.source, "unchanged", chunks=known.chunk_count, document_id=known.id), report, progress)
-        return False, known
-
-    def _attachments(self, file: SourceFile, document: ParsedDocument) -> list[tuple[SourceFile, Attachment]]:
-        """A parsed file's attachments that some parser reads, each as a file `<source>#<name>` (names made unique)
-        attached to it; the others are warnings on the file. An attachment's own attachments are not taken."""
-        found: list[tuple[SourceFile, Attachment]] = []
-        names: set[str] = set()
-        metadata = {**file.metadata, ATTACHED_TO: file.source}
-        for attachment in document.attachments:
-            if file.metadata.get(ATTACHED_TO) is not None:
-                document.warnings.append(f"attachment {attachment.name} not ingested: it is inside an attachment")
-            elif parser_for(attachment.name) is None:
-                document.warnings.append(f"attachment {attachment.name} not ingested: unsupported file type")
-            else:
-                name = _unique(attachment.name, names)
-                source = SourceFile(file.path, f"{file.source}#{name}", metadata)
-                found.append((source, Attachment(name, attachment.data)))
-        return found
-
-    def _attached(
-        self, attachments: list[tuple[SourceFile, Attachment]], mtime: float | None, report: IngestReport,
-        progress: ProgressSink,
-    ) -> Iterator[_Pending]:
-        """Each attachment, unless unchanged, parsed in a parser process and chunked like a file; it fails alone."""
-        todo = []
-        for file, attachment in attachments:
-            digest = hashlib.sha256(attachment.data).hexdigest()
-            fields = DocumentFields(file.source, digest, len(attachment.data), mtime, metadata=file.metadata)
-            needed, known = self._needed(file, fields, attachment.name, report, progress)
-            if needed:
-                todo.append((file, fields, known, attachment))
-        if not todo:
-            return
-        with parser_process() as parser:
-            for file, fields, known, attachment in todo:
-                outcome = parser.parse(attachment.data, attachment.name, self.limits, self.ocr)
-                if isinstance(outcome, BaseException):
-                    self._fail(file, fields, _reason(outcome), report, progress,
-                               transient=isinstance(outcome, ParseInterrupted))
-                    continue
-                self._attachments(file, outcome)  # notes that its own are not ingested
-                try:
-                    yield self._chunked(file, fields, outcome, _ok(known), attachment.name)
-                except DocQAError as exc:
-                    self._fail(file, fields, exc.detail, report, progress)
-
-    def _parse_all(
-        self, todo: Sequence[tuple[SourceFile, DocumentFields, DocumentRecord | None, bool]],
-    ) -> Iterable[ParsedDocument | BaseException]:
-        """Parse files in order, each in a parser process that is killed if it runs past the time limit."""
-        workers = self.workers if self.workers is not None else (min(4, os.cpu_count() or 1) if len(todo) > 3 else 0)
-        args = [(str(f.path), f.path.name, self.limits, self.ocr) for f, *_ in todo]
-        if workers <= 1:
-            with parser_process() as parser:
-                for a in args:
-                    yield parser.parse(*a)
-            return
-        window = workers * 4  # parse ahead of embedding, but don't hold the whole corpus in memory
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="docqa-parse") as threads:
-            futures = [threads.submit(_parse_isolated, *a) for a in args[:window]]
-            for i in range(len(args)):
-                if i + window < len(args):
-                    futures.append(threads.submit(_parse_isolated, *args[i + window]))
-                yield futures[i].result()
-                futures[i] = None  # type: ignore[call-overload]  # let the parsed document be freed
-
-    def _chunked(
-        self, file: SourceFile, fields: DocumentFields, document: ParsedDocument, replacing: bool, name: str,
-        attachments: Sequence[tuple[SourceFile, Attachment]] = (),
-    ) -> _Pending:
-        """The document's chunks and what is stored with it: metadata read from the file under the given metadata,
-        with the given keys that override it (`overrides`) and the names of its attachments (`attachments`)."""
-        title = document.title or PurePath(name).stem
-        chunks = chunk_document(document, self.embedder.count_tokens, self.chunking, title=title)
-        if not chunks:
-            raise ParseError("no text to index after chunking")
-        if len(chunks) > self.limits.max_chunks:
-            raise LimitExceeded(f"too many chunks: {len(chunks)} (limit {self.limits.max_chunks})")
-        given = fields.metadata or {}
-        metadata = {**document.metadata, **given}
-        if overrides := sorted(k for k in given if k in _read_from_file(name)):
-            metadata[OVERRIDES] = overrides
-        if attachments:
-            metadata[ATTACHMENTS] = [a.name for _, a in attachments]
-        fields = DocumentFields(
-            fields.source, fields.sha256, fields.size, fields.mtime, title=title, metadata=metadata,
-            pages=document.pages, warnings=tuple(document.warnings), text=document.text,
-            ocr_pages=tuple(document.ocr_pages),
-        )
-        return _Pending(file, fields, chunks, replacing)
-
-    def _commit(self, pending: list[_Pending], report: IngestReport, progress: ProgressSink) -> None:
-        """Embed a batch of documents together, then commit each in its own transaction."""
-        if not pending:
-            return
-        chunks = [c for p in pending for c in p.chunks]
-        texts = [c.embed_text for c in chunks]
-        if isinstance(self.embedder, SpanEmbedder):
-            spans = [embed_sentence_spans(c) for c in chunks]
-            vectors, sentences = self.embedder.embed_documents_with_spans(texts, spans)
-        else:
-            vectors, sentences = self.embedder.embed_documents(texts), [None] * len(texts)
-        progress.chunks_embedded(len(texts))
-        offset = 0
-        for item in pending:
-            n = len(item.chunks)
-            try:
-                document_id, _ = self.store.put_document(
-                    self.collection, item.fields, item.chunks, vectors[offset : offset + n], sentences[offset : offset + n]
-                )
-            except StorageError as exc:  # the store went away: this file is not in it; a rerun commits it
-                _record(FileResult(item.file.source, "failed", reason=f"not committed: {exc.detail}"), report, progress)
-                continue
-            finally:
-                offset += n
-            _record(FileResult(item.file.source, "replaced" if item.replacing else "ingested", chunks=n,
-                               document_id=document_id), report, progress)
 
     def _fail(
         self, file: SourceFile, fields: DocumentFields, reason: str, report: IngestReport, progress: ProgressSink,
@@ -444,18 +458,48 @@ class IngestPipeline:
         _record(result, report, progress)
 
     def prune(self, roots: Sequence[str], present: set[str], progress: ProgressSink) -> list[FileResult]:
-        """Remove documents under the walked roots whose files are gone (not merely left out by a --glob); an
-        attachment goes with the file it came in."""
+        """Remove documents under the walked roots whose files (or objects) are gone, not merely left out by a
+        --glob; an attachment goes with the file it came in."""
         removed = []
         for doc in self.store.list_documents(self.collection):
             file = _file_of(doc)
-            under = any(file == r or file.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
-            if under and file not in present and not os.path.isfile(file):
+            if file in present or not any(_under(r, file) for r in roots):
+                continue
+            if not (sources.exists(file, self.spec.storage_options) if is_url(file) else os.path.isfile(file)):
                 self.store.delete_document(self.collection, doc.id)
                 result = FileResult(doc.source, "removed", chunks=doc.chunk_count, document_id=doc.id)
                 removed.append(result)
                 progress.file_done(result)
         return removed
+
+
+def list_files(
+    paths: Sequence[Path | str], globs: Sequence[str], metadata: dict[str, Any], storage_options: dict[str, Any],
+) -> list[SourceFile]:
+    """The files to ingest under local paths (walked, see `discover`) and URLs (listed through fsspec), each with
+    the given metadata."""
+    local = [Path(p) for p in paths if not is_url(str(p))]
+    files = [SourceFile(p, str(p), dict(metadata)) for p in discover(local, globs)]
+    for target in (str(p) for p in paths if is_url(str(p))):
+        for found in sources.list_objects(target, supported_suffixes(), globs, storage_options):
+            files.append(SourceFile(None, found.url, dict(metadata), etag=found.etag))
+    return files
+
+
+def _under(root: str, source: str) -> bool:
+    if is_url(root) or is_url(source):
+        return is_url(root) and is_url(source) and sources.under(root, source)
+    return source == root or source.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _submit(threads: ThreadPoolExecutor, args: tuple | None) -> Future | None:
+    return threads.submit(_parse_isolated, *args) if args is not None else None
+
+
+def _parse_isolated(path: str, name: str, limits: IngestLimits, ocr: OcrOptions) -> ParsedDocument | BaseException:
+    """One file in a borrowed parser process (runs on a parse thread)."""
+    with parser_process() as parser:
+        return parser.parse(path, name, limits, ocr)
 
 
 def remove_document(store: Store, collection: Collection, document: DocumentRecord) -> list[DocumentRecord]:
@@ -480,16 +524,11 @@ def _attachments_by_file(documents: Iterable[DocumentRecord]) -> dict[str, list[
     return found
 
 
-def _read_from_file(name: str) -> tuple[str, ...]:
-    """The metadata keys the parser of `name` may read from the file."""
-    return tuple(getattr(parser_for(name), "metadata_keys", ()))
-
-
 def _given(metadata: dict[str, Any], name: str) -> dict[str, Any]:
     """The metadata that was given for a stored document: all but what its parser read (the keys it reads, unless
     listed under `overrides`) and what the pipeline adds."""
-    overrides = metadata.get(OVERRIDES, ())
-    read = {k for k in _read_from_file(name) if k not in overrides} | {OVERRIDES, ATTACHMENTS}
+    overrides = metadata.get("overrides", ())
+    read = {k for k in read_from_file(name) if k not in overrides} | set(ADDED)
     return {k: v for k, v in metadata.items() if k not in read}
 
 
@@ -497,16 +536,6 @@ def _lost(document: DocumentRecord, attached: list[DocumentRecord]) -> bool:
     """Whether one of the attachments a stored file lists is not stored as ok (missing, or failed)."""
     ok = {d.source for d in attached if d.status == "ok"}
     return any(f"{document.source}#{name}" not in ok for name in document.metadata.get(ATTACHMENTS, ()))
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    """`name`, or "stem (2).ext", "stem (3).ext"… if it is taken; the result is taken from then on."""
-    path, candidate, n = PurePath(name), name, 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{path.stem} ({n}){path.suffix}"
-    taken.add(candidate)
-    return candidate
 
 
 def _ok(known: DocumentRecord | None) -> bool:
@@ -518,14 +547,3 @@ def _record(result: FileResult, report: IngestReport, progress: ProgressSink) ->
     progress.file_done(result)
 
 
-def _parse_isolated(path: str, name: str, limits: IngestLimits, ocr: OcrOptions) -> ParsedDocument | BaseException:
-    """One file in a borrowed parser process (runs on a parse thread)."""
-    with parser_process() as parser:
-        return parser.parse(path, name, limits, ocr)
-
-
-def _reason(exc: BaseException) -> str:
-    """A one-line reason for a failure, without a traceback."""
-    if isinstance(exc, DocQAError):
-        return exc.detail
-    return f"{type(exc).__name__}: {exc}"

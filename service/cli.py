@@ -97,6 +97,7 @@ def main_options(
     _State.data_dir, _State.collection = settings.data_dir, settings.default_collection
     _State.store_url, _State.store_options = settings.store.url, settings.store.options()
     _State.spec, _State.limits, _State.ocr = settings.embedder.spec(), settings.limits.per_file(), settings.ocr.options()
+    _State.storage_options = settings.sources.storage_options
     _State.tuning, _State.mode, _State.top_k = settings.retrieval.tuning(), settings.retrieval.mode, settings.retrieval.top_k
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,7 +27,7 @@ class EmbedderConfig(BaseModel):
     backend: str = EmbedderSpec.backend
     model: str = EmbedderSpec.model
     device: str = EmbedderSpec.device
-    precision: str = Field(EmbedderSpec.precision, pattern="^(fp32|bf16)$")
+    precision: str = Field(EmbedderSpec.precision, pattern="^(fp32|bf16|fp16)$")
     batch_size: int = Field(EmbedderSpec.batch_size, gt=0)
     # The service embeds for many small requests at once: one torch intra-op thread each avoids oversubscribing
     # the cores (query embedding: 9.5 ms with 1 thread vs 38-158 ms with 2 under load). FAISS always scans a
@@ -161,6 +162,14 @@ class StoreConfig(BaseModel):
         return StoreOptions(**self.model_dump(include=set(StoreOptions.__dataclass_fields__)))
 
 
+class SourcesConfig(BaseModel):
+    """How sources given as URLs are read (fsspec): options passed to the URL's filesystem, as JSON, e.g.
+    DOCQA_SOURCES__STORAGE_OPTIONS='{"endpoint_url": "http://minio:9000"}' for s3://. Credentials are best left to
+    each filesystem's own variables (AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_*)."""
+
+    storage_options: dict[str, Any] = {}
+
+
 class AuthConfig(BaseModel):
     """API keys: off for the local demo, on with DOCQA_AUTH__ENABLED=true."""
 
@@ -189,4 +198,5 @@ class Settings(BaseSettings):
     abstention: AbstentionConfig = AbstentionConfig()
     limits: LimitsConfig = LimitsConfig()
     ocr: OcrConfig = OcrConfig()
+    sources: SourcesConfig = SourcesConfig()
     auth: AuthConfig = AuthConfig()
