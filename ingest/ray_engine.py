@@ -52,7 +52,6 @@ IN_FLIGHT_PER_ACTOR = 2  # batches queued at each actor: one embedding, the next
 CALLS_OF = 2  # forward-pass batches per actor call: full batches, commits that start early, little to redo
 CHARS_PER_TOKEN = 4  # to guess a parsed document's chunks from its length, for sizing batches before chunking
 CONNECT_TIMEOUT = 5.0  # seconds to wait for a TCP answer at --ray-address
-RAY_LOGGERS = ("ray", "ray.data", "ray.train", "ray.tune", "ray.serve")
 
 
 def ray_engine(options: EngineOptions) -> Engine:
@@ -324,16 +323,15 @@ def connect(address: str | None) -> tuple[Any, bool]:
     target = address or "a new local Ray"
     if address and address != "auto":
         _probe(address)
-    quiet_ray_logs()
     _route_ray_messages()
     env = {k: os.environ[k] for k in ("HF_HUB_OFFLINE", "TOKENIZERS_PARALLELISM") if k in os.environ}
     options: dict[str, Any] = {"include_dashboard": False} if address is None else {}
     try:
+        # Ray's loggers at ERROR: its handlers would print its INFO and WARNING lines over the progress bars.
         ray.init(address=address or "local", runtime_env={"env_vars": env} if env else None, log_to_driver=False,
                  logging_level=logging.ERROR, configure_logging=True, **options)
     except Exception as exc:  # noqa: BLE001 - whatever Ray raises, the user gets one line
         raise InvalidInput(f"cannot connect to Ray at {target}: {_first_line(exc)}") from None
-    quiet_ray_logs()
     return ray, True
 
 
@@ -349,12 +347,6 @@ def _probe(address: str) -> None:
     except OSError as exc:
         reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
         raise InvalidInput(f"cannot connect to Ray at {address}: {reason}") from None
-
-
-def quiet_ray_logs() -> None:
-    """Ray's Python loggers to ERROR (Ray's own handlers print them on stderr, over the progress bars)."""
-    for name in RAY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _route_ray_messages() -> None:

@@ -328,18 +328,27 @@ def test_a_bad_ray_address_is_one_line_and_exit_2(tmp_path):
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_a_local_ray_started_for_the_run_is_tidy_and_shut_down(tmp_path):
-    """No --ray-address: a local Ray of this run's own (RAY_TMPDIR keeps it apart from any other), no Ray noise on
-    stderr, and none of its processes left once the CLI exits."""
+def test_a_local_ray_started_for_the_run_is_tidy_and_shut_down(collection, store, monkeypatch, capfd):
+    """No address: a local Ray of the run's own (RAY_TMPDIR keeps it apart from any other on the machine), nothing
+    from Ray on stdout or stderr, and, while this process still lives, none of its processes left."""
+    import ray
+
+    from ingest.pipeline import EngineOptions, IngestPipeline
+    from ingest.ray_engine import RayEngine
+
     temp = Path("/tmp") / f"docqa-rl-{uuid.uuid4().hex[:8]}"
     temp.mkdir()
+    monkeypatch.setenv("RAY_TMPDIR", str(temp))
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
     try:
-        data = tmp_path / "data"
-        env = {"RAY_TMPDIR": str(temp), "PYTHONPATH": str(ROOT)}
-        report = ingest_json(data, SAMPLES, "--engine", "ray", env=env, code=0)
-        assert report["counts"]["ingested"] == 6
+        report = IngestPipeline(store, collection, engine=RayEngine(EngineOptions())).ingest_paths([SAMPLES])
+        assert report.counts()["ingested"] == 6 and not report.failures
+        assert not ray.is_initialized()
         assert not ray_processes(temp)
-        assert_check_clean(data)
+        out, err = capfd.readouterr()
+        assert out == ""
+        assert_tidy(err)
+        assert store.check(collection).ok
     finally:
         shutil.rmtree(temp, ignore_errors=True)
 
