@@ -129,6 +129,10 @@ def measure_engines(corpus: Path, work: Path, repeat: int, address: str | None, 
     embedder = SentenceTransformerEmbedder()
     embedder.embed_documents(["warm up"] * 8)
     spec = EmbedderSpec("sentence-transformers", embedder.model_name)
+    # Ray puts a driver script's folder first on its workers' sys.path, where this file would be `ingest`: the
+    # folder goes (pgstore is imported already), so that the workers import docqa's ingest package.
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
     started = time.perf_counter()
     ray, owned = connect(address)
     connect_seconds = time.perf_counter() - started

@@ -399,7 +399,9 @@ class _EmbedActor:
             torch.set_num_threads(min(threads, os.cpu_count() or threads))
         try:  # a model that will not load is the run's error, told by ready(): raised here, Ray would restart it
             self.embedder = embedder_for(spec)
-            self.embedder.identity  # load the model now (and check it), not on the first batch
+            # Load the model now (and check it), and pay torch's first passes (kernel set-up for new shapes)
+            # here rather than in the first batch: the actor is ready once it embeds at speed.
+            self.embedder.embed_documents(["warm up"] * 8 + [" ".join(["warm up"] * 100)] * 8)
         except DocQAError as exc:
             self.failure = exc
         except Exception as exc:  # noqa: BLE001
