@@ -34,8 +34,9 @@ FROM python:3.11-slim
 
 COPY --from=build /opt/venv /opt/venv
 # Tesseract with its English, Portuguese and orientation data reads scanned pages and images (DOCQA_OCR__*).
+# wget: KubeRay's default probes of a Ray node run `wget ... | grep success` in the container.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng tesseract-ocr-por tesseract-ocr-osd \
+    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng tesseract-ocr-por tesseract-ocr-osd wget \
     && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 docqa \
     && useradd --system --uid 10001 --gid docqa --home-dir /home/docqa --create-home docqa \

@@ -553,6 +553,33 @@ def test_the_driver_leaves_the_cluster_with_the_commands_exit_status(compose, tm
         assert calls.read_text().split() == ["start", "stop"]
 
 
+def scale_out_manifests() -> dict[str, dict[str, Any]]:
+    """The Kubernetes manifests docs/scale-out.md sketches, by kind."""
+    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "docs" / "scale-out.md").read_text(), re.DOTALL)
+    return {m["kind"]: m for m in map(yaml.safe_load, blocks)}
+
+
+def test_the_kuberay_sketch_matches_the_image_and_the_pinned_ray(compose):
+    manifests = scale_out_manifests()
+    assert set(manifests) == {"RayCluster", "RayJob"}
+    cluster = manifests["RayCluster"]["spec"]
+    assert cluster["rayVersion"] == constraint("ray")
+    head = cluster["headGroupSpec"]
+    assert head["rayStartParams"]["num-cpus"] == "0"
+    groups = [head, *cluster["workerGroupSpecs"]]
+    images = {g["template"]["spec"]["containers"][0]["image"].rsplit("/", 1)[-1] for g in groups}
+    assert images == {compose["services"]["ray-worker"]["image"], compose["services"]["ray-gpu-worker"]["image"]}
+    for group in groups:
+        store = int(group["rayStartParams"]["object-store-memory"])
+        (shm,) = [v for v in group["template"]["spec"]["volumes"] if v.get("emptyDir", {}).get("medium") == "Memory"]
+        assert byte_size(shm["emptyDir"]["sizeLimit"].replace("Gi", "g")) - store >= 512 * 1024 ** 2  # as in Compose
+        mounts = {m["name"]: m["mountPath"] for m in group["template"]["spec"]["containers"][0]["volumeMounts"]}
+        assert mounts[shm["name"]] == "/dev/shm"
+    job = manifests["RayJob"]["spec"]["entrypoint"].split()
+    assert job[:2] == ["docqa", "ingest"] and job[job.index("--engine") + 1] == "ray"
+    assert invoke_help(job).exit_code == 0  # the options exist (an s3:// source is not checked for existence)
+
+
 # --- Dockerfile ----------------------------------------------------------------------------------
 
 
@@ -701,6 +728,13 @@ def test_the_image_installs_ray_and_the_object_storage_filesystems():
     assert '"ray[default]"' in image_install().split()
     # A driver and its workers must run the same Ray: the CPU and CUDA builds get it from the one pin.
     assert ray.specifier.contains(constraint("ray"))
+
+
+def test_the_image_has_what_kuberays_default_probes_run():
+    """KubeRay probes a node with `bash -c "wget ... /api/local_raylet_healthz | grep success"` (and the head's
+    gcs_healthz), so the image can be a RayCluster's without writing probes."""
+    runs = " ".join(args for k, args in final_stage() if k == "RUN")
+    assert "wget" in runs.split()  # bash and grep come with python:3.11-slim (Debian)
 
 
 def test_the_ray_installed_here_is_the_pinned_one():
