@@ -13,6 +13,15 @@ in that database for every run), with the same loaded model, alternating with th
 (embedded first on even runs, PostgreSQL first on odd ones), best of --repeat each; the collection's HNSW
 index exists from the start, as in live ingestion. Prints PostgreSQL chunks/s and postgres/embedded
 (target ≥ 0.9).
+
+--engine ray: the Ray engine against the local engine (`docqa ingest`'s default, parse pool included) on the same
+corpus, fp32, in one run: a local Ray started once (or the cluster at --ray-address), then the two sides
+alternating run by run, best of --repeat each, each side with its own fresh data dir. Ray's start-up is reported
+apart: connecting (once), and each run's embedding actors loading the model (the local engine's model is loaded
+before it is timed, as in the default benchmark); Ray's chunks/s is counted from its actors being ready, and
+end to end. Target: ray/local ≥ 0.8 on a 2-core machine.
+
+    .venv/bin/python benchmarks/ingest.py --engine ray [--limit N] [--repeat 3] [--workers N] [--ray-address A]
 """
 
 from __future__ import annotations
@@ -111,6 +120,78 @@ def measure(precision: str, corpus: Path, work: Path, repeat: int, postgres: str
     return result
 
 
+def measure_engines(corpus: Path, work: Path, repeat: int, address: str | None, workers: int | None) -> dict:
+    """The local and Ray engines on one loaded fp32 model (Ray's actors load their own), alternating run by run
+    (local first on even runs, Ray first on odd ones); best of `repeat` each. See the module's docstring."""
+    from ingest.pipeline import EngineOptions
+    from ingest.ray_engine import RayEngine, connect
+
+    embedder = SentenceTransformerEmbedder()
+    embedder.embed_documents(["warm up"] * 8)
+    spec = EmbedderSpec("sentence-transformers", embedder.model_name)
+    started = time.perf_counter()
+    ray, owned = connect(address)
+    connect_seconds = time.perf_counter() - started
+    runs: dict[str, list[dict[str, float]]] = {"local": [], "ray": []}
+    try:
+        for run in range(repeat):
+            for side in ("local", "ray") if run % 2 == 0 else ("ray", "local"):
+                store = EmbeddedStore(work / f"data-{side}-{run}", EmbedderSpec())
+                store.embedders.add(spec, embedder)
+                collection = store.ensure_collection("bench", embedder)
+                engine = RayEngine(EngineOptions(workers=workers, address=address)) if side == "ray" else None
+                pipeline = IngestPipeline(store, collection, engine=engine)
+                started = time.perf_counter()
+                report = pipeline.ingest_paths([corpus])
+                seconds = time.perf_counter() - started
+                assert not report.failures, report.failures
+                entry = {"chunks": report.chunks, "seconds": seconds}
+                if engine is not None:
+                    entry["actors_seconds"] = engine.timings.actors
+                    entry["actors"] = engine.plan.actors
+                    entry["threads"] = engine.plan.threads
+                runs[side].append(entry)
+                store.close()
+    finally:
+        if owned:
+            ray.shutdown()
+    local = max(r["chunks"] / r["seconds"] for r in runs["local"])
+    ray_total = max(r["chunks"] / r["seconds"] for r in runs["ray"])
+    ray_steady = max(r["chunks"] / (r["seconds"] - r["actors_seconds"]) for r in runs["ray"])
+    return {
+        "chunks": runs["local"][0]["chunks"],
+        "local_chunks_per_s": local,
+        "ray_chunks_per_s": ray_steady,
+        "ray_end_to_end_chunks_per_s": ray_total,
+        "ray_over_local": ray_steady / local,
+        "ray_end_to_end_over_local": ray_total / local,
+        "ray_connect_seconds": connect_seconds,
+        "ray_actor_start_seconds": [r["actors_seconds"] for r in runs["ray"]],
+        "ray_actors": runs["ray"][0]["actors"],
+        "ray_actor_threads": runs["ray"][0]["threads"],
+        "local_seconds": [r["seconds"] for r in runs["local"]],
+        "ray_seconds": [r["seconds"] for r in runs["ray"]],
+    }
+
+
+def main_engines(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus"
+        corpus.mkdir()
+        files = write_corpus(corpus, args.limit)
+        result = measure_engines(corpus, Path(tmp), args.repeat, args.ray_address, args.workers)
+    if args.json:
+        print(json.dumps({"files": files, "cores": os.cpu_count(), **result}, indent=2))
+        return
+    print(f"corpus: {files} SQuAD paragraphs, {result['chunks']} chunks, {os.cpu_count()} cores, fp32")
+    print(f"local engine {result['local_chunks_per_s']:.1f} chunks/s | ray engine {result['ray_chunks_per_s']:.1f}"
+          f" chunks/s once its actors are up ({result['ray_end_to_end_chunks_per_s']:.1f} end to end)"
+          f" | ray/local {result['ray_over_local']:.3f} (target ≥ 0.8; end to end {result['ray_end_to_end_over_local']:.3f})")
+    starts = ", ".join(f"{s:.1f}" for s in result["ray_actor_start_seconds"])
+    print(f"ray start-up: connect {result['ray_connect_seconds']:.1f} s once; {result['ray_actors']} embedding actor(s)"
+          f" × {result['ray_actor_threads']} torch threads ready after {starts} s per run")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="Only the first N paragraphs.")
@@ -119,7 +200,14 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--store", default=None,
                         help="also ingest into PostgreSQL: a postgresql:// URL, or 'postgres' (a throwaway pgserver)")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="ray: the Ray engine against the local engine (see above)")
+    parser.add_argument("--ray-address", default=None, help="with --engine ray: a running cluster (default: a local Ray)")
+    parser.add_argument("--workers", type=int, default=None, help="with --engine ray: embedding actors")
     args = parser.parse_args()
+    if args.engine == "ray":
+        main_engines(args)
+        return
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp, store_url(args.store, "ingest") as (postgres, admin):
         corpus = Path(tmp) / "corpus"

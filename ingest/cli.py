@@ -79,13 +79,14 @@ def _metadata(pairs: list[str]) -> dict[str, Any]:
 
 
 class RichProgress(ProgressSink):
-    """Files and chunks bars, with the pages OCR'd and chunks/s, drawn on stderr."""
+    """Files and chunks bars, with the pages OCR'd, an engine's per-stage counts and chunks/s, drawn on stderr."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.files = progress.add_task("files", total=None, rate="")
         self.chunks = progress.add_task("chunks", total=None, rate="")
         self.ocr_pages = 0
+        self.stages: dict[str, int] = {}
 
     def start(self, files: int) -> None:
         self.progress.update(self.files, total=files)
@@ -98,7 +99,18 @@ class RichProgress(ProgressSink):
 
     def pages_ocred(self, count: int) -> None:
         self.ocr_pages += count
-        self.progress.update(self.files, rate=f"OCR'd pages: {self.ocr_pages}")
+        self._note()
+
+    def stage(self, name: str, count: int) -> None:
+        self.stages[name] = self.stages.get(name, 0) + count
+        self._note()
+
+    def _note(self) -> None:
+        """The files bar's note: an engine's per-stage counts (the bar itself counts the committed), pages OCR'd."""
+        notes = [f"{name} {n}" for name, n in self.stages.items()]
+        if self.ocr_pages:
+            notes.append(f"OCR'd pages: {self.ocr_pages}")
+        self.progress.update(self.files, rate=" · ".join(notes))
 
     def chunks_embedded(self, count: int) -> None:
         self.progress.advance(self.chunks, count)

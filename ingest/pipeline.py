@@ -111,6 +111,8 @@ class ProgressSink:
 
     def pages_ocred(self, count: int) -> None: ...  # pages of a file just parsed that were read by OCR
 
+    def stage(self, name: str, count: int) -> None: ...  # `count` more files passed an engine's stage (parsed, embedded)
+
 
 def discover(paths: Sequence[Path], globs: Sequence[str] = ()) -> list[Path]:
     """Supported files under the given paths (files are taken as given), sorted, without duplicates."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 from typing import Any, Iterable, Sequence
 
@@ -166,15 +166,12 @@ def prepare_unembedded(
     parses ahead in a pool); otherwise it is parsed here, in `parser` or a borrowed parser process."""
     embedder = embedder or embedder_for(spec)
     file = task.file
-    data: bytes | None = None
+    read = read_task(task, spec)
+    if isinstance(read, PreparedDocument):
+        return read
+    task, data = read
     fields = task.fields
-    if fields is None:
-        try:
-            data, fields = _read(file, spec)
-        except (OSError, DocQAError) as exc:
-            reason = exc.detail if isinstance(exc, DocQAError) else f"cannot read file: {exc.strerror or exc}"
-            return PreparedDocument(file, DocumentFields(file.source, "", 0, metadata=file.metadata), failure=reason,
-                                    transient=not isinstance(exc, LimitExceeded), own=task.own)
+    assert fields is not None
     if parsed is None:
         target: str | bytes = data if data is not None else str(file.path)
         parsed = _parse(target, file.name, spec, parser)
@@ -192,6 +189,21 @@ def prepare_unembedded(
     prepared.attachments = list(_prepared_attachments(attachments, fields.mtime, task.unchanged, embedder, spec,
                                                       parser))
     return prepared
+
+
+def read_task(task: PrepareTask, spec: PrepareSpec) -> tuple[PrepareTask, bytes | None] | PreparedDocument:
+    """The task with its file's hash, and the bytes to parse: a URL's are read here, where the task runs (None for
+    a local file, which its parser reads from disk). A file that cannot be read gives its failure instead."""
+    if task.fields is not None:
+        return task, None
+    file = task.file
+    try:
+        data, fields = _read(file, spec)
+    except (OSError, DocQAError) as exc:
+        reason = exc.detail if isinstance(exc, DocQAError) else f"cannot read file: {exc.strerror or exc}"
+        return PreparedDocument(file, DocumentFields(file.source, "", 0, metadata=file.metadata), failure=reason,
+                                transient=not isinstance(exc, LimitExceeded), own=task.own)
+    return replace(task, fields=fields), data
 
 
 def embed_prepared(documents: Sequence[PreparedDocument], embedder: Embedder) -> int:
