@@ -43,6 +43,11 @@ class LimitExceeded(DocQAError):
     """A configured limit (pages, text size, chunks) was exceeded."""
 
 
+class SourceUnavailable(DocQAError):
+    """A source of documents (an object store, a web server) cannot be read: unreachable, credentials refused, or
+    failing; the documents it holds are not touched."""
+
+
 class StorageError(DocQAError):
     """The data directory cannot be used (read-only, full, corrupt)."""
 

@@ -25,7 +25,7 @@ from indexes.store import Embedders, Store
 from ingest.pipeline import (
     EngineOptions, FileResult, IngestLimits, IngestPipeline, OcrOptions, ProgressSink, build_engine, remove_document,
 )
-from ingest.sources import is_url
+from ingest.sources import is_url, local_path
 
 app = typer.Typer(help="docqa: retrieval-augmented question answering over your documents.", no_args_is_help=True)
 out = Console()
@@ -147,7 +147,10 @@ def ingest(
     as_json: bool = JsonOpt,
 ) -> None:
     """Ingest files: unchanged ones are skipped, changed ones replaced; exits 1 if any file failed."""
-    missing = [p for p in paths if not is_url(p) and not Path(p).exists()]
+    try:
+        missing = [p for p in paths if not is_url(p) and not Path(local_path(p)).exists()]
+    except DocQAError as exc:
+        fail(exc.detail)
     if missing:
         fail(f"no such file or folder: {missing[0]}")
     if ray_address is not None and engine != "ray":

@@ -14,8 +14,8 @@ failed) is parsed again for its attachments only: each is retried as a failed fi
 
 Given metadata wins over metadata read from the file; the given keys its parser could read too are listed under
 `overrides`, so that comparing the given metadata with the stored one is exact. Sources may be URLs (s3://, gs://,
-az://, http(s)://, through fsspec: ingest/sources.py); a document read from one records the object's etag under
-`object`, so that an unchanged object is skipped without being downloaded.
+az://, http(s)://, through fsspec: ingest/sources.py); a document read from one records the object's version (its etag, or mtime and
+size) under `object`, so that an unchanged object is skipped without being downloaded.
 """
 
 from __future__ import annotations
@@ -281,7 +281,7 @@ class IngestPipeline:
         files = list_files(paths, globs, metadata or {}, self.spec.storage_options)
         report = self.ingest(files, progress=progress)
         if sync:
-            roots = [str(p) if is_url(str(p)) else str(Path(p).resolve()) for p in paths]
+            roots = [str(p) if is_url(str(p)) else str(Path(sources.local_path(str(p))).resolve()) for p in paths]
             report.results += self.prune(roots, {f.source for f in files}, progress)
         return report
 
@@ -315,7 +315,7 @@ class IngestPipeline:
     # -- plan: what must be prepared ----------------------------------------------------------------
 
     def plan(self, files: Sequence[SourceFile], report: IngestReport, progress: ProgressSink) -> list[PrepareTask]:
-        """Hash each local file and skip unchanged ones (a URL by its listed etag) before anything is dispatched;
+        """Hash each local file and skip unchanged ones (a URL by its listed version) before anything is dispatched;
         a file unchanged but for attachments the store lost is prepared again for those only."""
         tasks = []
         for file in files:
@@ -339,7 +339,7 @@ class IngestPipeline:
         self, file: SourceFile, fields: DocumentFields | None, name: str, report: IngestReport, progress: ProgressSink,
     ) -> tuple[bool, DocumentRecord | None]:
         """Whether a file must be prepared (it is new or changed: not unchanged, and the store could be asked), and
-        the version the store holds. The bytes decide (a URL's listed etag where its bytes are not read yet), then
+        the version the store holds. The bytes decide (a URL's listed version where its bytes are not read yet), then
         the given metadata; metadata its parser read from the file is not compared. An unchanged file is recorded
         as such here."""
         try:
@@ -353,7 +353,7 @@ class IngestPipeline:
         if fields is not None:
             same = known.sha256 == fields.sha256
         else:
-            same = file.etag is not None and (known.metadata.get(OBJECT) or {}).get("etag") == file.etag
+            same = file.version is not None and (known.metadata.get(OBJECT) or {}).get("version") == file.version
         if not same or _given(known.metadata, name) != file.metadata:
             return True, known
         _record(FileResult(file.source, "unchanged", chunks=known.chunk_count, document_id=known.id), report, progress)
@@ -390,7 +390,7 @@ class IngestPipeline:
             if plan.known is not None and not (prepared.transient and _ok(plan.known)):  # not kept: nor its attachments
                 self._drop(self._attachments_of(file.source), set(), report, progress)
             return
-        elif not plan.hashed and self._same_bytes(plan.known, prepared):  # a URL whose etag changed, bytes did not
+        elif not plan.hashed and self._same_bytes(plan.known, prepared):  # a URL whose version changed, bytes did not
             _record(FileResult(file.source, "unchanged", chunks=plan.known.chunk_count, document_id=plan.known.id),
                     report, progress)
             return
@@ -480,11 +480,11 @@ def list_files(
 ) -> list[SourceFile]:
     """The files to ingest under local paths (walked, see `discover`) and URLs (listed through fsspec), each with
     the given metadata."""
-    local = [Path(p) for p in paths if not is_url(str(p))]
+    local = [Path(sources.local_path(str(p))) for p in paths if not is_url(str(p))]
     files = [SourceFile(p, str(p), dict(metadata)) for p in discover(local, globs)]
     for target in (str(p) for p in paths if is_url(str(p))):
         for found in sources.list_objects(target, supported_suffixes(), globs, storage_options):
-            files.append(SourceFile(None, found.url, dict(metadata), etag=found.etag))
+            files.append(SourceFile(None, found.url, dict(metadata), version=found.version))
     return files
 
 

@@ -33,19 +33,20 @@ from ingest.parsers.ocr import OcrOptions
 ATTACHED_TO = "attached_to"  # an attachment's metadata key: the source of the file it came in
 ATTACHMENTS = "attachments"  # a file's metadata key: the names of its attachments that were ingested
 OVERRIDES = "overrides"  # a document's metadata key: the keys given that its parser reads from the file too
-OBJECT = "object"  # a document's metadata key, for sources read by URL: the object's etag and size when listed
+OBJECT = "object"  # a document's metadata key, for sources read by URL: the object's version (etag, or mtime and size)
 ADDED = (OVERRIDES, ATTACHMENTS, OBJECT)  # the keys the pipeline adds to a document's metadata
 
 
 @dataclass(frozen=True)
 class SourceFile:
     """One file to ingest: where its bytes are, and the name it is known by in the catalog. With no `path`, the
-    source is a URL read through fsspec (ingest/sources.py); `etag` is what its listing said of the object."""
+    source is a URL read through fsspec (ingest/sources.py); `version` is what its listing said of the object (its
+    etag, or its mtime and size), to skip an unchanged object without downloading it."""
 
     path: Path | None
     source: str
     metadata: dict[str, Any] = field(default_factory=dict)
-    etag: str | None = None
+    version: str | None = None
 
     @property
     def name(self) -> str:
@@ -232,7 +233,7 @@ def _read(file: SourceFile, spec: PrepareSpec) -> tuple[bytes | None, DocumentFi
     from ingest.sources import read_bytes
 
     data = read_bytes(file.source, spec.limits.max_file_bytes, spec.storage_options)
-    metadata = {**file.metadata, OBJECT: {"etag": file.etag}} if file.etag else dict(file.metadata)
+    metadata = {**file.metadata, OBJECT: {"version": file.version}} if file.version else dict(file.metadata)
     fields = DocumentFields(file.source, hashlib.sha256(data).hexdigest(), len(data), None, metadata=metadata)
     return data, fields
 

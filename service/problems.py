@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from indexes.errors import (
     Conflict, DocQAError, EmbedderMismatch, InvalidInput, LimitExceeded, NotFound, ParseError, PluginError,
-    StorageError, UnsupportedMediaType,
+    SourceUnavailable, StorageError, UnsupportedMediaType,
 )
 from service.errors import Forbidden, GeneratorUnavailable, Overloaded, PayloadTooLarge, Unauthorized
 from service.logs import request_id_var
@@ -36,6 +36,7 @@ STATUSES: dict[type[DocQAError], tuple[int, str]] = {
     Unauthorized: (401, "Unauthorized"),
     Forbidden: (403, "Forbidden"),
     GeneratorUnavailable: (502, "Generator unavailable"),
+    SourceUnavailable: (502, "Source unavailable"),
     StorageError: (503, "Storage unavailable"),
     Overloaded: (503, "Service overloaded"),
     PluginError: (500, "Plugin unavailable"),

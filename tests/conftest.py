@@ -1,4 +1,5 @@
-"""Shared fixtures: the real embedding model loaded once per session, sample documents, fresh stores."""
+"""Shared fixtures: the real embedding model loaded once per session, sample documents, fresh stores, the real
+PostgreSQL and S3-compatible servers."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from fake_catalog import IDENTITY  # noqa: E402
 from llm_server import llama_server, llama_server_process, smollm2_path  # noqa: E402,F401 (session fixtures, shared)
 
 from pg import create_database, drop_database  # noqa: E402
+from s3 import Bucket, S3Server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
@@ -123,3 +125,30 @@ def postgres_url(postgres_admin_url: str) -> str:
     name = create_database(postgres_admin_url)
     yield postgres_admin_url.replace("/postgres?", f"/{name}?", 1)
     drop_database(postgres_admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> S3Server:
+    """A real S3-compatible server (moto's, a subprocess on 127.0.0.1), started once for the session."""
+    server = S3Server(tmp_path_factory.mktemp("s3") / "requests.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """The environment of an S3 client of `s3_server` (test credentials, AWS_ENDPOINT_URL), for this test only."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    return s3_server
+
+
+@pytest.fixture
+def bucket(s3_env: S3Server) -> Bucket:
+    """A fresh bucket of this test's own on `s3_server`, with the client environment set; removed after the test."""
+    made = Bucket(s3_env)
+    yield made
+    made.remove()

@@ -1,7 +1,8 @@
 """Dockerfile and docker-compose.yml checked against the app: no Docker engine here, so read them and compare.
 
 Every DOCQA_* name they set must be a Settings field path or a CLI envvar, ports and paths must match the
-defaults, the commands must exist, and the health checks must hit a real route.
+defaults, the commands must exist (docqa's, and Ray's `ray start` where Ray is installed), and the health
+checks must hit a real route.
 """
 
 from __future__ import annotations
@@ -104,8 +105,19 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
 
 
 def docqa_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The services that run the docqa image."""
-    return {n: s for n, s in compose["services"].items() if s.get("build") == "." or s.get("image", "").startswith("docqa")}
+    """The services that run the docqa image (or its CUDA build)."""
+    return {n: s for n, s in compose["services"].items()
+            if s.get("build") == "." or (s.get("build") or {}).get("context") == "." or s.get("image", "").startswith("docqa")}
+
+
+def argv(command: list[str] | str) -> list[str]:
+    """A Compose command as argv, with the ${VAR:-default} defaults filled in."""
+    return [interpolate(a) for a in (command if isinstance(command, list) else shlex.split(command))]
+
+
+def ray_nodes(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The docqa services that are nodes of the Ray cluster: their command is `ray start`."""
+    return {n: s for n, s in docqa_services(compose).items() if argv(s.get("command") or ["docqa"])[:2] == ["ray", "start"]}
 
 
 def replicas(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -119,8 +131,9 @@ def test_compose_has_the_api_and_the_profiles(compose):
     assert "ingest" in services["ingest"]["profiles"]
     assert "llm" in services["ollama"]["profiles"] and services["ollama"]["image"].startswith("ollama/ollama")
     assert services["api"]["depends_on"]["ollama"]["required"] is False
-    assert set(docqa_services(compose)) == {"api", "ingest", "api-1", "api-2"}
+    assert set(docqa_services(compose)) == {"api", "ingest", "api-1", "api-2", "ray-head", "ray-worker", "ray-gpu-worker", "ingest-ray"}
     assert set(replicas(compose)) == {"api-1", "api-2"}
+    assert set(ray_nodes(compose)) == {"ray-head", "ray-worker", "ray-gpu-worker"}
     assert {"postgres"} == set(services["postgres"]["profiles"]) == set(services["nginx"]["profiles"])
     assert {"docqa-data", "ollama-models", "postgres-data", "docqa-uploads"} <= set(compose["volumes"])
 
@@ -169,12 +182,15 @@ def test_compose_publishes_the_default_port_and_mounts_the_data_dir(compose):
     assert [str(p).split(":")[0] for p in api["ports"]] == [str(port)]
     data_dir = dockerfile_env()["DOCQA_DATA_DIR"]
     for name, service in docqa_services(compose).items():
+        if name in ray_nodes(compose):
+            continue  # they never touch the store (test_the_ray_nodes_see_the_documents_and_never_the_store)
         volume = "docqa-uploads" if name in replicas(compose) else "docqa-data"
         assert f"{volume}:{data_dir}" in service["volumes"], name
 
 
-def test_the_ingest_service_mounts_the_documents_read_only(compose):
-    ingest = compose["services"]["ingest"]
+@pytest.mark.parametrize("name", ["ingest", "ingest-ray"])
+def test_the_ingest_services_mount_the_documents_read_only(compose, name):
+    ingest = compose["services"][name]
     docs = next(v for v in ingest["volumes"] if interpolate(v).endswith(":/docs:ro"))
     assert interpolate(docs) == "./docs:/docs:ro"
     assert ingest["restart"] == "no"
@@ -192,12 +208,14 @@ def test_the_docqa_console_script_is_the_cli_app():
 
 
 def test_compose_commands_exist(compose):
+    """Every docqa service runs `docqa ...` or is a Ray node (test_the_ray_commands_and_health_checks_match_the_installed_ray)."""
     for name, service in docqa_services(compose).items():
-        command = service.get("command") or dockerfile_cmd()
-        argv = [interpolate(a) for a in (command if isinstance(command, list) else shlex.split(command))]
-        result = invoke_help(argv)
-        assert result.exit_code == 0, f"{name}: {argv}\n{result.output}"
-    ingest = [interpolate(a) for a in compose["services"]["ingest"]["command"]]
+        if name in ray_nodes(compose):
+            continue
+        command = argv(service.get("command") or dockerfile_cmd())
+        result = invoke_help(command)
+        assert result.exit_code == 0, f"{name}: {command}\n{result.output}"
+    ingest = argv(compose["services"]["ingest"]["command"])
     assert ingest == ["docqa", "ingest", "/docs", "--collection", "default", "--sync"]
 
 
@@ -353,6 +371,215 @@ def test_the_nginx_port_does_not_clash_with_the_api(compose):
     assert [str(p).rsplit(":", 1)[-1] for p in nginx["ports"]] == listen
 
 
+# --- the ray profile: a Ray head, workers, and the ingest driver on them ---------------------------
+
+
+def options(command: list[str]) -> dict[str, str]:
+    """The --name=value options of a command (a bare flag maps to "")."""
+    return dict((a[2:].split("=", 1) + [""])[:2] for a in command if a.startswith("--"))
+
+
+def driver_script(service: dict[str, Any]) -> str:
+    """The shell script the ingest-ray entrypoint runs around its command, with Compose's $$ unescaped."""
+    entrypoint = service["entrypoint"]
+    assert entrypoint[:2] == ["sh", "-c"] and len(entrypoint) == 4, entrypoint  # the script, its $0; then "$@"
+    return entrypoint[2].replace("$$", "$")
+
+
+def ray_start_commands(compose: dict[str, Any]) -> dict[str, list[str]]:
+    """Every `ray start` Compose runs: the nodes' commands and the line of the driver's entrypoint."""
+    commands = {name: argv(service["command"]) for name, service in ray_nodes(compose).items()}
+    for line in driver_script(compose["services"]["ingest-ray"]).splitlines():
+        words = shlex.split(line)
+        if words[:2] == ["ray", "start"]:
+            commands["ingest-ray"] = words[:words.index("||")] if "||" in words else words
+    return commands
+
+
+def head_address(compose: dict[str, Any]) -> str:
+    """host:port of the head's GCS on the Compose network: the service's name and its --port."""
+    return f"ray-head:{options(ray_start_commands(compose)['ray-head'])['port']}"
+
+
+def byte_size(value: str | int) -> int:
+    """A Compose byte value: 2gb, 512m, 1000000."""
+    number, unit = re.fullmatch(r"(\d+)\s*([kmg]?)b?", str(value).lower()).groups()
+    return int(number) * 1024 ** " kmg".index(unit or " ")
+
+
+def health_urls(test: list[str]) -> set[str]:
+    assert test[:3] == ["CMD", "python", "-c"], test
+    compile(test[3], "healthcheck", "exec")
+    return set(re.findall(r"https?://[^'\"\s]+", test[3]))
+
+
+def test_the_ray_profile_runs_a_head_workers_and_the_driver_from_the_docqa_image(compose):
+    services = compose["services"]
+    for name in ("ray-head", "ray-worker", "ingest-ray"):
+        assert services[name]["profiles"] == ["ray"], name
+        assert (services[name]["build"], services[name]["image"]) == (services["api"]["build"], services["api"]["image"]), name
+    commands = ray_start_commands(compose)
+    assert set(commands) == {"ray-head", "ray-worker", "ray-gpu-worker", "ingest-ray"}
+    assert "head" in options(commands["ray-head"])
+    for name in ray_nodes(compose):
+        assert "block" in options(commands[name]), name  # `ray start` returns at once without it: the container would exit
+        assert services[name]["restart"] == "unless-stopped", name
+    assert "block" not in options(commands["ingest-ray"]) and "head" not in options(commands["ingest-ray"])
+
+
+def test_the_workers_and_the_driver_join_the_head_at_its_port(compose):
+    services = compose["services"]
+    address = head_address(compose)
+    for name, command in ray_start_commands(compose).items():
+        if name != "ray-head":
+            assert options(command)["address"] == address, name
+    ingest = argv(services["ingest-ray"]["command"])
+    assert ingest[:3] == ["docqa", "ingest", "/docs"]
+    assert ingest[ingest.index("--engine") + 1] == "ray"
+    assert ingest[ingest.index("--ray-address") + 1] == address
+    assert ingest[ingest.index("--collection") + 1] == argv(services["ingest"]["command"])[4]  # the same collection
+    port = address.split(":")[1]
+    assert port not in [p for service in services.values() for p in host_ports(service)]  # the GCS stays on the network
+
+
+def test_the_ingest_on_ray_waits_for_a_healthy_head_and_worker(compose):
+    services = compose["services"]
+    depends = services["ingest-ray"]["depends_on"]
+    for name in ("ray-head", "ray-worker"):
+        assert depends[name]["condition"] == "service_healthy" and depends[name].get("required", True) is True, name
+    assert depends["ray-gpu-worker"] == {"condition": "service_healthy", "required": False}  # only with --profile ray-gpu
+    for name in ("ray-worker", "ray-gpu-worker"):
+        assert services[name]["depends_on"] == {"ray-head": {"condition": "service_healthy"}}, name
+    assert services["ingest-ray"]["restart"] == "no"
+
+
+def test_the_ray_nodes_see_the_documents_where_the_driver_does_and_never_the_store(compose):
+    services = compose["services"]
+    driver = [interpolate(v) for v in services["ingest-ray"]["volumes"]]
+    data_dir = dockerfile_env()["DOCQA_DATA_DIR"]
+    assert f"docqa-data:{data_dir}" in driver and f"docqa-data:{data_dir}" in services["api"]["volumes"]  # the api reads what it writes
+    docs = [v for v in driver if v.split(":")[1] == "/docs"]
+    assert docs == ["./docs:/docs:ro"]
+    assert argv(services["ingest-ray"]["command"])[2] == "/docs"
+    for name, node in ray_nodes(compose).items():
+        # The same directory at the same path, read-only, and nothing else: only the driver writes the store.
+        assert [interpolate(v) for v in node["volumes"]] == docs, name
+
+
+def test_the_head_and_the_driver_leave_the_cores_to_the_workers(compose):
+    commands = ray_start_commands(compose)
+    for name in ("ray-head", "ingest-ray"):
+        assert options(commands[name])["num-cpus"] == "0" and options(commands[name])["num-gpus"] == "0", name
+    for name in ("ray-worker", "ray-gpu-worker"):
+        # Ray counts what the container has: its CPUs (a Docker --cpus limit too) and its GPUs.
+        assert not {"num-cpus", "num-gpus"} & set(options(commands[name])), name
+
+
+def test_every_ray_node_has_shared_memory_for_its_object_store(compose):
+    """Ray keeps its object store in /dev/shm and falls back to /tmp (disk) when /dev/shm is smaller."""
+    for name, command in ray_start_commands(compose).items():
+        store = int(options(command)["object-store-memory"])
+        shm = byte_size(compose["services"][name]["shm_size"])
+        assert store >= 75 * 1024 ** 2, name  # Ray's floor
+        assert shm - store >= 512 * 1024 ** 2, (name, shm, store)  # room for torch's and Ray's own use of it
+
+
+def test_the_workers_can_be_scaled_and_the_dashboard_stays_on_this_host(compose):
+    services = compose["services"]
+    for name in ("ray-worker", "ray-gpu-worker"):
+        assert not {"container_name", "hostname", "ports"} & set(services[name]), name  # --scale ray-worker=N
+    (dashboard,) = services["ray-head"]["ports"]
+    host, published, target = str(dashboard).split(":")
+    assert host == "127.0.0.1" and published == target == "8265"  # Ray's dashboard has no login
+
+
+def test_the_gpu_worker_is_the_worker_with_the_hosts_nvidia_gpus_on_the_cuda_build(compose):
+    services = compose["services"]
+    gpu, cpu = services["ray-gpu-worker"], services["ray-worker"]
+    assert gpu["profiles"] == ["ray-gpu"]
+    assert gpu["build"] == {"context": ".", "args": {"TORCH": "cuda"}} and "cuda" in torch_indexes()
+    assert gpu["image"].startswith("docqa:") and gpu["image"] != cpu["image"]  # two builds, two tags
+    different = {"build", "image", "profiles", "deploy"}
+    assert {k: v for k, v in gpu.items() if k not in different} == {k: v for k, v in cpu.items() if k not in different}
+    (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert device == {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}
+
+
+def test_the_ray_health_checks_hit_rays_health_endpoints(compose):
+    services = compose["services"]
+    dashboard = services["ray-head"]["ports"][0].split(":")[-1]
+    raylet = "http://127.0.0.1:52365/api/local_raylet_healthz"
+    assert health_urls(services["ray-head"]["healthcheck"]["test"]) == {f"http://127.0.0.1:{dashboard}/api/gcs_healthz", raylet}
+    for name in ("ray-worker", "ray-gpu-worker"):
+        assert health_urls(services[name]["healthcheck"]["test"]) == {raylet}, name
+    for name in ray_nodes(compose):
+        assert services[name]["healthcheck"]["start_period"], name  # the image's own check (readyz) is replaced
+
+
+def test_the_ray_commands_and_health_checks_match_the_installed_ray(compose):
+    """`ray start` takes every option Compose gives it, and the health endpoints are Ray's, on its ports."""
+    pytest.importorskip("ray")
+    from ray._private import ray_constants  # noqa: PLC0415
+    from ray.scripts.scripts import cli as ray_cli  # noqa: PLC0415
+
+    runner = click.testing.CliRunner()
+    for name, command in ray_start_commands(compose).items():
+        result = runner.invoke(ray_cli, [*command[1:], "--help"])  # parses every option; unknown ones fail
+        assert result.exit_code == 0, f"{name}: {command}\n{result.output}"
+    assert runner.invoke(ray_cli, ["start", "--no-such-option", "--help"]).exit_code != 0
+    assert compose["services"]["ray-head"]["ports"][0].endswith(f":{ray_constants.DEFAULT_DASHBOARD_PORT}")
+    assert ray_constants.DEFAULT_DASHBOARD_AGENT_LISTEN_PORT == 52365
+    import ray  # noqa: PLC0415
+
+    sources = " ".join(p.read_text() for p in (Path(ray.__file__).parent / "dashboard").rglob("*.py"))
+    for route in ("/api/gcs_healthz", "/api/local_raylet_healthz"):
+        assert f'routes.get("{route}")' in sources, route
+
+
+@pytest.mark.parametrize(("start_fails", "command_status"), [(False, 0), (False, 7), (True, 0)])
+def test_the_driver_leaves_the_cluster_with_the_commands_exit_status(compose, tmp_path, start_fails, command_status):
+    """The entrypoint's shell logic, with `ray` as a shell function that logs its calls (Ray itself: above)."""
+    import subprocess  # noqa: PLC0415
+
+    script = driver_script(compose["services"]["ingest-ray"])
+    assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0
+    calls, ran = tmp_path / "calls", tmp_path / "ran"
+    ray = f'ray() {{ echo "$1" >> {calls}; [ "$1" != start ] || [ -z "{"x" if start_fails else ""}" ]; }}\n'
+    result = subprocess.run(["sh", "-c", ray + script, "ingest-ray", "sh", "-c", f"touch {ran}; exit {command_status}"])
+    if start_fails:
+        assert result.returncode != 0 and not ran.exists() and calls.read_text().split() == ["start"]
+    else:
+        assert result.returncode == command_status and ran.exists()
+        assert calls.read_text().split() == ["start", "stop"]
+
+
+def scale_out_manifests() -> dict[str, dict[str, Any]]:
+    """The Kubernetes manifests docs/scale-out.md sketches, by kind."""
+    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "docs" / "scale-out.md").read_text(), re.DOTALL)
+    return {m["kind"]: m for m in map(yaml.safe_load, blocks)}
+
+
+def test_the_kuberay_sketch_matches_the_image_and_the_pinned_ray(compose):
+    manifests = scale_out_manifests()
+    assert set(manifests) == {"RayCluster", "RayJob"}
+    cluster = manifests["RayCluster"]["spec"]
+    assert cluster["rayVersion"] == constraint("ray")
+    head = cluster["headGroupSpec"]
+    assert head["rayStartParams"]["num-cpus"] == "0"
+    groups = [head, *cluster["workerGroupSpecs"]]
+    images = {g["template"]["spec"]["containers"][0]["image"].rsplit("/", 1)[-1] for g in groups}
+    assert images == {compose["services"]["ray-worker"]["image"], compose["services"]["ray-gpu-worker"]["image"]}
+    for group in groups:
+        store = int(group["rayStartParams"]["object-store-memory"])
+        (shm,) = [v for v in group["template"]["spec"]["volumes"] if v.get("emptyDir", {}).get("medium") == "Memory"]
+        assert byte_size(shm["emptyDir"]["sizeLimit"].replace("Gi", "g")) - store >= 512 * 1024 ** 2  # as in Compose
+        mounts = {m["name"]: m["mountPath"] for m in group["template"]["spec"]["containers"][0]["volumeMounts"]}
+        assert mounts[shm["name"]] == "/dev/shm"
+    job = manifests["RayJob"]["spec"]["entrypoint"].split()
+    assert job[:2] == ["docqa", "ingest"] and job[job.index("--engine") + 1] == "ray"
+    assert invoke_help(job).exit_code == 0  # the options exist (an s3:// source is not checked for existence)
+
+
 # --- Dockerfile ----------------------------------------------------------------------------------
 
 
@@ -393,11 +620,44 @@ def test_the_image_is_python_311_slim_for_every_stage():
     assert requires == ">=3.11"
 
 
-def test_the_dockerfile_installs_cpu_torch_with_the_constraints():
+def image_install() -> str:
+    """The Dockerfile's `pip install` of docqa."""
     runs = " ".join(args for k, args in instructions() if k == "RUN")
-    install = next(r for r in runs.split("&&") if "pip install" in r and "-c constraints.txt" in r)
-    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in install
-    assert re.search(r"pip install .*-c constraints\.txt \"\.\[postgres\]\"(\s|$)", install)  # quoted: no glob
+    return next(r for r in runs.split("&&") if "pip install" in r and "-c constraints.txt" in r)
+
+
+def image_extras() -> set[str]:
+    """The extras of docqa the image installs: ".[a,b]"."""
+    match = re.search(r'"\.\[([a-z0-9,-]+)\]"', image_install())
+    assert match, image_install()
+    return set(match[1].split(","))
+
+
+def torch_indexes() -> dict[str, str]:
+    """The TORCH build argument's values, each with the package index its `case` branch adds for torch."""
+    runs = " ".join(args for k, args in instructions() if k == "RUN")
+    return dict(re.findall(r"(\w+)\) index=(\S+) ;;", runs))
+
+
+def pyproject() -> dict[str, Any]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def constraint(name: str) -> str:
+    """The version constraints.txt pins `name` to."""
+    (version,) = re.findall(rf"^{name}==(\S+)$", (ROOT / "constraints.txt").read_text(), re.MULTILINE)
+    return version
+
+
+def test_the_dockerfile_installs_cpu_torch_with_the_constraints():
+    assert ("ARG", "TORCH=cpu") in instructions()  # the CPU build unless asked for the CUDA one
+    assert torch_indexes() == {"cpu": "https://download.pytorch.org/whl/cpu", "cuda": "https://pypi.org/simple"}
+    install = image_install()
+    assert '--extra-index-url "$index"' in install
+    assert re.search(r'pip install .*-c constraints\.txt "\.\[[a-z0-9,-]+\]"(\s|$)', install)  # quoted: no glob
+    # The build fails when torch is not the build asked for (+cpu has no CUDA version; PyPI's wheel has one).
+    check = next(args for k, args in instructions() if k == "RUN" and "torch.version.cuda" in args)
+    assert "bool(torch.version.cuda) == ('$TORCH' == 'cuda')" in check
     assert any(k == "COPY" and "constraints.txt" in args for k, args in instructions())
     assert "torch==2.13.0" in (ROOT / "constraints.txt").read_text().split()
     dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
@@ -423,6 +683,7 @@ def test_the_dockerfile_runs_as_a_non_root_user():
 def test_the_dockerfile_environment_volume_port_and_command():
     env = dockerfile_env()
     assert env["HF_HUB_OFFLINE"] == "1" and env["DOCQA_DATA_DIR"] == "/data" and env["DOCQA_HOST"] == "0.0.0.0"
+    assert env["RAY_USAGE_STATS_ENABLED"] == "0"  # a self-hosted cluster reports nothing to Anyscale
     for key in env:
         if key.startswith("DOCQA_"):
             assert key in ACCEPTED, key
@@ -448,12 +709,37 @@ def test_the_dockerfile_health_check_uses_python_on_readyz(app_paths):
 
 
 def test_the_image_installs_the_postgres_extra_for_the_replicas():
-    runs = " ".join(args for k, args in instructions() if k == "RUN")
-    assert '".[postgres]"' in runs
-    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"].get("optional-dependencies", {})
+    assert "postgres" in image_extras()
+    extras = pyproject().get("optional-dependencies", {})
     if "postgres" not in extras:
         pytest.skip("pyproject.toml has no [postgres] extra yet")
     assert any(re.match(r"psycopg\b", d) for d in extras["postgres"])
+
+
+def test_the_image_installs_ray_and_the_object_storage_filesystems():
+    from packaging.requirements import Requirement  # noqa: PLC0415
+
+    extras = pyproject()["optional-dependencies"]
+    assert {"ray", "s3", "http"} <= image_extras() <= set(extras)
+    (ray,) = [Requirement(d) for d in extras["ray"] if Requirement(d).name == "ray"]
+    assert "data" in ray.extras  # Ray Data streams the documents
+    assert any(Requirement(d).name == "s3fs" for d in extras["s3"])  # s3:// sources through fsspec
+    # ray[default]: the dashboard, `ray job submit`, and the health endpoints Compose and KubeRay probe.
+    assert '"ray[default]"' in image_install().split()
+    # A driver and its workers must run the same Ray: the CPU and CUDA builds get it from the one pin.
+    assert ray.specifier.contains(constraint("ray"))
+
+
+def test_the_image_has_what_kuberays_default_probes_run():
+    """KubeRay probes a node with `bash -c "wget ... /api/local_raylet_healthz | grep success"` (and the head's
+    gcs_healthz), so the image can be a RayCluster's without writing probes."""
+    runs = " ".join(args for k, args in final_stage() if k == "RUN")
+    assert "wget" in runs.split()  # bash and grep come with python:3.11-slim (Debian)
+
+
+def test_the_ray_installed_here_is_the_pinned_one():
+    ray = pytest.importorskip("ray")
+    assert ray.__version__ == constraint("ray")  # `make install` installs with the constraints too
 
 
 def test_the_image_has_tesseract_with_the_default_ocr_languages():

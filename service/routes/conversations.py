@@ -85,7 +85,8 @@ def create(body: ConversationCreate, ctx: ServiceContext = Depends(get_context),
 @router.get("/conversations", response_model=list[ConversationSummary], summary="List conversations")
 def list_conversations(collection: str | None = None,
                        limit: int = Query(50, ge=1, le=500, description="At most this many conversations."),
-                       offset: int = Query(0, ge=0, description="Skip this many (the next page: offset + limit)."),
+                       offset: int = Query(0, ge=0, le=2**63 - 1,  # SQL's BIGINT
+                                                    description="Skip this many (the next page: offset + limit)."),
                        ctx: ServiceContext = Depends(get_context),
                        principal: Principal = Depends(get_principal)) -> list[dict[str, Any]]:
     """The caller's conversations, newest first, a page at a time (optionally of one collection)."""
