@@ -85,13 +85,14 @@ def _started(process: subprocess.Popen, log: Path) -> None:
 
 
 @contextmanager
-def ray_cluster(temp: Path, cpus_per_node: int = 1) -> Iterator[RayCluster]:
-    """Two nodes of `cpus_per_node` CPUs each; `temp` should be a short path (Ray's sockets live under it)."""
+def ray_cluster(temp: Path, token: str | None = None, cpus_per_node: int = 1) -> Iterator[RayCluster]:
+    """Two nodes of `cpus_per_node` CPUs each, with `token` (default: a new one); `temp` should be a short path
+    (Ray's sockets live under it)."""
     temp.mkdir(parents=True, exist_ok=True)
     env = {
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-        "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token or secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0",
     }
     node_env = {**os.environ, **env}
     port = free_port()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import sqlite3
@@ -36,6 +37,9 @@ SAMPLES = ROOT / "samples"
 CLI_TIMEOUT = 600  # a hang guard, not a timing assertion
 ACTOR = "ray::_EmbedActor"
 IDENTITY = {"backend": "sentence-transformers", "model": "all-MiniLM-L6-v2", "precision": "fp32"}
+# One token for this module's Ray: the cluster's, and the local Ray a test starts in this process (Ray keeps the
+# first token it reads for the life of a process, so an in-process driver must not meet two).
+TOKEN = secrets.token_hex(32)
 WORDS = ("river", "basalt", "lantern", "harvest", "signal", "copper", "meadow", "archive", "compass", "timber",
          "glacier", "ledger", "orchard", "beacon", "quarry", "harbour", "falcon", "mosaic", "canal", "prairie")
 
@@ -169,7 +173,7 @@ def by_source(report: dict) -> dict[str, dict]:
 def cluster() -> RayCluster:
     temp = Path("/tmp") / f"docqa-ray-{uuid.uuid4().hex[:8]}"  # short: Ray's unix sockets live under it
     try:
-        with ray_cluster(temp) as running:
+        with ray_cluster(temp, TOKEN) as running:
             yield running
     finally:
         shutil.rmtree(temp, ignore_errors=True)
@@ -339,6 +343,7 @@ def test_a_local_ray_started_for_the_run_is_tidy_and_shut_down(collection, store
     temp = Path("/tmp") / f"docqa-rl-{uuid.uuid4().hex[:8]}"
     temp.mkdir()
     monkeypatch.setenv("RAY_TMPDIR", str(temp))
+    monkeypatch.setenv("RAY_AUTH_TOKEN", TOKEN)
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     try:
         report = IngestPipeline(store, collection, engine=RayEngine(EngineOptions())).ingest_paths([SAMPLES])
