@@ -40,7 +40,7 @@ from ingest.parsers import Format, ParsedDocument, formats, supported_suffixes
 from ingest.parsers.ocr import OcrOptions
 from ingest.prepare import (
     ADDED, ATTACHED_TO, ATTACHMENTS, OBJECT, PreparedDocument, PrepareSpec, PrepareTask, SourceFile, embed_prepared,
-    local_fields, prepare_unembedded, read_from_file, sha256_file,
+    local_fields, parse_source, prepare_unembedded, read_from_file, sha256_file,
 )
 from ingest import sources
 from ingest.sources import is_url
@@ -191,19 +191,19 @@ class LocalEngine:
         a URL (its bytes are read, then parsed, as it is prepared)."""
         workers = self.options.workers
         workers = workers if workers is not None else (min(4, os.cpu_count() or 1) if len(tasks) > 3 else 0)
-        args = [(str(t.file.path), t.file.name, spec.limits, spec.ocr) if t.file.path is not None else None
+        args = [(str(t.file.path), t.file.name) if t.file.path is not None else None
                 for t in tasks]
         if workers <= 1:
             with parser_process() as parser:
                 for a in args:
-                    yield parser.parse(*a) if a is not None else None
+                    yield parse_source(*a, spec, parser) if a is not None else None
             return
         window = workers * 4  # parse ahead of embedding, but don't hold the whole corpus in memory
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="docqa-parse") as threads:
-            futures = [_submit(threads, a) for a in args[:window]]
+            futures = [_submit(threads, a, spec) for a in args[:window]]
             for i in range(len(args)):
                 if i + window < len(args):
-                    futures.append(_submit(threads, args[i + window]))
+                    futures.append(_submit(threads, args[i + window], spec))
                 yield futures[i].result() if futures[i] is not None else None
                 futures[i] = None  # let the parsed document be freed
 
@@ -465,7 +465,7 @@ class IngestPipeline:
         removed = []
         for doc in self.store.list_documents(self.collection):
             file = _file_of(doc)
-            if file in present or not any(_under(r, file) for r in roots):
+            if file in present or not any(sources.under(r, file) for r in roots):
                 continue
             if not (sources.exists(file, self.spec.storage_options) if is_url(file) else os.path.isfile(file)):
                 self.store.delete_document(self.collection, doc.id)
@@ -488,20 +488,9 @@ def list_files(
     return files
 
 
-def _under(root: str, source: str) -> bool:
-    if is_url(root) or is_url(source):
-        return is_url(root) and is_url(source) and sources.under(root, source)
-    return source == root or source.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def _submit(threads: ThreadPoolExecutor, args: tuple | None) -> Future | None:
-    return threads.submit(_parse_isolated, *args) if args is not None else None
-
-
-def _parse_isolated(path: str, name: str, limits: IngestLimits, ocr: OcrOptions) -> ParsedDocument | BaseException:
-    """One file in a borrowed parser process (runs on a parse thread)."""
-    with parser_process() as parser:
-        return parser.parse(path, name, limits, ocr)
+def _submit(threads: ThreadPoolExecutor, args: tuple[str, str] | None, spec: PrepareSpec) -> Future | None:
+    """One file parsed on a parse thread, in a borrowed parser process."""
+    return threads.submit(parse_source, *args, spec) if args is not None else None
 
 
 def remove_document(store: Store, collection: Collection, document: DocumentRecord) -> list[DocumentRecord]:

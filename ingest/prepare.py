@@ -174,7 +174,7 @@ def prepare_unembedded(
     assert fields is not None
     if parsed is None:
         target: str | bytes = data if data is not None else str(file.path)
-        parsed = _parse(target, file.name, spec, parser)
+        parsed = parse_source(target, file.name, spec, parser)
     if isinstance(parsed, BaseException):
         return PreparedDocument(file, fields, failure=_reason(parsed), transient=isinstance(parsed, ParseInterrupted),
                                 own=task.own)
@@ -238,7 +238,11 @@ def _read(file: SourceFile, spec: PrepareSpec) -> tuple[bytes | None, DocumentFi
     return data, fields
 
 
-def _parse(target: str | bytes, name: str, spec: PrepareSpec, parser: ParserProcess | None) -> ParsedDocument | DocQAError:
+def parse_source(
+    target: str | bytes, name: str, spec: PrepareSpec, parser: ParserProcess | None = None,
+) -> ParsedDocument | DocQAError:
+    """The file at `target` (or these bytes) parsed in `parser`, or in a borrowed parser process killed past the
+    time limit; the error that stopped it otherwise."""
     if parser is not None:
         return parser.parse(target, name, spec.limits, spec.ocr)
     with parser_process() as borrowed:
@@ -273,7 +277,7 @@ def _prepared_attachments(
         if (file.source, digest) in unchanged:
             yield PreparedDocument(file, fields, unchanged=True)
             continue
-        parsed = _parse(attachment.data, attachment.name, spec, parser)
+        parsed = parse_source(attachment.data, attachment.name, spec, parser)
         if isinstance(parsed, BaseException):
             yield PreparedDocument(file, fields, failure=_reason(parsed), transient=isinstance(parsed, ParseInterrupted))
             continue

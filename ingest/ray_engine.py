@@ -39,10 +39,10 @@ from typing import Any, Iterator, Sequence
 from indexes.embedders import Embedder
 from indexes.errors import DocQAError, InvalidInput
 from indexes.types import DocumentFields
-from ingest.isolation import parser_process
 from ingest.pipeline import Engine, EngineOptions, ProgressSink
 from ingest.prepare import (
-    PreparedDocument, PrepareSpec, PrepareTask, embed_prepared, embedder_for, prepare_unembedded, read_task,
+    PreparedDocument, PrepareSpec, PrepareTask, embed_prepared, embedder_for, parse_source, prepare_unembedded,
+    read_task,
 )
 
 log = logging.getLogger("docqa.ingest.ray")
@@ -381,8 +381,7 @@ def _parse(task: PrepareTask, spec: PrepareSpec) -> tuple[int, Any]:
         return 1, read
     task, data = read
     target: str | bytes = data if data is not None else str(task.file.path)
-    with parser_process() as parser:
-        parsed = parser.parse(target, task.file.name, spec.limits, spec.ocr)
+    parsed = parse_source(target, task.file.name, spec)
     text = getattr(parsed, "text", "") or ""
     return math.ceil(len(text) / (spec.chunking.max_tokens * CHARS_PER_TOKEN)), (task, parsed)
 
