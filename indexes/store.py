@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from indexes.embedders import Embedder, EmbedderIdentity, EmbedderSpec, build_embedder
+from indexes.embedders import Embedder, EmbedderIdentity, EmbedderSpec, build_embedder, choose_spec, is_auto
+from indexes.language import documents_language
 from indexes.errors import Conflict, EmbedderMismatch, NotFound
 from indexes.filters import Filters
 from indexes.locators import locator_of
@@ -171,7 +172,8 @@ class Store(CollectionStore, DocumentStore, ChunkStore, Retriever, Consistency, 
     records: "Records"
 
     def get_collection(self, name: str) -> Collection: ...
-    def ensure_collection(self, name: str, embedder: Embedder | None = None, description: str = "") -> Collection: ...
+    def ensure_collection(self, name: str, embedder: Embedder | None = None, description: str = "",
+                          sample: Callable[[], Sequence[str]] | None = None) -> Collection: ...
     def embedder(self, collection: Collection) -> Embedder: ...
     def embedder_for_spec(self, spec: EmbedderSpec) -> Embedder: ...
     def warm_up(self, collection: Collection) -> None: ...
@@ -190,7 +192,8 @@ class Embedders:
         self._lock = threading.Lock()
 
     def for_spec(self, spec: EmbedderSpec) -> Embedder:
-        """The embedder for a spec, built on first use."""
+        """The embedder for a spec, built on first use; `auto` with no documents to go by is the English choice."""
+        spec = choose_spec(spec)
         key = (spec.backend, spec.model, spec.precision)
         with self._lock:
             if key not in self._built:
@@ -236,10 +239,19 @@ class StoreBase:
         check_embedder(collection, embedder.identity)
         return embedder
 
-    def ensure_collection(self, name: str, embedder: Embedder | None = None, description: str = "") -> Collection:
-        """Open a collection, creating it if needed; EmbedderMismatch if it was built by another embedder."""
-        embedder = embedder or self.embedders.for_spec(self.embedders.default)
+    def ensure_collection(self, name: str, embedder: Embedder | None = None, description: str = "",
+                          sample: Callable[[], Sequence[str]] | None = None) -> Collection:
+        """Open a collection, creating it if needed; EmbedderMismatch if it was built by another embedder.
+        Without an embedder, the default builds a new collection; when the default is `auto`, by the language of
+        `sample()` (texts of the documents about to be ingested, asked for only if the collection is new), and
+        an existing collection keeps whatever embedder it recorded."""
         existing = self.find_collection(name)
+        default = self.embedders.default
+        if embedder is None and existing is not None and is_auto(default):
+            return existing
+        if embedder is None:
+            language = documents_language(sample()) if sample is not None and is_auto(default) else None
+            embedder = self.embedders.for_spec(choose_spec(default, language))
         if existing is None:
             try:
                 return self.create_collection(name, embedder.identity.as_dict(), description)

@@ -23,8 +23,10 @@ from indexes.migrate import migrate as migrate_store
 from indexes.search import MODES, Searcher, SearchTuning
 from indexes.store import Embedders, Store
 from ingest.pipeline import (
-    EngineOptions, FileResult, IngestLimits, IngestPipeline, OcrOptions, ProgressSink, build_engine, remove_document,
+    EngineOptions, FileResult, IngestLimits, IngestPipeline, OcrOptions, ProgressSink, build_engine, list_files,
+    remove_document,
 )
+from ingest.sample import sample_texts
 from ingest.sources import is_url, local_path
 
 app = typer.Typer(help="docqa: retrieval-augmented question answering over your documents.", no_args_is_help=True)
@@ -157,7 +159,7 @@ def ingest(
         fail("--ray-address is for --engine ray")
     try:
         store = _State.store()
-        target = store.ensure_collection(collection)
+        target = store.ensure_collection(collection, sample=lambda: _sample(paths, glob))
         chosen = build_engine(engine, EngineOptions(workers=workers, address=ray_address))
         pipeline = IngestPipeline(store, target, limits=_State.limits, ocr=_State.ocr, workers=workers, engine=chosen,
                                   storage_options=_State.storage_options)
@@ -171,6 +173,12 @@ def ingest(
     else:
         _print_report(report.as_dict())
     raise typer.Exit(1 if report.failures else 0)
+
+
+def _sample(paths: list[str], globs: list[str]) -> list[str]:
+    """The first files' texts, for `auto` to choose a new collection's embedder by (ingest/sample.py)."""
+    files = list_files(paths, globs, {}, _State.storage_options)
+    return sample_texts(files, _State.limits, _State.ocr, _State.storage_options)
 
 
 def _print_report(report: dict[str, Any]) -> None:

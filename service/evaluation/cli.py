@@ -79,7 +79,9 @@ def _run(evalset: EvalSet, config: EvalConfig, modes: list[str], work_dir: Path,
             records = collect_answers(evalset, index, config, progress=lambda n: progress.advance(task, n))
             timings["answers"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
-    return report_dict(evalset, config, retrieval, records, timings)
+    report = report_dict(evalset, config, retrieval, records, timings)
+    report["embedder"] = {k: index.collection.embedder[k] for k in ("backend", "model")}  # what `auto` chose
+    return report
 
 
 def _flatten(report: dict[str, Any], prefix: str = "") -> dict[str, float]:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from indexes.backends import open_store
-from indexes.embedders import EmbedderSpec
+from indexes.embedders import EmbedderSpec, choose_spec
+from indexes.language import documents_language
 from indexes.lexical import ANALYSIS_VERSION
 from indexes.sentences import SPLITTER_VERSION
 from indexes.schema import SCHEMA_VERSION
@@ -19,6 +20,7 @@ from indexes.search import MODES, Searcher
 from indexes.store import Embedders, Store
 from indexes.types import Collection
 from ingest.pipeline import ChunkingOptions, IngestPipeline, SourceFile
+from ingest.sample import SAMPLE_FILES
 from service.answer import Answerer, AskRequest
 from indexes.embedding_cache import CachedEmbedder
 from service.evaluation.datasets import EvalSet, Question
@@ -101,7 +103,8 @@ def build_index(evalset: EvalSet, config: EvalConfig, work_dir: Path, beir: bool
     Without a store URL the index is an embedded store of its own; with one, a collection named by the same
     key in that store (a server store is shared, so each set and configuration gets its own collection)."""
     work_dir = Path(work_dir)
-    spec = EmbedderSpec(backend=config.backend, model=config.model)
+    spec = choose_spec(EmbedderSpec(backend=config.backend, model=config.model), _language(evalset, beir))
+    config = replace(config, backend=spec.backend, model=spec.model)  # `auto`: the choice it made
     fingerprint = _fingerprint(evalset, config, beir)
     folder = work_dir / f"index-{fingerprint}"
     name = f"eval-{fingerprint}" if store_url else "eval"
@@ -125,6 +128,12 @@ def build_index(evalset: EvalSet, config: EvalConfig, work_dir: Path, beir: bool
         if not store_url:
             (folder / "complete").write_text(json.dumps(config.as_dict()))
     return ScratchIndex(store, store.get_collection(name), time.perf_counter() - started)
+
+
+def _language(evalset: EvalSet, beir: bool) -> str | None:
+    """The language of the set's documents as `auto` tells it, from the first ones, as ingestion samples them."""
+    first = list(evalset.documents.values())[:SAMPLE_FILES]
+    return documents_language([f"{title} {text}" if beir else text for title, text in first])
 
 
 def _write_documents(evalset: EvalSet, root: Path, beir: bool, titles: bool) -> list[SourceFile]:
