@@ -25,7 +25,7 @@ class EmbedderConfig(BaseModel):
     """Which model embeds new collections (existing ones keep the model that built them)."""
 
     backend: str = EmbedderSpec.backend
-    model: str = EmbedderSpec.model
+    model: str = EmbedderSpec.model  # "auto": by the language of a new collection's documents (indexes.embedders.choose_spec)
     device: str = EmbedderSpec.device
     precision: str = Field(EmbedderSpec.precision, pattern="^(fp32|bf16|fp16)$")
     batch_size: int = Field(EmbedderSpec.batch_size, gt=0)
