@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from indexes.errors import NotFound
 from indexes.types import Hit
-from service.answer import merge_hits
+from service.retrieval import merge_hits
 
 # One document of five 20-character chunks; chunks 0-2 on page 1, 3-4 on page 2.
 CHUNKS = ["Alpha has 3 nodes.  ", "Beta has 5 nodes.   ", "Gamma has 7 nodes.  ", "Delta has 9 nodes.  ",
