@@ -97,12 +97,10 @@ def test_the_top_candidates_are_rescored_reordered_and_cut_to_k(notes) -> None: 
 
 def test_past_the_candidates_the_fused_order_goes_on_unscored(notes) -> None:  # noqa: ANN001
     store, collection = notes
-    result = RetrievalPipeline(store, RetrievalConfig(), Scripted(lambda t: -len(t)), candidates=3).search(
-        collection, QUERY, k=6)
     order = fused(store, collection, 6)
-    assert sorted(h.source for h in result.hits[:3]) == sorted(order[:3])
-    assert [h.source for h in result.hits[:3]] == sorted(order[:3], key=lambda s: len(NOTES[s]))
-    assert [h.source for h in result.hits[3:]] == order[3:]
+    later_is_better = Scripted(lambda t: float([NOTES[s] for s in order].index(t)))
+    result = RetrievalPipeline(store, RetrievalConfig(), later_is_better, candidates=3).search(collection, QUERY, k=6)
+    assert [h.source for h in result.hits] == [order[2], order[1], order[0], *order[3:]]
     assert all(RERANK not in h.scores for h in result.hits[3:])
 
 
