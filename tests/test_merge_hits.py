@@ -111,3 +111,12 @@ def test_neighbouring_rows_of_one_sheet_join_and_cite_every_row_they_cover() -> 
     passages = merge_hits([rows[1], rows[0], other, rows[2]], document_text, 6000)
     assert [(p.chunk_ids, p.where, p.ocr) for p in passages] == [
         ((100, 101, 102), "sheet Q3, rows 2–16", True), ((103,), "sheet Q4, rows 17–21", False)]
+
+
+def test_a_merged_passage_carries_its_chunks_best_rerank_score_and_none_without_one() -> None:
+    first, second = hit(0, 0.9), hit(1, 0.4)
+    first.scores, second.scores = {"dense": 0.7, "rerank": 0.2}, {"dense": 0.5, "rerank": 0.8}
+    [passage] = merge_hits([first, second], document_text, 6000)
+    assert passage.rerank == 0.8 and passage.score == 0.9
+    [plain] = merge_hits([hit(0), hit(1)], document_text, 6000)
+    assert plain.rerank is None
