@@ -1,7 +1,7 @@
 """Plugins: each kind of backend is an entry-point group, and docqa's own backends are entry points too.
 
-`docqa.stores` (by URL scheme), `docqa.embedders`, `docqa.parsers`, `docqa.generators` and `docqa.engines` (ingest
-engines: local, ray) hold
+`docqa.stores` (by URL scheme), `docqa.embedders`, `docqa.parsers`, `docqa.generators`, `docqa.rerankers` and
+`docqa.engines` (ingest engines: local, ray) hold
 `name = module:object` entries. docqa declares its built-ins in its pyproject.toml exactly as a third-party
 package declares its own, and they are found and loaded the same way, here.
 """
@@ -17,8 +17,8 @@ from indexes.errors import PluginError
 
 OWN = "docqa"  # the distribution whose entry points are the built-ins
 STORES, EMBEDDERS, PARSERS, GENERATORS = "docqa.stores", "docqa.embedders", "docqa.parsers", "docqa.generators"
-ENGINES = "docqa.engines"
-GROUPS = (STORES, EMBEDDERS, PARSERS, GENERATORS, ENGINES)
+ENGINES, RERANKERS = "docqa.engines", "docqa.rerankers"
+GROUPS = (STORES, EMBEDDERS, PARSERS, GENERATORS, RERANKERS, ENGINES)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The batch CLI: ingest, status, remove, reindex, search, check, migrate (typer + rich).
+"""The batch CLI: ingest, status, remove, reindex, check, migrate (typer + rich); `search` is the service's
+(service/cli.py), since it goes through the service's retrieval pipeline.
 
 Its global options and settings are read by the `docqa` entry point (service/cli.py), which hands the commands
 plain values through `_State`.
@@ -18,9 +19,7 @@ from rich.table import Table
 from indexes.backends import StoreOptions, open_store, redacted
 from indexes.embedders import EmbedderSpec
 from indexes.errors import DocQAError, NotFound
-from indexes.locators import locator_label
 from indexes.migrate import migrate as migrate_store
-from indexes.search import MODES, Searcher, SearchTuning
 from indexes.store import Embedders, Store
 from ingest.pipeline import (
     EngineOptions, FileResult, IngestLimits, IngestPipeline, OcrOptions, ProgressSink, build_engine, list_files,
@@ -50,9 +49,6 @@ class _State:
     limits: IngestLimits
     ocr: OcrOptions
     storage_options: dict[str, Any] = {}
-    tuning: SearchTuning
-    mode: str
-    top_k: int
 
     @classmethod
     def store(cls, url: str | None = None) -> Store:
@@ -268,44 +264,6 @@ def reindex(collection: str = CollectionOpt) -> None:
     except DocQAError as exc:
         fail(exc.detail)
     out.print(f"reindexed {collection}: {report.vectors} vectors, {report.lexical_rows} lexical rows")
-
-
-@app.command()
-def search(
-    query: str = typer.Argument(..., help="What to look for."),
-    collection: str = CollectionOpt,
-    mode: Optional[str] = typer.Option(None, "--mode", help="dense, lexical or hybrid [DOCQA_RETRIEVAL__MODE]."),
-    k: Optional[int] = typer.Option(None, "-k", "--top-k", help="How many passages [DOCQA_RETRIEVAL__TOP_K]."),
-    as_json: bool = JsonOpt,
-) -> None:
-    """Print the best-matching passages with document, place (page, slide, sheet and rows…) and score."""
-    mode = _State.mode if mode is None else mode
-    if mode not in MODES:
-        fail(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
-    store = _State.store()
-    try:
-        target = store.get_collection(collection)
-        hits = Searcher(store, _State.tuning).search(target, query, mode=mode, k=_State.top_k if k is None else k)
-    except DocQAError as exc:
-        fail(exc.detail)
-    if as_json:
-        out.print_json(json.dumps({"query": query, "mode": mode, "hits": [_hit_dict(h) for h in hits]}))
-        return
-    for rank, h in enumerate(hits, 1):
-        place = locator_label(h.locator)
-        where = f", {place}" if place else ""
-        ocr = " [dim](OCR)[/dim]" if h.ocr else ""
-        out.print(f"[bold]{rank}.[/bold] {h.title}{where}{ocr} [dim]({h.score:.4f})[/dim] [dim]{h.source}[/dim]", highlight=False)
-        out.print(f"   {h.text[:400]}", highlight=False)
-
-
-def _hit_dict(hit: Any) -> dict[str, Any]:
-    return {
-        "chunk_id": hit.chunk_id, "document_id": hit.document_id, "title": hit.title, "source": hit.source,
-        "page": hit.page_start, "page_end": hit.page_end, "locator": hit.locator,
-        "locator_label": locator_label(hit.locator), "ocr": hit.ocr, "heading_path": list(hit.heading_path),
-        "score": hit.score, "scores": hit.scores, "text": hit.text,
-    }
 
 
 @app.command()

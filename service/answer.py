@@ -1,18 +1,15 @@
-"""retrieve → build context → generate → verify citations → Answer. Never imports fastapi."""
+"""retrieve (service/retrieval.py) → generate → verify citations → Answer. Never imports fastapi."""
 
 from __future__ import annotations
 
-import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Sequence
 
-from indexes.errors import InvalidInput, NotFound
+from indexes.errors import InvalidInput
 from indexes.filters import Filters
-from indexes.locators import merged, same_place
-from indexes.search import Searcher
 from indexes.store import Store
-from indexes.types import Collection, Hit
+from indexes.types import Collection
 from service.chat import rewrite_follow_up
 from service.citations import VerifiedAnswer, verify
 from service.errors import GeneratorUnavailable
@@ -20,6 +17,7 @@ from service.evidence import EvidenceScorer, SentenceVectors, passage_sentences
 from service.generators.base import NOT_IN_DOCUMENTS, Passage
 from service.generators.registry import GeneratorRegistry
 from service.questions import analyse_question
+from service.retrieval import RetrievalPipeline, Retrieved
 from service.settings import AbstentionConfig, RetrievalConfig
 from service.verdict import Verdict, judge
 
@@ -37,6 +35,7 @@ class Answer:
     verified: VerifiedAnswer | None = None
     generator: str = "extractive"
     verdict: Verdict = field(default_factory=lambda: Verdict(0.0))
+    warnings: list[str] = field(default_factory=list)  # what went wrong without failing the answer (re-ranking)
 
     @property
     def evidence(self) -> float:
@@ -71,81 +70,16 @@ class AskRequest:
     mode: str | None = None
 
 
-def merge_hits(hits: Sequence[Hit], document_text: Any, budget_chars: int) -> list[Passage]:
-    """Merge adjacent or overlapping chunks of one document, best first, within a character budget."""
-    groups: list[list[Hit]] = []
-    for hit in hits:
-        touching = [g for g in groups if g[0].document_id == hit.document_id and any(_touch(hit, h) for h in g)]
-        if not touching:
-            groups.append([hit])
-            continue
-        # a hit between two groups ("0, 2, then 1") joins them, where the better of them stood
-        touching[0].append(hit)
-        for other in touching[1:]:
-            touching[0].extend(other)
-        groups = [g for g in groups if not any(g is other for other in touching[1:])]
-    passages: list[Passage] = []
-    used = 0
-    for group in groups:
-        group.sort(key=lambda h: h.start)
-        text = _group_text(group, document_text)
-        if passages and used + len(text) > budget_chars:
-            continue
-        used += len(text)
-        first = group[0]
-        passages.append(
-            Passage(
-                n=len(passages) + 1, text=text, title=first.title, source=first.source, page=first.page_start,
-                heading_path=first.heading_path, document_id=first.document_id,
-                chunk_ids=tuple(h.chunk_id for h in group), score=max(h.score for h in group),
-                headings=tuple(dict.fromkeys(t for h in group for t in h.heading_path)),
-                locator=merged([h.locator for h in group]), ocr=any(h.ocr for h in group),
-            )
-        )
-    return passages
-
-
-def _touch(a: Hit, b: Hit) -> bool:
-    """Neighbouring or overlapping chunks in the same place (a citation names one page, slide or sheet)."""
-    same_page = (a.page_start, a.page_end) == (b.page_start, b.page_end) and same_place(a.locator, b.locator)
-    return same_page and (abs(a.ordinal - b.ordinal) <= 1 or (a.start < b.end and b.start < a.end))
-
-
-def _group_text(group: list[Hit], document_text: Any) -> str:
-    """The document's text from the first chunk to the last, with the heading of each chunk that starts a new
-    section as a line of its own (parsers keep headings out of the text, so a merged passage would lose them)."""
-    if len(group) == 1:
-        return group[0].text
-    try:
-        full = document_text(group[0].document_id)
-    except NotFound:  # replaced since the search: its chunks' own texts still hold
-        full = ""
-    if not full:
-        return "\n".join(h.text for h in group)
-    parts, cursor, path = [], group[0].start, group[0].heading_path
-    for hit in group:
-        if hit.start >= cursor and hit.heading_path != path and hit.heading_path:
-            gap, heading = full[cursor:hit.start], hit.heading_path[-1]
-            line = re.compile(rf"^[ \t]*{re.escape(heading)}[ \t]*$", re.MULTILINE)
-            present = line.search(full, cursor, min(len(full), hit.start + len(heading) + 2))  # a PDF keeps its headings
-            parts.append(gap if present else gap.rstrip() + f"\n\n{heading}\n")
-            cursor = hit.start
-        path = hit.heading_path
-        if hit.end > cursor:
-            parts.append(full[cursor:hit.end])
-            cursor = hit.end
-    return "".join(parts)
-
-
 class Answerer:
-    """Answers questions over a Store with the configured retrieval, generators and abstention."""
+    """Answers questions over a Store with the configured retrieval pipeline, generators and abstention."""
 
     def __init__(
         self, store: Store, generators: GeneratorRegistry, retrieval: RetrievalConfig,
         abstention: AbstentionConfig, max_question_chars: int = 2000, max_top_k: int = 50,
+        pipeline: RetrievalPipeline | None = None,
     ) -> None:
         self.store = store
-        self.searcher = Searcher(store, retrieval.tuning())
+        self.pipeline = pipeline or RetrievalPipeline(store, retrieval)
         self.generators = generators
         self.retrieval = retrieval
         self.abstention = abstention
@@ -189,32 +123,34 @@ class Answerer:
                 pass  # fall back to the rule rather than fail the turn
         return rewrite_follow_up(question, previous)
 
-    def retrieve(self, request: AskRequest) -> list[Hit]:
-        """The hits for a question, as configured."""
-        return self.searcher.search(
-            request.collection, request.question, mode=request.mode or self.retrieval.mode,
-            k=request.top_k or self.retrieval.top_k, filters=request.filters,
-        )
+    def retrieve(self, request: AskRequest) -> Retrieved:
+        """The hits for a question, through the pipeline, as configured."""
+        return self.pipeline.search(request.collection, request.question, mode=request.mode, k=request.top_k,
+                                    filters=request.filters)
 
     def stream(self, request: AskRequest) -> Iterator[AnswerEvent]:
         """citations, then tokens, then done. Closing the iterator stops the generator."""
         self.validate(request)
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        hits = self.retrieve(request)
-        passages = merge_hits(hits, self.store.document_text, self.retrieval.context_chars)
+        retrieved = self.retrieve(request)
+        passages = self.pipeline.context(retrieved.hits)
+        timings.update(retrieved.timings)
         timings["retrieval_ms"] = _ms(started)
+        warnings = retrieved.warnings
         scorer = self.scorer(request.collection)
         generator = self.generators.get(request.generator, scorer)
         mark = time.perf_counter()
         ranked = scorer.rank(request.question, passage_sentences(passages))
         verdict = judge(analyse_question(request.question), ranked, passages, scorer.weights)
+        verdict = replace(verdict, rerank=retrieved.best_rerank)
         timings["evidence_ms"] = _ms(mark)
         yield AnswerEvent("citations", passages)
         reason = self._abstain_reason(passages, verdict)
         if reason:
             timings["total_ms"] = _ms(started)
-            yield AnswerEvent("done", Answer(request.question, "", passages, True, reason, timings, None, generator.name, verdict))
+            yield AnswerEvent("done", Answer(request.question, "", passages, True, reason, timings, None, generator.name,
+                                             verdict, warnings))
             return
         mark = time.perf_counter()
         pieces: list[str] = []
@@ -233,6 +169,7 @@ class Answerer:
                 close()
         timings["generation_ms"] = _ms(mark)
         answer = self._finish(request, "".join(pieces).strip(), passages, scorer, timings, started, generator.name, verdict)
+        answer.warnings = warnings
         yield AnswerEvent("done", answer)
 
     def _finish(
@@ -263,7 +200,7 @@ class Answerer:
             return "no passage in the collection matches the question"
         if not self.abstention.enabled:
             return None
-        return verdict.reason(self.abstention.min_support)
+        return verdict.reason(self.abstention.min_support, self.abstention.min_rerank)
 
 
 def _ms(since: float) -> float:

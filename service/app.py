@@ -24,6 +24,8 @@ from service.keys import KeyStore, authenticator
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, ConcurrencyLimitMiddleware, RequestContextMiddleware
 from service.problems import install_problem_handlers
+from service.rerankers import build_reranker
+from service.retrieval import RetrievalPipeline
 from service.chat import ConversationStore
 from service.routes import ask, collections, conversations, formats, health, jobs, keys, openai_chat
 from service.settings import Settings
@@ -43,8 +45,9 @@ def build_context(settings: Settings) -> ServiceContext:
     store = open_store(settings.store.url, settings.data_dir, embedders=Embedders(settings.embedder.spec()),
                        options=settings.store.options())
     limits = settings.limits
+    pipeline = RetrievalPipeline(store, settings.retrieval, build_reranker(settings.reranker), settings.reranker.candidates)
     answerer = Answerer(store, GeneratorRegistry(settings.generator), settings.retrieval, settings.abstention,
-                        limits.max_question_chars, limits.max_top_k)
+                        limits.max_question_chars, limits.max_top_k, pipeline)
     metrics = Metrics()
     metrics.watch_index(lambda: {c.name: store.counts(c) for c in store.list_collections()})
     jobs = JobRunner(store.records.jobs, limits.max_concurrent_jobs)
@@ -70,6 +73,10 @@ def _warm_up(ctx: ServiceContext) -> None:
         for collection in ctx.store.list_collections():
             ctx.store.embedder(collection).identity
             ctx.store.warm_up(collection)
+        try:
+            ctx.answerer.pipeline.warm_up()
+        except Exception as exc:  # noqa: BLE001 - questions still get the fused order, each with a warning
+            log.warning("re-ranker failed to load", extra={"error": f"{type(exc).__name__}: {exc}"})
         ctx.ready.set()
         log.info("ready", extra={"store": redacted(ctx.store.url)})
     except Exception as exc:  # noqa: BLE001 - reported by /readyz

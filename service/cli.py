@@ -1,4 +1,5 @@
-"""The `docqa` command: the batch CLI from ingest, plus `serve` and `keys`; the edge that reads the settings.
+"""The `docqa` command: the batch CLI from ingest, plus `serve`, `search`, `plugins`, `keys` and `eval`; the edge
+that reads the settings.
 
 Every command reads one `Settings`, once: its flags, then `DOCQA_*` environment variables, then `.env` in the
 current directory, then the defaults. The batch commands get plain values from it (ingest/cli.py `_State`).
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 import typer
 from pydantic import ValidationError
 
-from ingest.cli import JsonOpt, _State, app, fail, out
+from ingest.cli import CollectionOpt, JsonOpt, _State, app, err, fail, out
 from service.evaluation.cli import eval_app
 from service.settings import Settings
 
@@ -41,7 +42,7 @@ def _invalid(error: Any) -> str:
     """One invalid setting in words: its variable, what is wrong, and the value given when it is a plain value of
     a section that holds no secrets (store URLs and generator sections may carry passwords and API keys)."""
     where, value = _env_name(error["loc"]), error["input"]
-    secret = error["loc"][:1] in (("store",), ("generator",))
+    secret = error["loc"][:1] in (("store",), ("generator",), ("reranker",))
     shown = "" if secret or not isinstance(value, (str, int, float, bool)) else f" (got {value!r})"
     return f"{where}: {error['msg']}{shown}"
 
@@ -98,7 +99,6 @@ def main_options(
     _State.store_url, _State.store_options = settings.store.url, settings.store.options()
     _State.spec, _State.limits, _State.ocr = settings.embedder.spec(), settings.limits.per_file(), settings.ocr.options()
     _State.storage_options = settings.sources.storage_options
-    _State.tuning, _State.mode, _State.top_k = settings.retrieval.tuning(), settings.retrieval.mode, settings.retrieval.top_k
 
 
 @app.command()
@@ -138,9 +138,61 @@ def worker_app() -> FastAPI:
     return create_app(settings)
 
 
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="What to look for."),
+    collection: str = CollectionOpt,
+    mode: Optional[str] = typer.Option(None, "--mode", help="dense, lexical or hybrid [DOCQA_RETRIEVAL__MODE]."),
+    k: Optional[int] = typer.Option(None, "-k", "--top-k", help="How many passages [DOCQA_RETRIEVAL__TOP_K]."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Print the best-matching passages with document, place (page, slide, sheet and rows…) and score, through the
+    service's retrieval pipeline (re-ranked when DOCQA_RERANKER__MODEL is set); warnings go to stderr."""
+    from indexes.errors import DocQAError
+    from indexes.locators import locator_label
+    from indexes.search import MODES
+    from service.rerankers import build_reranker
+    from service.retrieval import RetrievalPipeline
+
+    settings = _Run.settings
+    assert settings is not None  # main_options ran
+    mode = settings.retrieval.mode if mode is None else mode
+    if mode not in MODES:
+        fail(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    store = _State.store()
+    try:
+        target = store.get_collection(collection)
+        pipeline = RetrievalPipeline(store, settings.retrieval, build_reranker(settings.reranker),
+                                     settings.reranker.candidates)
+        retrieved = pipeline.search(target, query, mode=mode, k=k)
+    except DocQAError as exc:
+        fail(exc.detail)
+    for warning in retrieved.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True, highlight=False)
+    hits = retrieved.hits
+    if as_json:
+        out.print_json(json.dumps({"query": query, "mode": mode, "hits": [_hit_dict(h, locator_label) for h in hits]}))
+        return
+    for rank, h in enumerate(hits, 1):
+        place = locator_label(h.locator)
+        where = f", {place}" if place else ""
+        ocr = " [dim](OCR)[/dim]" if h.ocr else ""
+        out.print(f"[bold]{rank}.[/bold] {h.title}{where}{ocr} [dim]({h.score:.4f})[/dim] [dim]{h.source}[/dim]", highlight=False)
+        out.print(f"   {h.text[:400]}", highlight=False)
+
+
+def _hit_dict(hit: Any, locator_label: Any) -> dict[str, Any]:
+    return {
+        "chunk_id": hit.chunk_id, "document_id": hit.document_id, "title": hit.title, "source": hit.source,
+        "page": hit.page_start, "page_end": hit.page_end, "locator": hit.locator,
+        "locator_label": locator_label(hit.locator), "ocr": hit.ocr, "heading_path": list(hit.heading_path),
+        "score": hit.score, "scores": hit.scores, "text": hit.text,
+    }
+
+
 @app.command("plugins")
 def list_plugins(as_json: bool = JsonOpt) -> None:
-    """Every installed store, embedder, parser and generator: its name, the package that provides it (docqa for
+    """Every installed store, embedder, parser, generator, re-ranker and engine: its name, the package that provides it (docqa for
     the built-ins) and the object it names; exits 1 if one fails to load."""
     from rich.table import Table
 

@@ -21,5 +21,10 @@ class GeneratorUnavailable(DocQAError):
     """The answer generator failed or did not answer in time."""
 
 
+class RerankerUnavailable(DocQAError):
+    """The re-ranker failed (model error, server down, timeout, a reply of the wrong shape); searches fall back
+    to the fused order with a warning, so this reaches a client only from a direct call."""
+
+
 class Overloaded(DocQAError):
     """Too much work is queued already; retry later."""

@@ -17,7 +17,7 @@ from indexes.errors import (
     Conflict, DocQAError, EmbedderMismatch, InvalidInput, LimitExceeded, NotFound, ParseError, PluginError,
     SourceUnavailable, StorageError, UnsupportedMediaType,
 )
-from service.errors import Forbidden, GeneratorUnavailable, Overloaded, PayloadTooLarge, Unauthorized
+from service.errors import Forbidden, GeneratorUnavailable, Overloaded, PayloadTooLarge, RerankerUnavailable, Unauthorized
 from service.logs import request_id_var
 
 log = logging.getLogger("docqa.service")
@@ -36,6 +36,7 @@ STATUSES: dict[type[DocQAError], tuple[int, str]] = {
     Unauthorized: (401, "Unauthorized"),
     Forbidden: (403, "Forbidden"),
     GeneratorUnavailable: (502, "Generator unavailable"),
+    RerankerUnavailable: (502, "Re-ranker unavailable"),
     SourceUnavailable: (502, "Source unavailable"),
     StorageError: (503, "Storage unavailable"),
     Overloaded: (503, "Service overloaded"),

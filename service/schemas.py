@@ -75,6 +75,7 @@ class Citation(Placed):
     cited: bool = False
     supported: bool | None = Field(None, description="Whether the claims citing it are backed by it.")
     support: float | None = None
+    rerank: float | None = Field(None, examples=[0.91], description="The re-ranker's score of its best chunk (none without a re-ranker, or when it failed).")
 
 
 class AskResponse(BaseModel):
@@ -87,9 +88,20 @@ class AskResponse(BaseModel):
                 "citations": [{"n": 1, "document_id": 3, "title": "Northwind Engineering Handbook", "source": "handbook.md",
                                "page": None, "locator": None, "locator_label": None, "ocr": False,
                                "heading_path": ["Infrastructure"], "text": "The staging cluster has 12 nodes.",
-                               "score": 0.032, "cited": True, "supported": True, "support": 1.0}],
+                               "score": 0.032, "cited": True, "supported": True, "support": 1.0, "rerank": 0.91}],
                 "abstained": False, "reason": None, "answer_support": 1.0, "unsupported_claims": [],
-                "generator": "extractive", "timings": {"retrieval_ms": 21.3, "total_ms": 80.2},
+                "generator": "extractive", "timings": {"retrieval_ms": 61.3, "rerank_ms": 40.1, "total_ms": 120.2},
+                "warnings": [],
+            }, {
+                "answer": "The staging cluster has 12 nodes [1].",
+                "citations": [{"n": 1, "document_id": 3, "title": "Northwind Engineering Handbook", "source": "handbook.md",
+                               "page": None, "locator": None, "locator_label": None, "ocr": False,
+                               "heading_path": ["Infrastructure"], "text": "The staging cluster has 12 nodes.",
+                               "score": 0.032, "cited": True, "supported": True, "support": 1.0, "rerank": None}],
+                "abstained": False, "reason": None, "answer_support": 1.0, "unsupported_claims": [],
+                "generator": "extractive", "timings": {"retrieval_ms": 10021.3, "rerank_ms": 10000.2, "total_ms": 10080.2},
+                "warnings": ["re-ranking failed, passages are in fused order: re-ranking server at http://reranker:8080: "
+                             "timed out (ReadTimeout) (after 3 attempts)"],
             }]
         }
     )
@@ -102,7 +114,8 @@ class AskResponse(BaseModel):
     unsupported_claims: list[str] = Field(default_factory=list)
     generator: str
     rewritten_question: str | None = None
-    timings: dict[str, float]
+    timings: dict[str, float] = Field(description="Milliseconds per stage: retrieval (re-ranking included), rerank, evidence, generation, verification, total.")
+    warnings: list[str] = Field(default_factory=list, description="What went wrong without failing the answer: a re-ranker that failed leaves the fused order.")
 
 
 class SearchBody(BaseModel):
@@ -129,24 +142,32 @@ class SearchHit(Placed):
     heading_path: list[str] = Field(default_factory=list)
     text: str
     score: float
-    scores: dict[str, float] = Field(default_factory=dict, description="Each retriever's own score.")
+    scores: dict[str, float] = Field(default_factory=dict, examples=[{"dense": 0.71, "lexical": 7.9, "rerank": 0.91}],
+                                     description="Each retriever's own score, and `rerank`: the re-ranker's, when one is on.")
 
 
 class SearchResponse(BaseModel):
     """Ranked passages, best first."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "query": "staging cluster nodes", "mode": "hybrid", "timings": {"retrieval_ms": 18.4},
+        "query": "staging cluster nodes", "mode": "hybrid", "timings": {"retrieval_ms": 18.4}, "warnings": [],
         "hits": [{"chunk_id": 12, "document_id": 3, "title": "Northwind Engineering Handbook", "source": "handbook.md",
                   "page": None, "page_end": None, "locator": None, "locator_label": None, "ocr": False,
                   "heading_path": ["Infrastructure"],
                   "text": "The staging cluster has 12 nodes.", "score": 0.032, "scores": {"dense": 0.71, "lexical": 7.9}}],
+    }, {
+        "query": "staging cluster nodes", "mode": "hybrid", "timings": {"retrieval_ms": 58.4, "rerank_ms": 40.0}, "warnings": [],
+        "hits": [{"chunk_id": 12, "document_id": 3, "title": "Northwind Engineering Handbook", "source": "handbook.md",
+                  "page": None, "page_end": None, "locator": None, "locator_label": None, "ocr": False,
+                  "heading_path": ["Infrastructure"], "text": "The staging cluster has 12 nodes.", "score": 0.032,
+                  "scores": {"dense": 0.71, "lexical": 7.9, "rerank": 0.91}}],
     }]})
 
     query: str
     mode: str
     hits: list[SearchHit]
-    timings: dict[str, float]
+    timings: dict[str, float] = Field(description="Milliseconds: retrieval (re-ranking included) and rerank.")
+    warnings: list[str] = Field(default_factory=list, description="What went wrong without failing the search: a re-ranker that failed leaves the fused order.")
 
 
 class CollectionCreate(BaseModel):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexes.backends import StoreOptions
@@ -104,6 +104,36 @@ class AbstentionConfig(BaseModel):
 
     enabled: bool = True
     min_support: float = 0.39  # calibrated on SQuAD 2.0 even articles, checked on odd (docs/quality.md)
+    # With a re-ranker on: abstain when it scores the best passage below this (None: off). Its scale is the
+    # model's own, so it is set by `docqa eval calibrate` for one model, never shipped.
+    min_rerank: float | None = None
+
+
+class RerankerConfig(BaseModel):
+    """An optional second stage that re-scores the top `candidates` fused hits with a model that reads the
+    question and each passage together. Off while `model` is unset (no trained re-ranker ships with docqa).
+
+    `cross-encoder`: any sentence-transformers CrossEncoder by name or path, in-process (device, precision,
+    batch_size as for the embedder). `http`: a `/rerank` server (`base_url` + `/rerank`): `api` "cohere" speaks
+    Cohere's, Jina's and vLLM's shape, "tei" Hugging Face text-embeddings-inference's; key, timeout and retries
+    as for the OpenAI-compatible generator."""
+
+    model: str | None = None
+    backend: str = "cross-encoder"
+    candidates: int = Field(30, gt=0, le=1000)
+    device: str = "cpu"
+    precision: str = Field("fp32", pattern="^(fp32|bf16|fp16)$")
+    batch_size: int = Field(32, gt=0)
+    base_url: str = Field("http://127.0.0.1:8080", pattern="^https?://")
+    api: Literal["cohere", "tei"] = "cohere"
+    api_key: SecretStr | None = None
+    timeout: float = Field(10.0, gt=0)
+    retries: int = Field(2, ge=0, le=10)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a re-ranker is configured at all."""
+        return bool(self.model)
 
 
 class LimitsConfig(BaseModel):
@@ -196,6 +226,7 @@ class Settings(BaseSettings):
     generator: GeneratorConfig = GeneratorConfig()
     retrieval: RetrievalConfig = RetrievalConfig()
     abstention: AbstentionConfig = AbstentionConfig()
+    reranker: RerankerConfig = RerankerConfig()
     limits: LimitsConfig = LimitsConfig()
     ocr: OcrConfig = OcrConfig()
     sources: SourcesConfig = SourcesConfig()

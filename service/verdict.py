@@ -10,7 +10,9 @@ Reasons to abstain, in the order they are given (each measured on SQuAD 2.0, doc
 - the question asks for a kind of value (an amount of money, a number, a date, a name, a place) and no sentence
   about its subject holds one (`mentions.carries`; `evidence.about`);
 - the closest sentence's evidence (meaning and wording) is below the calibrated floor; the reason then names
-  the question's words that no passage mentions, if any (never a function word or an inflected verb).
+  the question's words that no passage mentions, if any (never a function word or an inflected verb);
+- with a re-ranker on and its floor set (`min_rerank`, calibrated for one model), it scores the best passage
+  below that floor.
 """
 
 from __future__ import annotations
@@ -44,9 +46,10 @@ class Verdict:
     contradiction: str | None = None  # the closest sentence says otherwise: negation or an opposite
     absent: AnswerType | None = None  # the asked kind of value, in no sentence about the subject
     subject: tuple[str, ...] = ()  # the question's entities, as written
+    rerank: float | None = None  # the re-ranker's score of the best passage (None: no re-ranker, or it failed)
 
-    def reason(self, min_support: float) -> str | None:
-        """Why to abstain at this evidence floor, or None to answer."""
+    def reason(self, min_support: float, min_rerank: float | None = None) -> str | None:
+        """Why to abstain at this evidence floor (and re-rank floor, if set), or None to answer."""
         if self.missing:
             return f"no passage mentions {_quoted(self.missing)}"
         if self.contradiction:
@@ -58,6 +61,8 @@ class Verdict:
             if self.unmentioned:
                 return f"no passage mentions {_quoted(self.unmentioned)}"
             return f"the closest passages do not answer the question (evidence {self.evidence:.2f} < {min_support:.2f})"
+        if min_rerank is not None and self.rerank is not None and self.rerank < min_rerank:
+            return f"the re-ranker finds no passage that answers the question (score {self.rerank:.3f} < {min_rerank:.3f})"
         return None
 
 

@@ -21,7 +21,8 @@ from indexes.types import Hit
 from ingest.chunking import ChunkingOptions, chunk_document
 from ingest.parsers import parse_bytes
 from ingest.pipeline import IngestPipeline, SourceFile
-from service.answer import Answer, Answerer, AskRequest, merge_hits
+from service.answer import Answer, Answerer, AskRequest
+from service.retrieval import merge_hits
 from service.generators.extractive import ExtractiveGenerator
 from service.generators.registry import GeneratorRegistry
 from service.settings import AbstentionConfig, GeneratorConfig, RetrievalConfig

@@ -40,9 +40,18 @@ def test_eval_qa_reports_every_mode_answers_and_abstention(small_squad: Path, wo
     report = json.loads(result.stdout)
     assert report["questions"] == 60
     assert set(report["retrieval"]) == {"dense", "lexical", "hybrid"}
+    # scored over the answerable questions (the unanswerable have no passage to find), and over all of them
+    from service.evaluation.datasets import load_squad
+    from service.evaluation.harness import subset
+
+    asked = subset(load_squad(small_squad), 60).questions
+    assert report["answerable_questions"] == sum(not q.impossible for q in asked) < 60
     for metrics in report["retrieval"].values():
-        assert {"recall@1", "recall@5", "mrr@10", "ndcg@10"} <= set(metrics)
-        assert all(0.0 <= v <= 1.0 for v in metrics.values())
+        answerable = {k: v for k, v in metrics.items() if k != "all_questions"}
+        for figures in (answerable, metrics["all_questions"]):
+            assert {"recall@1", "recall@5", "mrr@10", "ndcg@10"} <= set(figures)
+            assert all(0.0 <= v <= 1.0 for v in figures.values())
+        assert answerable != metrics["all_questions"]
     hybrid = report["retrieval"]["hybrid"]
     assert hybrid["recall@1"] >= 0.7
     assert hybrid["recall@5"] >= max(report["retrieval"]["dense"]["recall@5"], report["retrieval"]["lexical"]["recall@5"]) - 0.05

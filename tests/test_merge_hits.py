@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from indexes.errors import NotFound
 from indexes.types import Hit
-from service.answer import merge_hits
+from service.retrieval import merge_hits
 
 # One document of five 20-character chunks; chunks 0-2 on page 1, 3-4 on page 2.
 CHUNKS = ["Alpha has 3 nodes.  ", "Beta has 5 nodes.   ", "Gamma has 7 nodes.  ", "Delta has 9 nodes.  ",
@@ -111,3 +111,12 @@ def test_neighbouring_rows_of_one_sheet_join_and_cite_every_row_they_cover() -> 
     passages = merge_hits([rows[1], rows[0], other, rows[2]], document_text, 6000)
     assert [(p.chunk_ids, p.where, p.ocr) for p in passages] == [
         ((100, 101, 102), "sheet Q3, rows 2–16", True), ((103,), "sheet Q4, rows 17–21", False)]
+
+
+def test_a_merged_passage_carries_its_chunks_best_rerank_score_and_none_without_one() -> None:
+    first, second = hit(0, 0.9), hit(1, 0.4)
+    first.scores, second.scores = {"dense": 0.7, "rerank": 0.2}, {"dense": 0.5, "rerank": 0.8}
+    [passage] = merge_hits([first, second], document_text, 6000)
+    assert passage.rerank == 0.8 and passage.score == 0.9
+    [plain] = merge_hits([hit(0), hit(1)], document_text, 6000)
+    assert plain.rerank is None

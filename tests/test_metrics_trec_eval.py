@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from service.evaluation.datasets import EvalSet, load_beir
 from service.evaluation.harness import EvalConfig, build_index, ranked_documents, retrieval_metrics
 from service.evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
-from indexes.search import MODES, Searcher
+from indexes.search import MODES
 
 ARGUANA = Path(__file__).resolve().parents[2] / "shared" / "eval" / "beir-arguana"
 QUERIES = 12
@@ -58,10 +58,10 @@ def arguana_slice() -> EvalSet:
 def test_docqa_metrics_equal_trec_evals_on_a_real_arguana_run(arguana_slice: EvalSet, tmp_path: Path):
     config = EvalConfig()
     index = build_index(arguana_slice, config, tmp_path / "work", beir=True)
-    searcher = Searcher(index.store, config.retrieval.tuning())
+    pipeline = config.pipeline(index.store)
     try:
         for mode in MODES:
-            rankings = {q.qid: ranked_documents(searcher, index, q, mode, drop_self=True) for q in arguana_slice.questions}
+            rankings = {q.qid: ranked_documents(pipeline, index, q, mode, drop_self=True) for q in arguana_slice.questions}
             assert all(rankings.values()), mode
             expected = trec_eval(rankings, arguana_slice.qrels)
             assert set(expected) == set(rankings)

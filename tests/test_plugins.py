@@ -58,6 +58,17 @@ class FixedGenerator:
 
 
 GENERATOR = GeneratorPlugin(FixedSettings, lambda settings, scorer: FixedGenerator(settings.sentence))
+
+
+class ShortestFirst:
+    name = "shortest-first"
+
+    def rerank(self, query, texts):
+        return [-float(len(t)) for t in texts]
+
+
+def build_reranker(config):
+    return ShortestFirst()
 '''
 
 NOTE = b"""title: Kitchen rota
@@ -98,6 +109,9 @@ fixed = docqa_note:GENERATOR
 
 [docqa.parsers]
 note = docqa_note:NoteParser
+
+[docqa.rerankers]
+shortest = docqa_note:build_reranker
 """)
 
 
@@ -112,12 +126,15 @@ def test_docqa_plugins_lists_the_third_party_plugins_and_the_built_ins(note_plug
     assert rows["docqa.parsers", "note"]["object"] == "docqa_note:NoteParser"
     built_in = {key for key, r in rows.items() if r["distribution"] == "docqa"}
     assert {("docqa.stores", "sqlite"), ("docqa.embedders", "sentence-transformers"), ("docqa.parsers", "pdf"),
-            ("docqa.generators", "extractive"), ("docqa.generators", "openai")} <= built_in
+            ("docqa.generators", "extractive"), ("docqa.generators", "openai"), ("docqa.rerankers", "cross-encoder"),
+            ("docqa.rerankers", "http")} <= built_in
+    assert rows["docqa.rerankers", "shortest"]["distribution"] == "docqa-note"
 
 
 def test_a_served_plugin_parses_uploads_and_answers_with_its_own_settings(note_plugin, tmp_path):
     env = {**with_site(note_plugin), "DOCQA_GENERATOR__ENABLED": '["extractive", "fixed"]',
-           "DOCQA_GENERATOR__FIXED__SENTENCE": SENTENCE}
+           "DOCQA_GENERATOR__FIXED__SENTENCE": SENTENCE,
+           "DOCQA_RERANKER__BACKEND": "shortest", "DOCQA_RERANKER__MODEL": "shortest-first"}
     with DocqaServer(tmp_path, env=env) as server, httpx.Client(base_url=server.base_url, timeout=60) as client:
         response = client.post("/v1/collections/default/documents", files={"files": ("kitchen.note", NOTE)})
         assert response.status_code == 202, response.text
@@ -136,6 +153,11 @@ def test_a_served_plugin_parses_uploads_and_answers_with_its_own_settings(note_p
 
         extractive = ask(client, "When is the office kettle descaled?")
         assert extractive["generator"] == "extractive" and extractive["answer"] != SENTENCE
+
+        # the plugin's re-ranker orders the search: shortest passage first, its score beside the retrievers'
+        hits = client.post("/v1/search", json={"query": "office kettle dishwasher", "top_k": 2}).json()["hits"]
+        assert [h["scores"]["rerank"] for h in hits] == [-float(len(h["text"])) for h in hits]
+        assert [len(h["text"]) for h in hits] == sorted(len(h["text"]) for h in hits)
 
 
 def test_without_the_plugin_a_note_upload_is_refused(tmp_path):

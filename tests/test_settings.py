@@ -21,6 +21,8 @@ import pytest
 from indexes.embedded import EmbeddedStore
 from server import ENTRY, DocqaServer, docqa_environment, wait_for_job
 
+from service.settings import Settings
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,6 +176,25 @@ def test_a_bad_generator_setting_is_named_without_showing_the_sections_secrets(t
     result = docqa(tmp_path, "status")
     assert result.returncode == 2
     assert "DOCQA_GENERATOR__OPENAI__TIMEOUT" in result.stderr and "greater than 0" in result.stderr
+    assert "sk-do-not-print" not in result.stderr + result.stdout
+
+
+def test_reranker_settings_are_read_once_and_a_bad_one_is_named_without_its_key(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DOCQA_RERANKER__MODEL", "bge-reranker-base")
+    monkeypatch.setenv("DOCQA_RERANKER__BACKEND", "http")
+    monkeypatch.setenv("DOCQA_RERANKER__API", "tei")
+    monkeypatch.setenv("DOCQA_RERANKER__CANDIDATES", "12")
+    monkeypatch.setenv("DOCQA_ABSTENTION__MIN_RERANK", "0.25")
+    settings = Settings(_env_file=None)
+    assert (settings.reranker.model, settings.reranker.backend, settings.reranker.api, settings.reranker.candidates) == (
+        "bge-reranker-base", "http", "tei", 12)
+    assert settings.reranker.enabled and settings.abstention.min_rerank == 0.25
+    monkeypatch.delenv("DOCQA_RERANKER__MODEL")
+    assert not Settings(_env_file=None).reranker.enabled  # off while no model is set
+    (tmp_path / ".env").write_text("DOCQA_RERANKER__API_KEY=sk-do-not-print\nDOCQA_RERANKER__CANDIDATES=0\n")
+    result = docqa(tmp_path, "status")
+    assert result.returncode == 2
+    assert "DOCQA_RERANKER__CANDIDATES" in result.stderr and "greater than 0" in result.stderr
     assert "sk-do-not-print" not in result.stderr + result.stdout
 
 

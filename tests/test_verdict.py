@@ -4,7 +4,7 @@ only there, and the reason names what is missing; and how merged passages keep t
 from __future__ import annotations
 
 from indexes.types import Hit
-from service.answer import merge_hits
+from service.retrieval import merge_hits
 from service.evidence import EvidenceWeights, ScoredSentence, passage_sentences
 from service.generators.base import Passage
 from service.mentions import antonym_swap, counts, negated

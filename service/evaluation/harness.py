@@ -16,7 +16,7 @@ from indexes.language import documents_language
 from indexes.lexical import ANALYSIS_VERSION
 from indexes.sentences import SPLITTER_VERSION
 from indexes.schema import SCHEMA_VERSION
-from indexes.search import MODES, Searcher
+from indexes.search import MODES
 from indexes.store import Embedders, Store
 from indexes.types import Collection
 from ingest.pipeline import ChunkingOptions, IngestPipeline, SourceFile
@@ -28,7 +28,9 @@ from service.evaluation.metrics import (
     abstention_scores, best_f1, contains_answer, mean, mrr_at_k, ndcg_at_k, recall_at_k,
 )
 from service.generators.registry import GeneratorRegistry
-from service.settings import AbstentionConfig, GeneratorConfig, RetrievalConfig
+from service.rerankers import Reranker, build_reranker
+from service.retrieval import RetrievalPipeline
+from service.settings import AbstentionConfig, GeneratorConfig, RerankerConfig, RetrievalConfig
 from service.verdict import Verdict
 
 DEPTH = 100  # documents ranked per question: enough for recall@100
@@ -36,17 +38,21 @@ DEPTH = 100  # documents ranked per question: enough for recall@100
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """One configuration under test: the embedder, how documents are indexed, retrieval and abstention."""
+    """One configuration under test: the embedder, how documents are indexed, retrieval, re-ranking (as the
+    service's DOCQA_RERANKER__* says, unless overridden) and abstention."""
 
     backend: str = "sentence-transformers"
     model: str = EmbedderSpec().model
     titles: bool = True
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     abstention: AbstentionConfig = field(default_factory=AbstentionConfig)
+    reranker: RerankerConfig = field(default_factory=RerankerConfig)
 
     def with_overrides(self, pairs: dict[str, str]) -> "EvalConfig":
-        """A copy with `key=value` overrides: backend, model, titles, or any retrieval/abstention field."""
+        """A copy with `key=value` overrides: backend, model, titles, any retrieval/abstention field, or
+        `reranker.<field>` (reranker.model=PATH turns re-ranking on, reranker.model= off)."""
         config, retrieval, abstention = self, self.retrieval.model_dump(), self.abstention.model_dump()
+        reranker = self.reranker.model_dump()
         for key, value in pairs.items():
             if key in ("backend", "model"):
                 config = replace(config, **{key: value})
@@ -55,18 +61,38 @@ class EvalConfig:
             elif key in retrieval:
                 retrieval[key] = value
             elif key in abstention:
-                abstention[key] = value
+                abstention[key] = value if value not in ("", "none") else None
+            elif key.startswith("reranker.") and key.removeprefix("reranker.") in reranker:
+                reranker[key.removeprefix("reranker.")] = value or None
             else:
-                raise ValueError(f"unknown setting {key!r}; use backend, model, titles, {sorted(retrieval)} or {sorted(abstention)}")
-        return replace(config, retrieval=RetrievalConfig(**retrieval), abstention=AbstentionConfig(**abstention))
+                raise ValueError(f"unknown setting {key!r}; use backend, model, titles, {sorted(retrieval)}, "
+                                 f"{sorted(abstention)} or reranker.{{{','.join(sorted(reranker))}}}")
+        return replace(config, retrieval=RetrievalConfig(**retrieval), abstention=AbstentionConfig(**abstention),
+                       reranker=RerankerConfig(**reranker))
+
+    def pipeline(self, store: Store) -> RetrievalPipeline:
+        """The service's retrieval pipeline for this configuration, over `store`."""
+        return RetrievalPipeline(store, self.retrieval, _reranker(self.reranker), self.reranker.candidates)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values, as reported with the figures."""
         return {
             "backend": self.backend, "model": self.model, "titles": self.titles,
             "retrieval": self.retrieval.model_dump(), "abstention": self.abstention.model_dump(),
+            "reranker": self.reranker.model_dump(mode="json", exclude={"api_key"}),
             "analysis_version": ANALYSIS_VERSION, "splitter_version": SPLITTER_VERSION,
         }
+
+
+_RERANKERS: dict[str, Reranker | None] = {}
+
+
+def _reranker(config: RerankerConfig) -> Reranker | None:
+    """One re-ranker per configuration for the whole run (its model loads once, for retrieval and answers)."""
+    key = config.model_dump_json()
+    if key not in _RERANKERS:
+        _RERANKERS[key] = build_reranker(config)
+    return _RERANKERS[key]
 
 
 def _caching_store(url: str | None, data_dir: Path, spec: EmbedderSpec, cache: Path) -> Store:
@@ -147,14 +173,20 @@ def _write_documents(evalset: EvalSet, root: Path, beir: bool, titles: bool) -> 
     return files
 
 
-def ranked_documents(searcher: Searcher, index: ScratchIndex, query: Question, mode: str, drop_self: bool) -> list[str]:
-    """Document keys, best first (a document ranks where its best chunk does); BEIR drops the query's own id."""
-    hits = searcher.search(index.collection, query.text, mode=mode, k=DEPTH + 1)
+def ranked_documents(
+    pipeline: RetrievalPipeline, index: ScratchIndex, query: Question, mode: str, drop_self: bool,
+    warnings: list[str] | None = None,
+) -> list[str]:
+    """Document keys, best first (a document ranks where its best chunk does); BEIR drops the query's own id.
+    The pipeline's warnings (a re-ranker that failed) are added to `warnings`."""
+    found = [pipeline.search(index.collection, query.text, mode=mode, k=DEPTH + 1)]
     if mode == "hybrid":
         # Fusion depends on how many candidates each side brings (min-max floors, RRF ranks): the top 10
         # come from a search at the service's own depth, the tail (for recall@100) from the deep one.
-        hits = searcher.search(index.collection, query.text, mode=mode, k=10) + hits
-    keys = list(dict.fromkeys(h.source for h in hits))
+        found.insert(0, pipeline.search(index.collection, query.text, mode=mode, k=10))
+    if warnings is not None:
+        warnings.extend(w for r in found for w in r.warnings)
+    keys = list(dict.fromkeys(h.source for r in found for h in r.hits))
     return [k for k in keys if not (drop_self and k == query.qid)][:DEPTH]
 
 
@@ -172,20 +204,30 @@ def evaluate_retrieval(
     evalset: EvalSet, index: ScratchIndex, config: EvalConfig, modes: Sequence[str], beir: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Per mode, ranking metrics over every question of the set."""
+    """Per mode, ranking metrics through the service's retrieval pipeline. A set with unanswerable questions
+    (SQuAD 2.0) is scored over its answerable ones, which have a passage to find, with the figures over every
+    question under `all_questions`; `warnings` counts searches whose re-ranker failed."""
     for mode in modes:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
-    searcher = Searcher(index.store, config.retrieval.tuning())
+    pipeline = config.pipeline(index.store)
     relevant = [evalset.relevant(q) for q in evalset.questions]
-    results = {}
+    answerable = [not q.impossible for q in evalset.questions]
+    results: dict[str, dict[str, Any]] = {}
     for mode in modes:
-        rankings = []
+        rankings, warnings = [], []
         for q in evalset.questions:
-            rankings.append(ranked_documents(searcher, index, q, mode, beir))
+            rankings.append(ranked_documents(pipeline, index, q, mode, beir, warnings))
             if progress:
                 progress(1)
-        results[mode] = retrieval_metrics(rankings, relevant)
+        if evalset.has_impossible:
+            pairs = [(r, g) for r, g, a in zip(rankings, relevant, answerable) if a]
+            results[mode] = {**retrieval_metrics([r for r, _ in pairs], [g for _, g in pairs]),
+                             "all_questions": retrieval_metrics(rankings, relevant)}
+        else:
+            results[mode] = retrieval_metrics(rankings, relevant)
+        if pipeline.reranker is not None:
+            results[mode]["rerank_failures"] = len(warnings)
     return results
 
 
@@ -204,19 +246,21 @@ class AnswerRecord:
         """The best sentence's evidence score."""
         return self.verdict.evidence
 
-    def abstains(self, min_support: float) -> bool:
-        """The answerer's decision at this floor (a floor below 0 stands for abstention switched off)."""
+    def abstains(self, min_support: float, min_rerank: float | None = None) -> bool:
+        """The answerer's decision at these floors (a support floor below 0 stands for abstention switched off)."""
         if self.forced:
             return True
-        return min_support >= 0 and self.verdict.reason(min_support) is not None
+        return min_support >= 0 and self.verdict.reason(min_support, min_rerank) is not None
 
 
 def collect_answers(
     evalset: EvalSet, index: ScratchIndex, config: EvalConfig, progress: Callable[[int], None] | None = None,
 ) -> list[AnswerRecord]:
-    """Ask every question through the Answerer (extractive generator), recording evidence and text."""
+    """Ask every question through the Answerer (extractive generator) and the service's retrieval pipeline,
+    recording evidence and text."""
     answerer = Answerer(
         index.store, GeneratorRegistry(GeneratorConfig()), config.retrieval, replace_abstention(config.abstention),
+        pipeline=config.pipeline(index.store),
     )
     records = []
     for q in evalset.questions:
@@ -233,13 +277,13 @@ def replace_abstention(abstention: AbstentionConfig) -> AbstentionConfig:
     return abstention.model_copy(update={"enabled": False})
 
 
-def answer_metrics(records: Sequence[AnswerRecord], min_support: float) -> dict[str, float]:
+def answer_metrics(records: Sequence[AnswerRecord], min_support: float, min_rerank: float | None = None) -> dict[str, float]:
     """Answer quality on answerable questions: gold text contained, SQuAD F1, and contained when the gold paragraph was retrieved."""
     answerable = [r for r in records if not r.question.impossible and r.question.answers]
     def text(r: AnswerRecord) -> str:
-        return "" if r.abstains(min_support) else r.text
+        return "" if r.abstains(min_support, min_rerank) else r.text
     found = [r for r in answerable if r.gold_retrieved]
-    answered_found = [r for r in found if not r.abstains(min_support)]
+    answered_found = [r for r in found if not r.abstains(min_support, min_rerank)]
     return {
         "questions": len(answerable),
         "contains": mean([float(contains_answer(text(r), r.question.answers)) for r in answerable]),
@@ -250,10 +294,30 @@ def answer_metrics(records: Sequence[AnswerRecord], min_support: float) -> dict[
     }
 
 
-def abstention_metrics(records: Sequence[AnswerRecord], min_support: float) -> dict[str, float]:
-    """Abstention as a detector of unanswerable questions, at one floor."""
-    scores = abstention_scores([r.abstains(min_support) for r in records], [r.question.impossible for r in records])
-    return {"min_support": min_support, **scores}
+def abstention_metrics(records: Sequence[AnswerRecord], min_support: float, min_rerank: float | None = None) -> dict[str, float]:
+    """Abstention as a detector of unanswerable questions, at one floor (and re-rank floor, if set)."""
+    scores = abstention_scores([r.abstains(min_support, min_rerank) for r in records],
+                               [r.question.impossible for r in records])
+    floors = {"min_support": min_support} if min_rerank is None else {"min_support": min_support, "min_rerank": min_rerank}
+    return {**floors, **scores}
+
+
+def reranked(records: Sequence[AnswerRecord]) -> bool:
+    """Whether a re-ranker scored these answers' passages (it was on, and did not fail on all of them)."""
+    return any(r.verdict.rerank is not None for r in records)
+
+
+def sweep_rerank(records: Sequence[AnswerRecord], min_support: float, max_wrong: float = 0.15,
+                 steps: int = 100) -> dict[str, Any]:
+    """Beside a fixed min_support, try re-rank floors across the scores the re-ranker gave (its scale is its
+    own: a sigmoid, a logit); the best as in `sweep`. The first row, at the lowest score, adds no abstention."""
+    scores = [r.verdict.rerank for r in records if r.verdict.rerank is not None]
+    low, high = min(scores), max(scores)
+    floors = [round(low + (high - low) * i / steps, 6) for i in range(steps + 1)]
+    rows = [abstention_metrics(records, min_support, floor) for floor in floors]
+    allowed = [r for r in rows if r["wrongly_abstained"] <= max_wrong] or rows[:1]
+    best = max(allowed, key=lambda r: (r["f1"], -r["min_rerank"]))
+    return {"best": best, "max_wrongly_abstained": max_wrong, "rows": rows}
 
 
 def sweep(records: Sequence[AnswerRecord], max_wrong: float = 0.15, step: float = 0.01) -> dict[str, Any]:
@@ -279,11 +343,13 @@ def report_dict(
 ) -> dict[str, Any]:
     """The JSON report: retrieval per mode, answers, abstention, config."""
     report: dict[str, Any] = {"dataset": evalset.name, "questions": len(evalset.questions), "retrieval": retrieval}
+    if evalset.has_impossible:  # retrieval is scored over these; `all_questions` over every one
+        report["answerable_questions"] = sum(not q.impossible for q in evalset.questions)
     if records is not None:
         floor = config.abstention.min_support if config.abstention.enabled else -1.0
-        report["answers"] = answer_metrics(records, floor)
+        report["answers"] = answer_metrics(records, floor, config.abstention.min_rerank)
         if evalset.has_impossible:
-            report["abstention"] = abstention_metrics(records, floor)
+            report["abstention"] = abstention_metrics(records, floor, config.abstention.min_rerank)
     report["config"] = config.as_dict()
     report["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
     return report

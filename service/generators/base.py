@@ -30,6 +30,7 @@ class Passage:
     headings: tuple[str, ...] = ()  # every heading the passage's chunks sit under (heading lines in `text` too)
     locator: dict[str, Any] | None = None  # where in the document (indexes/locators.py)
     ocr: bool = False  # some of its text was read from an image
+    rerank: float | None = None  # the re-ranker's best score among its chunks (None: no re-ranker scored them)
 
     @property
     def where(self) -> str | None:

@@ -21,6 +21,20 @@ _NO_KEY = "no-key"
 _WITHOUT_AUTHORIZATION = {"Authorization": openai.Omit()}
 
 
+def openai_client(base_url: str, api_key: str | None, timeout: float) -> tuple[openai.OpenAI, dict[str, object]]:
+    """An SDK client for an OpenAI-style server, with the SDK's own retries off (callers retry themselves), and
+    the headers each request takes: none without a key, so no `Authorization` goes out. A float timeout bounds
+    connecting and each read, so a server that stalls mid-reply also fails. The HTTP re-ranker shares it."""
+    client = openai.OpenAI(base_url=base_url, api_key=api_key or _NO_KEY, timeout=timeout, max_retries=0)
+    return client, ({} if api_key else _WITHOUT_AUTHORIZATION)
+
+
+def backoff_pause(attempt: int, backoff: float) -> None:
+    """Wait before retry `attempt` (1, 2, ...): `backoff`, doubling each time."""
+    if attempt:
+        time.sleep(backoff * 2 ** (attempt - 1))
+
+
 class OpenAISettings(BaseModel):
     """`DOCQA_GENERATOR__OPENAI__*`: any OpenAI-compatible chat-completions server (vLLM, Ollama, llama.cpp
     server, LM Studio, OpenAI)."""
@@ -76,9 +90,7 @@ class OpenAICompatibleGenerator:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.backoff = backoff
-        self._headers = {} if api_key else _WITHOUT_AUTHORIZATION
-        # A float timeout bounds connecting and each read, so a server that stalls mid-answer also fails.
-        self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key or _NO_KEY, timeout=timeout, max_retries=0)
+        self._client, self._headers = openai_client(self.base_url, api_key, timeout)
 
     @classmethod
     def from_settings(cls, cfg: OpenAISettings) -> OpenAICompatibleGenerator:
@@ -101,8 +113,7 @@ class OpenAICompatibleGenerator:
     def _chat(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
         reason = "no attempt made"
         for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+            backoff_pause(attempt, self.backoff)
             try:
                 yield from self._attempt(messages, max_tokens)
                 return
@@ -133,12 +144,12 @@ class OpenAICompatibleGenerator:
                 if not finished:
                     raise _BadStream("stream ended without a finish_reason")
         except openai.APIStatusError as exc:  # raised before the stream starts, so nothing was yielded
-            reason = f"HTTP {exc.status_code}: {_error_message(exc)}"
+            reason = f"HTTP {exc.status_code}: {error_message(exc)}"
             if exc.status_code in RETRYABLE_STATUS:
                 raise _Retryable(reason) from exc
             raise self._unavailable(reason) from exc
         except (openai.APIError, json.JSONDecodeError, _BadStream) as exc:
-            reason = _failure(exc)
+            reason = failure(exc)
             if not started:
                 raise _Retryable(reason) from exc
             raise self._unavailable(reason + " mid-answer") from exc
@@ -173,7 +184,7 @@ def _snippet(chunk: object) -> str:
     return repr(data[:80])
 
 
-def _failure(exc: Exception) -> str:
+def failure(exc: Exception) -> str:
     """What went wrong, in words, for a failure that is not an HTTP error status."""
     if isinstance(exc, json.JSONDecodeError):
         return f"not JSON in stream: {exc.doc[:80]!r}"
@@ -186,7 +197,7 @@ def _failure(exc: Exception) -> str:
     return str(exc)
 
 
-def _error_message(exc: openai.APIStatusError) -> str:
+def error_message(exc: openai.APIStatusError) -> str:
     """The `error.message` of an OpenAI-style error body, else the start of the body."""
     body = exc.body  # the SDK has already unwrapped `{"error": ...}`
     if isinstance(body, dict) and body.get("message"):

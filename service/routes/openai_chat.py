@@ -101,7 +101,7 @@ def _completion(model: str, answer: Answer) -> dict[str, Any]:
         "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()), "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        "sources": _sources(answer), "abstained": answer.abstained,
+        "sources": _sources(answer), "abstained": answer.abstained, "warnings": answer.warnings,
     }
 
 
@@ -122,7 +122,8 @@ async def _stream(ctx: ServiceContext, model: str, events: Iterator[AnswerEvent]
             record(ctx, event.data)
             answer = event.data
             tail = sources_block(answer) if not answer.abstained else _content(answer) + sources_block(answer)
-            return "message", _chunk(completion_id, model, {"content": tail}, "stop", sources=_sources(answer), abstained=answer.abstained)
+            return "message", _chunk(completion_id, model, {"content": tail}, "stop", sources=_sources(answer),
+                                    abstained=answer.abstained, warnings=answer.warnings)
         return "skip", None
 
     async for item in sse_events(events, shape):
@@ -143,10 +144,10 @@ COMPLETION_DOC: dict[int | str, dict[str, Any]] = {
                 "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
                 "sources": [{"n": 1, "document_id": 3, "title": "Northwind Engineering Handbook", "source": "handbook.md", "page": None,
                              "heading_path": ["Infrastructure"], "text": "The staging cluster has 12 nodes.", "score": 0.032,
-                             "cited": True, "supported": True, "support": 1.0}],
-                "abstained": False,
+                             "cited": True, "supported": True, "support": 1.0, "rerank": 0.91}],
+                "abstained": False, "warnings": [],
             }},
-            "text/event-stream": {"example": 'data: {"object": "chat.completion.chunk", "choices": [{"delta": {"content": "The staging"}}]}\n\ndata: [DONE]\n\n'},
+            "text/event-stream": {"example": 'data: {"object": "chat.completion.chunk", "choices": [{"delta": {"content": "The staging"}}]}\n\ndata: {"object": "chat.completion.chunk", "choices": [{"delta": {"content": ""}, "finish_reason": "stop"}], "sources": [...], "abstained": false, "warnings": []}\n\ndata: [DONE]\n\n'},
         },
     }
 }
