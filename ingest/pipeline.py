@@ -43,13 +43,14 @@ from ingest.prepare import (
     local_fields, parse_source, prepare_unembedded, read_from_file, sha256_file,
 )
 from ingest import sources
+from ingest.sample import SAMPLE_FILES, sample_texts
 from ingest.sources import is_url
 
 # What service/ may use: the pipeline and what it takes (tests/test_layers.py holds service/ to this module and the CLI).
 __all__ = [
     "ChunkingOptions", "Engine", "EngineOptions", "FileResult", "Format", "IngestLimits", "IngestPipeline",
-    "IngestReport", "OcrOptions", "ProgressSink", "SourceFile", "build_engine", "discover", "engines", "formats",
-    "remove_document", "sha256_file", "supported_suffixes",
+    "IngestReport", "OcrOptions", "ProgressSink", "SAMPLE_FILES", "SourceFile", "build_engine", "discover", "engines", "formats",
+    "remove_document", "sample_texts", "sha256_file", "supported_suffixes",
 ]
 
 log = logging.getLogger("docqa.ingest")

@@ -19,8 +19,7 @@ from indexes.schema import SCHEMA_VERSION
 from indexes.search import MODES
 from indexes.store import Embedders, Store
 from indexes.types import Collection
-from ingest.pipeline import ChunkingOptions, IngestPipeline, SourceFile
-from ingest.sample import SAMPLE_FILES
+from ingest.pipeline import SAMPLE_FILES, ChunkingOptions, IngestPipeline, SourceFile
 from service.answer import Answerer, AskRequest
 from indexes.embedding_cache import CachedEmbedder
 from service.evaluation.datasets import EvalSet, Question
