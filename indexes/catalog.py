@@ -393,6 +393,20 @@ class Catalog:
         matrix = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
         return ids_out, matrix
 
+    def embedding_batches(self, collection_id: int, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """A collection's stored vectors as (ids, matrix) batches of up to `size`, ids ascending, so an index of
+        millions is built without holding every row at once (call inside `snapshot()` for one state)."""
+        last = 0
+        while True:
+            rows = self.db.execute(
+                "SELECT id, embedding FROM chunks WHERE collection_id = ? AND id > ? ORDER BY id LIMIT ?",
+                (collection_id, last, size),
+            ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield np.array([r[0] for r in rows], dtype=np.int64), np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+
     def fts_ids(self, collection_id: int) -> np.ndarray:
         """Rowids of a collection's FTS table; orphans (no chunk of this collection) as negatives."""
         rows = self.db.execute(
