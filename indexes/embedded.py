@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from indexes.backends import StoreOptions
-from indexes.catalog import Catalog
+from indexes.catalog import Catalog, embedding_of
 from indexes.embedders import EmbedderSpec
 from indexes.errors import InvalidInput, StorageError
 from indexes.filters import RANGE_OPERATORS, SQL_COLUMNS, Condition, Filters, sql_tree
@@ -28,7 +28,7 @@ from indexes.store import (
     CheckReport, ChunkRecord, Embedders, IndexChoice, Ranking, SearchQuery, StoreBase, StoredDocument,
 )
 from indexes.types import ChunkInput, Collection, DocumentFields, DocumentRecord
-from indexes.vectors import BATCH, IndexParams, IndexPolicy, VectorIndex
+from indexes.vectors import BATCH, EMBEDDINGS, IndexParams, IndexPolicy, VectorIndex
 
 log = logging.getLogger("docqa.indexes")
 CATALOG_FILE = "catalog.sqlite3"
@@ -55,6 +55,8 @@ class EmbeddedStore(StoreBase):
         self._allowed: dict[tuple[int, int, str], list[int]] = {}  # allowed_ids by (collection, change, filter)
         self._lock = threading.RLock()
         self.records = Records(_SQLiteRecords(self.catalog))
+        if self.catalog.converted:  # the catalog's vectors were just rewritten as float16: so are the files
+            self.flush()
 
     # -- vectors ----------------------------------------------------------------------------------
 
@@ -94,6 +96,8 @@ class EmbeddedStore(StoreBase):
             else:
                 if index.dim != dim:
                     why = f"holds {index.dim}-dimensional vectors, the collection's are {dim}"
+                elif index.embeddings != EMBEDDINGS:
+                    why = f"was built from {index.embeddings} vectors, the catalog's are {EMBEDDINGS}"
                 elif index.seq > last_seq:  # the catalog was restored from an older copy: no catching up
                     why = f"is newer than the catalog (change {index.seq}, the catalog's last is {last_seq})"
                 elif index.catch_up(self.catalog, collection.id) is None:  # an older copy written back
@@ -228,7 +232,7 @@ class EmbeddedStore(StoreBase):
         dim = int(self.catalog.get_collection_by_id(doc.collection_id).embedder["dim"])
         chunks = [ChunkInput(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6])), r[9] and json.loads(r[9]),
                              bool(r[10])) for r in rows]
-        embeddings = (np.vstack([np.frombuffer(r[7], dtype=np.float32) for r in rows]) if rows
+        embeddings = (np.vstack([embedding_of(r[7]) for r in rows]) if rows
                       else np.zeros((0, dim), dtype=np.float32))
         sentences = [None if r[8] is None else np.frombuffer(r[8], dtype=np.float16).reshape(-1, dim) for r in rows]
         fields = DocumentFields(doc.source, doc.sha256 or "", doc.size or 0, doc.mtime, doc.title, doc.metadata,
@@ -355,6 +359,9 @@ class EmbeddedStore(StoreBase):
             return None
         if index.dim != int(collection.embedder["dim"]):
             report.problems.append(f"{path} has dimension {index.dim}, collection has {collection.embedder['dim']}")
+            return None
+        if index.embeddings != EMBEDDINGS:
+            report.problems.append(f"{path} was built from {index.embeddings} vectors, the catalog's are {EMBEDDINGS}")
             return None
         if index.mapped and index.seq < self.catalog.last_seq(collection.id):
             index = VectorIndex.load(path)  # catching up needs it in memory

@@ -40,6 +40,7 @@ KINDS = ("auto", "flat", "ivf")
 QUANTISERS = ("sq8", "fp16", "pq")
 CALIBRATION_QUERIES = 200  # stored vectors used as queries to choose nprobe
 BATCH = 65_536  # vectors read from the catalog at a time when building
+EMBEDDINGS = "float16"  # what the catalog's vectors are (schema 6); a file built from others is rebuilt
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class VectorIndex:
             raise ValueError("an IVF index is built by VectorIndex.build or loaded")
         self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self.mapped = False  # memory-mapped from its file: read-only
+        self.embeddings = EMBEDDINGS  # the catalog vectors it was built from (older files: float32)
         # remove_ids scans the whole flat index, so only call it for ids really present.
         self._ids: set[int] = set(self._stored_ids().tolist())
         # Searches and updates must not interleave inside FAISS; updates are short (one document).
@@ -269,7 +271,8 @@ class VectorIndex:
         with self._lock:
             blob = faiss.serialize_index(self._index).tobytes()
             seq = self.seq
-            header = json.dumps({"dim": self.dim, "seq": seq, "index": self.params.as_dict()}).encode()
+            header = json.dumps({"dim": self.dim, "seq": seq, "index": self.params.as_dict(),
+                                 "embeddings": self.embeddings}).encode()
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -326,6 +329,7 @@ class VectorIndex:
         index = cls(int(header["dim"]), params, raw)  # read_index hands back the concrete class
         index.mapped = mmap
         index.seq = int(header["seq"])
+        index.embeddings = header.get("embeddings", "float32")
         return index
 
     # -- deriving from the catalog ----------------------------------------------------------------
