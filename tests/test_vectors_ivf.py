@@ -170,6 +170,7 @@ def test_deleted_chunks_are_never_returned_and_replaced_documents_new_chunks_are
 
 def test_a_filtered_search_on_ivf_returns_only_and_all_the_allowed_nearest(big, real_vectors: np.ndarray) -> None:
     store, collection, docs = big
+    store.repair(collection, IndexChoice("ivf", nprobe=1))  # one list unfiltered: the filter must widen it
     allowed_doc = store.find_document(collection, "doc11")
     found = dense(store, collection, real_vectors[0], k=PER_DOCUMENT, filters=Filters(document_ids=[allowed_doc.id]))
     assert sorted(found) == sorted(docs["doc11"])  # a filter letting 20 of 800 through still finds all 20
@@ -309,6 +310,8 @@ def test_a_mapped_index_searches_like_a_loaded_one_and_changes_load_it(
     mapped = ivf_store(store.data_dir, embedder, ivf_threshold=300 if kind == "ivf" else 10**6, mmap=True)
     index = mapped.vectors(collection)
     assert index.mapped and index.params.kind == kind
+    if kind == "ivf":  # FAISS reads the lists from the mapped file, not from a copy
+        assert isinstance(faiss.downcast_InvertedLists(index._index.invlists), faiss.OnDiskInvertedLists)
     assert [dense(mapped, collection, q) for q in queries] == expected
     assert mapped.check(collection).ok
     with pytest.raises(Exception, match="read-only"):
