@@ -21,12 +21,17 @@ GROUP = plugins.STORES
 
 @dataclass(frozen=True)
 class StoreOptions:
-    """Backend tuning that is not part of the URL (server backends; the embedded store needs none)."""
+    """Backend tuning that is not part of the URL: the server backends' pool and timeouts, pgvector's HNSW
+    search width, and the embedded store's vector index (indexes/vectors.py IndexPolicy)."""
 
     pool_size: int = 8
     connect_timeout: float = 5.0
     statement_timeout: float = 30.0
     ef_search: int = 100
+    ivf_threshold: int = 300_000  # chunks from which the embedded store's index is IVF, not flat
+    ivf_quantiser: str = "sq8"  # sq8, fp16 or pq
+    ivf_recall: float = 0.95  # recall@10 vs exact that the IVF's nprobe is chosen for
+    mmap: bool = False  # memory-map saved vector files (read-only serving) until the collection changes
 
 
 StoreFactory = Callable[[str, Path, Embedders, StoreOptions], Store]
@@ -37,7 +42,7 @@ def embedded(url: str, data_dir: Path, embedders: Embedders, options: StoreOptio
     from indexes.embedded import EmbeddedStore
 
     path = urlsplit(url).path[1:] if url else ""
-    return EmbeddedStore(Path(path) if path else data_dir, embedders=embedders)
+    return EmbeddedStore(Path(path) if path else data_dir, embedders=embedders, options=options)
 
 
 def postgres(url: str, data_dir: Path, embedders: Embedders, options: StoreOptions) -> Store:

@@ -1,7 +1,8 @@
 """The catalog: SQLite (WAL) holding collections, documents, chunks, FTS5 rows and a change log.
 
-It is the source of truth. Vectors live here too (as float32 blobs) so the FAISS index can always be
-rebuilt or caught up without re-parsing or re-embedding.
+It is the source of truth. Vectors live here too (as float16 blobs since schema 6: half the bytes, and recall@10
+against float32 of 0.99+, docs/quality.md) so the FAISS index can always be rebuilt or caught up without
+re-parsing or re-embedding; they come back as float32.
 """
 
 from __future__ import annotations
@@ -41,6 +42,17 @@ _ADDED_COLUMNS = (
 
 TERM_COUNTS_TTL_S = 300.0  # how long a term's row count steers BM25's bound (`Catalog.term_frequencies`)
 TERM_COUNTS_KEPT = 100_000
+FLOAT16_SINCE = 6  # the schema from which chunks.embedding holds float16
+
+
+def embedding_blob(vector: np.ndarray) -> bytes:
+    """A chunk vector as the catalog stores it: float16."""
+    return np.asarray(vector, dtype=np.float16).tobytes()
+
+
+def embedding_of(blob: bytes) -> np.ndarray:
+    """A stored chunk vector, as float32."""
+    return np.frombuffer(blob, dtype=np.float16).astype(np.float32)
 
 
 def _document(row: Sequence[Any]) -> DocumentRecord:
@@ -78,6 +90,7 @@ class Catalog:
         """Bring a catalog written by an older docqa up to this schema and text analysis (FTS rows are derived,
         so a table missing or analysed another way is rebuilt from the chunks)."""
         tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        self.converted = self._float16_embeddings()
         analysed = self.db.execute("SELECT value FROM meta WHERE key = 'analysis_version'").fetchone()
         reanalyse = analysed is None or int(analysed[0]) != ANALYSIS_VERSION
         for collection in self.list_collections():
@@ -93,6 +106,26 @@ class Catalog:
         with self.transaction() as db:
             db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
             db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('analysis_version', ?)", (str(ANALYSIS_VERSION),))
+
+    def _float16_embeddings(self) -> int:
+        """Rewrite the float32 chunk vectors of a catalog from before schema 6 as float16, in the transaction that
+        records the new schema (so a crash leaves all or none converted, and a second process waiting on the lock
+        finds it done); returns how many were converted. The vector files derived from them are rebuilt: see
+        `indexes/vectors.py` (`embeddings` in the header)."""
+        with self.transaction() as db:
+            (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if int(version) >= FLOAT16_SINCE:
+                return 0
+            converted, last = 0, 0
+            while True:
+                rows = db.execute("SELECT id, embedding FROM chunks WHERE id > ? ORDER BY id LIMIT 10000", (last,)).fetchall()
+                if not rows:
+                    break
+                db.executemany("UPDATE chunks SET embedding = ? WHERE id = ?",
+                               [(embedding_blob(np.frombuffer(r[1], dtype=np.float32)), r[0]) for r in rows])
+                converted, last = converted + len(rows), rows[-1][0]
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(FLOAT16_SINCE),))
+        return converted
 
     # -- connections and transactions -------------------------------------------------------------
 
@@ -271,7 +304,7 @@ class Catalog:
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         document_id, collection_id, ordinal, chunk.text, chunk.embed_text, chunk.start, chunk.end,
-                        chunk.page_start, chunk.page_end, json.dumps(list(chunk.heading_path)), vector.tobytes(),
+                        chunk.page_start, chunk.page_end, json.dumps(list(chunk.heading_path)), embedding_blob(vector),
                         None if sentence is None else np.asarray(sentence, dtype=np.float16).tobytes(),
                         None if chunk.locator is None else json.dumps(chunk.locator), int(chunk.ocr),
                     ),
@@ -374,7 +407,7 @@ class Catalog:
             )
             for chunk_id, vector, sentences in rows:
                 found[chunk_id] = (
-                    np.frombuffer(vector, dtype=np.float32),
+                    embedding_of(vector),
                     None if sentences is None else np.frombuffer(sentences, dtype=np.float16).reshape(-1, dim),
                 )
         return found
@@ -396,8 +429,22 @@ class Catalog:
         if not rows:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
         ids_out = np.array([r[0] for r in rows], dtype=np.int64)
-        matrix = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+        matrix = np.vstack([embedding_of(r[1]) for r in rows])
         return ids_out, matrix
+
+    def embedding_batches(self, collection_id: int, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """A collection's stored vectors as (ids, matrix) batches of up to `size`, ids ascending, so an index of
+        millions is built without holding every row at once (call inside `snapshot()` for one state)."""
+        last = 0
+        while True:
+            rows = self.db.execute(
+                "SELECT id, embedding FROM chunks WHERE collection_id = ? AND id > ? ORDER BY id LIMIT ?",
+                (collection_id, last, size),
+            ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield np.array([r[0] for r in rows], dtype=np.int64), np.vstack([embedding_of(r[1]) for r in rows])
 
     def fts_ids(self, collection_id: int) -> np.ndarray:
         """Rowids of a collection's FTS table; orphans (no chunk of this collection) as negatives."""

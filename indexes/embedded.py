@@ -1,5 +1,10 @@
 """The embedded store: one data directory holding a SQLite catalog (with FTS5 for BM25) and one FAISS file per
-collection, derived from the catalog and caught up from its change log. No server to run; one machine."""
+collection, derived from the catalog and caught up from its change log. No server to run; one machine.
+
+A collection's index is flat (exact) until it holds `ivf_threshold` chunks, then IVF (indexes/vectors.py). The
+switch happens when the vectors are saved (after an ingestion, a removal, at shutdown), never per document:
+the index is rebuilt from the stored embeddings once and its parameters recorded in the file. A dense search
+on an IVF index re-scores its candidates exactly against the stored embeddings, so scores are cosines."""
 
 from __future__ import annotations
 
@@ -13,27 +18,29 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from indexes.catalog import Catalog
+from indexes.backends import StoreOptions
+from indexes.catalog import Catalog, embedding_of
 from indexes.embedders import EmbedderSpec
-from indexes.errors import StorageError
+from indexes.errors import InvalidInput, StorageError
 from indexes.filters import RANGE_OPERATORS, SQL_COLUMNS, Condition, Filters, sql_tree
 from indexes.records import ADDED_COLUMNS, Records, Row, records_schema
 from indexes.store import (
-    CheckReport, ChunkRecord, Embedders, Ranking, SearchQuery, StoreBase, StoredDocument,
+    CheckReport, ChunkRecord, Embedders, IndexChoice, Ranking, SearchQuery, StoreBase, StoredDocument,
 )
 from indexes.types import ChunkInput, Collection, DocumentFields, DocumentRecord
-from indexes.vectors import VectorIndex
+from indexes.vectors import BATCH, EMBEDDINGS, IndexParams, IndexPolicy, VectorIndex
 
 log = logging.getLogger("docqa.indexes")
 CATALOG_FILE = "catalog.sqlite3"
 ALLOWED_KEPT = 16  # filters whose chunk ids are kept (the latest ones)
+RESCORED = 2  # an IVF search fetches this many times the candidates asked for, re-scored exactly
 
 
 class EmbeddedStore(StoreBase):
     """Everything under one data directory; safe to share between threads and between processes."""
 
     def __init__(self, data_dir: Path, embedder_spec: EmbedderSpec | None = None, *,
-                 embedders: Embedders | None = None) -> None:
+                 embedders: Embedders | None = None, options: StoreOptions | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.url = f"sqlite:///{self.data_dir.resolve()}"
         try:
@@ -42,10 +49,14 @@ class EmbeddedStore(StoreBase):
             raise StorageError(f"cannot create data directory {self.data_dir}: {exc}") from exc
         self.catalog = Catalog(self.data_dir / CATALOG_FILE)
         self.embedders = embedders or Embedders(embedder_spec)
+        options = options or StoreOptions()
+        self.policy = IndexPolicy(options.ivf_threshold, options.ivf_quantiser, options.ivf_recall, options.mmap)
         self._vectors: dict[int, VectorIndex] = {}
         self._allowed: dict[tuple[int, int, str], list[int]] = {}  # allowed_ids by (collection, change, filter)
         self._lock = threading.RLock()
         self.records = Records(_SQLiteRecords(self.catalog))
+        if self.catalog.converted:  # the catalog's vectors were just rewritten as float16: so are the files
+            self.flush()
 
     # -- vectors ----------------------------------------------------------------------------------
 
@@ -62,23 +73,31 @@ class EmbeddedStore(StoreBase):
                 self._vectors[collection.id] = index
         if self.catalog.last_seq(collection.id) > index.seq:
             with self._lock:
-                if index.catch_up(self.catalog, collection.id) is None:  # another process compacted the log past it
+                index = self._vectors[collection.id]
+                if index.mapped:  # a mapped file is read-only: changes need it in memory
+                    index = self._vectors[collection.id] = self._load_vectors(collection, mmap=False)
+                elif index.catch_up(self.catalog, collection.id) is None:  # another process compacted the log past it
                     index = self._vectors[collection.id] = self._load_vectors(collection)
         return index
 
-    def _load_vectors(self, collection: Collection) -> VectorIndex:
-        """The saved index caught up with the catalog; one that cannot be trusted is rebuilt, and the log says why."""
+    def _load_vectors(self, collection: Collection, mmap: bool | None = None) -> VectorIndex:
+        """The saved index caught up with the catalog; one that cannot be trusted is rebuilt, and the log says why.
+        With `mmap` (default: the policy's) a file the catalog has nothing newer for is mapped, not read."""
         path = self.vector_path(collection)
         dim = int(collection.embedder["dim"])
         if path.exists():
             last_seq = self.catalog.last_seq(collection.id)
             try:
-                index = VectorIndex.load(path)
+                index = VectorIndex.load(path, mmap=self.policy.mmap if mmap is None else mmap)
+                if index.mapped and index.seq < last_seq:
+                    index = VectorIndex.load(path)
             except Exception as exc:  # a damaged derived file is rebuilt, never trusted
                 why = f"cannot be read ({type(exc).__name__}: {exc})"
             else:
                 if index.dim != dim:
                     why = f"holds {index.dim}-dimensional vectors, the collection's are {dim}"
+                elif index.embeddings != EMBEDDINGS:
+                    why = f"was built from {index.embeddings} vectors, the catalog's are {EMBEDDINGS}"
                 elif index.seq > last_seq:  # the catalog was restored from an older copy: no catching up
                     why = f"is newer than the catalog (change {index.seq}, the catalog's last is {last_seq})"
                 elif index.catch_up(self.catalog, collection.id) is None:  # an older copy written back
@@ -87,13 +106,28 @@ class EmbeddedStore(StoreBase):
                     return index
             log.warning("vector file %s %s; rebuilding it from the catalog", path, why,
                         extra={"collection": collection.name})
-        return VectorIndex.rebuild(self.catalog, collection.id, dim)
+        return VectorIndex.rebuild(self.catalog, collection.id, dim, policy=self.policy)
 
     def save_vectors(self, collection: Collection) -> None:
-        """Persist the collection's vector index (after catching it up), then drop the changes it reflects
-        from the log: only this collection's file needs them, so the log holds what no file has yet."""
-        seq = self.vectors(collection).save(self.vector_path(collection))
+        """Persist the collection's vector index (after catching it up, and rebuilding it as another kind if the
+        collection crossed the policy's threshold), then drop the changes it reflects from the log: only this
+        collection's file needs them, so the log holds what no file has yet. A mapped index is its file already."""
+        index = self.vectors(collection)
+        wanted = self.policy.wanted(index.params, index.ntotal)
+        if wanted is not None:
+            log.info("collection %s has %d chunks: rebuilding its vectors as %s", collection.name, index.ntotal,
+                     wanted.kind, extra={"collection": collection.name})
+            index = self._rebuild_vectors(collection, wanted)
+        seq = index.seq if index.mapped else index.save(self.vector_path(collection))
         self.catalog.compact_changes(collection.id, seq)
+
+    def _rebuild_vectors(self, collection: Collection, params: IndexParams | None) -> VectorIndex:
+        """Rebuild the collection's index from the stored embeddings (`params`, or by size) and use it."""
+        index = VectorIndex.rebuild(self.catalog, collection.id, int(collection.embedder["dim"]), params, self.policy)
+        with self._lock:
+            self._vectors[collection.id] = index
+        index = self.vectors(collection)  # whatever committed while it was built
+        return index
 
     def forget_vectors(self, collection: Collection) -> None:
         """Drop the cached index and its file (after a collection is deleted or to force a rebuild)."""
@@ -198,7 +232,7 @@ class EmbeddedStore(StoreBase):
         dim = int(self.catalog.get_collection_by_id(doc.collection_id).embedder["dim"])
         chunks = [ChunkInput(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6])), r[9] and json.loads(r[9]),
                              bool(r[10])) for r in rows]
-        embeddings = (np.vstack([np.frombuffer(r[7], dtype=np.float32) for r in rows]) if rows
+        embeddings = (np.vstack([embedding_of(r[7]) for r in rows]) if rows
                       else np.zeros((0, dim), dtype=np.float32))
         sentences = [None if r[8] is None else np.frombuffer(r[8], dtype=np.float16).reshape(-1, dim) for r in rows]
         fields = DocumentFields(doc.source, doc.sha256 or "", doc.size or 0, doc.mtime, doc.title, doc.metadata,
@@ -251,7 +285,16 @@ class EmbeddedStore(StoreBase):
         if query.vector is None:
             raise ValueError("a dense search needs the query vector")
         allowed = self.allowed_ids(query.collection, query.filters)
-        return self.vectors(query.collection).search(query.vector, query.depth, allowed)
+        index = self.vectors(query.collection)
+        if not index.ivf:
+            return index.search(query.vector, query.depth, allowed)
+        candidates = [i for i, _ in index.search(query.vector, query.depth * RESCORED, allowed)]
+        ids, matrix = self.catalog.embeddings(candidates)
+        if not len(ids):
+            return []
+        scores = matrix @ np.asarray(query.vector, dtype=np.float32).reshape(-1)
+        best = np.argsort(-scores, kind="stable")[: query.depth]
+        return [(int(ids[i]), float(scores[i])) for i in best]
 
     def lexical_search(self, query: SearchQuery) -> Ranking:
         """BM25 over the collection's FTS5 table, within the filters."""
@@ -271,7 +314,7 @@ class EmbeddedStore(StoreBase):
         committing meanwhile can't show up as a mismatch (the file is never ahead of a later snapshot)."""
         path = self.vector_path(collection)
         try:
-            loaded: VectorIndex | str | None = VectorIndex.load(path) if path.exists() else None
+            loaded: VectorIndex | str | None = VectorIndex.load(path, mmap=self.policy.mmap) if path.exists() else None
         except Exception as exc:
             loaded = f"{path} cannot be read: {exc}"
         with self.catalog.snapshot():
@@ -287,9 +330,14 @@ class EmbeddedStore(StoreBase):
             report.vectors = len(vector_ids)
             report.missing_vectors = sorted(int(i) for i in np.setdiff1d(chunk_ids, vector_ids))
             report.orphan_vectors = sorted(int(i) for i in np.setdiff1d(vector_ids, chunk_ids))
-            ids, matrix = self.catalog.embeddings(collection_id=collection.id)
-        if len(ids) and matrix.shape[1] != int(collection.embedder["dim"]):
-            report.bad_dimensions = [int(i) for i in ids]
+            dim = int(collection.embedder["dim"])
+            checked = _dimension_check(self.catalog.embedding_batches(collection.id, BATCH), dim, report)
+            if index is not None:
+                report.index = index.params.as_dict()
+                report.wrong_vectors = sorted(index.disagreeing(checked))
+            else:
+                for _ in checked:
+                    pass
         return report
 
     def _vectors_for_check(
@@ -312,18 +360,53 @@ class EmbeddedStore(StoreBase):
         if index.dim != int(collection.embedder["dim"]):
             report.problems.append(f"{path} has dimension {index.dim}, collection has {collection.embedder['dim']}")
             return None
+        if index.embeddings != EMBEDDINGS:
+            report.problems.append(f"{path} was built from {index.embeddings} vectors, the catalog's are {EMBEDDINGS}")
+            return None
+        if index.mapped and index.seq < self.catalog.last_seq(collection.id):
+            index = VectorIndex.load(path)  # catching up needs it in memory
         if index.catch_up(self.catalog, collection.id) is None:
             report.problems.append(f"{path} reflects change {index.seq}, older than the change log kept for it")
             return None
         return index
 
-    def repair(self, collection: Collection) -> None:
-        """Rebuild everything derived (FTS rows, vectors) from the catalog's chunks and stored embeddings."""
+    def repair(self, collection: Collection, index: IndexChoice | None = None) -> None:
+        """Rebuild everything derived (FTS rows, vectors) from the catalog's chunks and stored embeddings; the
+        vectors as `index` says, or as the kind recorded in the file (by size if it was `auto` or is lost)."""
         self.catalog.rebuild_fts(collection.id)
-        index = VectorIndex.rebuild(self.catalog, collection.id, int(collection.embedder["dim"]))
-        with self._lock:
-            self._vectors[collection.id] = index
+        self._rebuild_vectors(collection, self._params_for(collection, index))
         self.save_vectors(collection)
+
+    def _params_for(self, collection: Collection, choice: IndexChoice | None) -> IndexParams | None:
+        """What `repair` builds: None (by size) for `auto`, else the kind asked for (or recorded), pinned."""
+        if choice is None:
+            try:
+                recorded = IndexParams.from_dict(VectorIndex.read_header(self.vector_path(collection)).get("index", {}))
+            except Exception:  # no file, or a damaged one: nothing recorded to keep
+                return None
+            return None if recorded.chosen == "auto" else IndexParams(recorded.kind, quantiser=recorded.quantiser,
+                                                                      chosen=recorded.chosen)
+        if choice.kind == "auto":
+            if choice.nlist or choice.nprobe or choice.quantiser:
+                raise InvalidInput("--nlist, --nprobe and --quantiser go with --index ivf")
+            return None
+        if choice.kind == "flat":
+            if choice.nlist or choice.nprobe or choice.quantiser:
+                raise InvalidInput("--nlist, --nprobe and --quantiser go with --index ivf")
+            return IndexParams("flat", chosen="flat")
+        if choice.kind != "ivf":
+            raise InvalidInput(f"--index must be auto, flat or ivf, got {choice.kind!r}")
+        return IndexParams("ivf", nlist=choice.nlist or 0, nprobe=choice.nprobe or 0,
+                           quantiser=choice.quantiser or self.policy.quantiser, chosen="ivf")
+
+
+def _dimension_check(batches: Iterator[tuple[np.ndarray, np.ndarray]], dim: int,
+                     report: CheckReport) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Pass the stored vectors on, noting in the report the ids of any not of the collection's dimension."""
+    for ids, matrix in batches:
+        if matrix.shape[1] != dim:
+            report.bad_dimensions += [int(i) for i in ids]
+        yield ids, matrix
 
 
 # -- filters, compiled for SQLite -----------------------------------------------------------------------

@@ -26,11 +26,13 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from indexes.backends import StoreOptions, redacted
-from indexes.errors import Conflict, NotFound, StorageUnavailable
+from indexes.errors import Conflict, InvalidInput, NotFound, StorageUnavailable
 from indexes.filters import RANGE_OPERATORS, SQL_COLUMNS, Condition, Filters, glob_regex, sql_tree
 from indexes.lexical import ANALYSIS_VERSION, index_terms, query_stems, split_terms
 from indexes.records import Records, Row, records_schema
-from indexes.store import CheckReport, ChunkRecord, Embedders, Ranking, SearchQuery, StoreBase, StoredDocument, chunk_dict
+from indexes.store import (
+    CheckReport, ChunkRecord, Embedders, IndexChoice, Ranking, SearchQuery, StoreBase, StoredDocument, chunk_dict,
+)
 from indexes.types import ChunkInput, Collection, DocumentFields, DocumentRecord
 
 try:
@@ -571,10 +573,15 @@ class PostgresStore(StoreBase):
             index = conn.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", (hnsw_index(c),)).fetchone()
             if index is None:
                 report.problems.append(f"the HNSW index {hnsw_index(c)} is missing")
+            report.index = {"kind": "hnsw", "ef_search": self.options.ef_search}
         return report
 
-    def repair(self, collection: Collection) -> None:
-        """Re-derive postings and statistics from the chunks, and recreate a missing HNSW index."""
+    def repair(self, collection: Collection, index: IndexChoice | None = None) -> None:
+        """Re-derive postings and statistics from the chunks, and recreate a missing HNSW index. The vector index
+        is always pgvector's HNSW: asking for another kind is an error, not silently ignored."""
+        if index is not None and index.kind not in ("auto", "hnsw"):
+            raise InvalidInput(f"the PostgreSQL store's vector index is pgvector HNSW; --index {index.kind} applies to"
+                               " the embedded store only (tune recall with DOCQA_STORE__EF_SEARCH)")
         with self.connection() as conn:
             self._rebuild_lexical(conn, collection)
             self._create_hnsw(conn, collection)

@@ -6,7 +6,7 @@ import sqlite3
 
 from indexes.lexical import FTS_TOKENIZER
 
-SCHEMA_VERSION = 5  # 5: chunks.locator, chunks.ocr, documents.ocr_pages; 4: compacted (the change log is trimmed); 3: chunks.sentence_vectors; 2: one FTS5 table each
+SCHEMA_VERSION = 6  # 6: chunks.embedding float16 (was float32); 5: chunks.locator, chunks.ocr, documents.ocr_pages; 4: compacted (the change log is trimmed); 3: chunks.sentence_vectors; 2: one FTS5 table each
 
 
 def fts_table(collection_id: int) -> str:
@@ -59,7 +59,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     page_start INTEGER,
     page_end INTEGER,
     heading_path TEXT NOT NULL DEFAULT '[]',
-    embedding BLOB NOT NULL,
+    embedding BLOB NOT NULL,  -- float16 (dim), since schema 6; float32 before
     sentence_vectors BLOB,  -- float16 (sentences x dim), from the chunk's own forward pass; NULL if none
     locator TEXT,  -- JSON (indexes/locators.py): page, slide, sheet and rows, chapter; NULL before schema 5
     ocr INTEGER NOT NULL DEFAULT 0

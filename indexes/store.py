@@ -90,6 +90,17 @@ class StoredDocument:
     sentence_vectors: list[np.ndarray | None]
 
 
+@dataclass(frozen=True)
+class IndexChoice:
+    """What `repair` rebuilds the vector index as (`docqa reindex --index`): `auto` (by size), `flat` or `ivf`,
+    with optional IVF parameters (None: chosen). Only the embedded store has a choice: PostgreSQL's is HNSW."""
+
+    kind: str = "auto"
+    nlist: int | None = None
+    nprobe: int | None = None
+    quantiser: str | None = None
+
+
 @dataclass
 class CheckReport:
     """What `check` found: every list empty means rows, lexical index and vectors agree exactly."""
@@ -103,14 +114,16 @@ class CheckReport:
     missing_lexical: list[int] = field(default_factory=list)
     orphan_lexical: list[int] = field(default_factory=list)
     bad_dimensions: list[int] = field(default_factory=list)
+    wrong_vectors: list[int] = field(default_factory=list)  # held vector (or code) differs from the stored one
     problems: list[str] = field(default_factory=list)
+    index: dict[str, Any] = field(default_factory=dict)  # the vector index's kind and parameters
 
     @property
     def ok(self) -> bool:
         """True when nothing disagrees."""
         return not (
             self.missing_vectors or self.orphan_vectors or self.missing_lexical or self.orphan_lexical
-            or self.bad_dimensions or self.problems
+            or self.bad_dimensions or self.wrong_vectors or self.problems
         )
 
 
@@ -161,7 +174,7 @@ class Consistency(Protocol):
 
     def last_seq(self, collection: Collection) -> int: ...
     def check(self, collection: Collection) -> CheckReport: ...
-    def repair(self, collection: Collection) -> None: ...
+    def repair(self, collection: Collection, index: IndexChoice | None = None) -> None: ...
 
 
 class Store(CollectionStore, DocumentStore, ChunkStore, Retriever, Consistency, Protocol):

@@ -21,7 +21,7 @@ from indexes.errors import DocQAError, NotFound
 from indexes.locators import locator_label
 from indexes.migrate import migrate as migrate_store
 from indexes.search import MODES, Searcher, SearchTuning
-from indexes.store import Embedders, Store
+from indexes.store import Embedders, IndexChoice, Store
 from ingest.pipeline import (
     EngineOptions, FileResult, IngestLimits, IngestPipeline, OcrOptions, ProgressSink, build_engine, remove_document,
 )
@@ -250,16 +250,30 @@ def remove(
 
 
 @app.command()
-def reindex(collection: str = CollectionOpt) -> None:
+def reindex(
+    collection: str = CollectionOpt,
+    index: Optional[str] = typer.Option(
+        None, "--index", help="Vector index: auto (flat, IVF from DOCQA_STORE__IVF_THRESHOLD chunks), flat or ivf;"
+        " default: as recorded. Embedded store only."),
+    nlist: Optional[int] = typer.Option(None, "--nlist", min=1, help="IVF lists (default 4·sqrt(chunks))."),
+    nprobe: Optional[int] = typer.Option(None, "--nprobe", min=1,
+                                         help="IVF lists searched (default: the fewest reaching DOCQA_STORE__IVF_RECALL)."),
+    quantiser: Optional[str] = typer.Option(None, "--quantiser", help="IVF codes: sq8, fp16 or pq [DOCQA_STORE__IVF_QUANTISER]."),
+) -> None:
     """Rebuild the lexical index and vectors of a collection from its chunks, without re-parsing or re-embedding."""
+    choice = None
+    if index is not None or nlist or nprobe or quantiser:
+        choice = IndexChoice(index or "ivf", nlist, nprobe, quantiser)
     store = _State.store()
     try:
         target = store.get_collection(collection)
-        store.repair(target)
+        store.repair(target, choice)
         report = store.check(target)
     except DocQAError as exc:
         fail(exc.detail)
-    out.print(f"reindexed {collection}: {report.vectors} vectors, {report.lexical_rows} lexical rows")
+    params = ", ".join(f"{k} {v}" for k, v in report.index.items() if k != "kind")
+    out.print(f"reindexed {collection}: {report.vectors} vectors ({report.index.get('kind', '?')}: {params}),"
+              f" {report.lexical_rows} lexical rows", highlight=False)
 
 
 @app.command()
@@ -326,7 +340,8 @@ def check(
         for r in reports:
             state = "[green]ok[/green]" if r.ok else "[red]MISMATCH[/red]"
             out.print(f"{r.collection}: {state} — {r.chunks} chunks, {r.lexical_rows} lexical rows, {r.vectors} vectors")
-            for name in ("missing_vectors", "orphan_vectors", "missing_lexical", "orphan_lexical", "bad_dimensions"):
+            for name in ("missing_vectors", "orphan_vectors", "missing_lexical", "orphan_lexical", "bad_dimensions",
+                         "wrong_vectors"):
                 if getattr(r, name):
                     out.print(f"  {name}: {getattr(r, name)[:20]}")
             for problem in r.problems:

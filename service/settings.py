@@ -156,6 +156,12 @@ class StoreConfig(BaseModel):
     connect_timeout: float = Field(StoreOptions.connect_timeout, gt=0)
     statement_timeout: float = Field(StoreOptions.statement_timeout, gt=0)
     ef_search: int = Field(StoreOptions.ef_search, gt=0, le=1000)  # pgvector HNSW candidate list; recall@10 vs exact in README
+    # the embedded store's vector index: flat (exact) below ivf_threshold chunks, IVF with ivf_quantiser codes from
+    # it, nprobe chosen for ivf_recall (recall@10 vs exact); mmap maps saved files read-only (README, "Vectors")
+    ivf_threshold: int = Field(StoreOptions.ivf_threshold, gt=0)
+    ivf_quantiser: str = Field(StoreOptions.ivf_quantiser, pattern="^(sq8|fp16|pq)$")
+    ivf_recall: float = Field(StoreOptions.ivf_recall, gt=0, le=1)
+    mmap: bool = StoreOptions.mmap
 
     def options(self) -> StoreOptions:
         """The backend options, as `indexes.backends.open_store` takes them."""

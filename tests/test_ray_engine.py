@@ -28,6 +28,7 @@ import numpy as np
 import psutil
 import pytest
 
+from indexes.catalog import embedding_of
 from indexes.errors import InvalidInput
 from ingest.ray_engine import plan_actors
 from ray_cluster import RayCluster, free_port, ray_cluster
@@ -130,7 +131,7 @@ def chunks(data: Path) -> dict[str, list[tuple[str, int, int, np.ndarray]]]:
         rows = db.execute("SELECT d.source, c.text, c.start, c.end, c.embedding FROM chunks c"
                           " JOIN documents d ON d.id = c.document_id ORDER BY d.source, c.ordinal")
         for source, text, start, end, blob in rows:
-            found.setdefault(source, []).append((text, start, end, np.frombuffer(blob, dtype=np.float32)))
+            found.setdefault(source, []).append((text, start, end, embedding_of(blob)))
     return found
 
 
