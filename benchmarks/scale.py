@@ -2,8 +2,8 @@
 over HTTP, BM25 latency on short and long queries, and dense recall@10 against exact search.
 
 How the collection is made. A base set of real paragraphs (the contexts of SQuAD 2.0 dev half and FaQuAD, and
-the first 3000 documents of the ArguAna corpus (`--arguana`), cut at sentence ends into chunks of at most 120 words) is embedded once with the bundled
-MiniLM (`sentence-transformers/all-MiniLM-L6-v2`), chunk vectors and sentence vectors from the same forward
+the first 3000 documents of the ArguAna corpus, `--arguana`; cut at sentence ends into chunks of at most 120
+words: 7035 chunks) is embedded once with the bundled MiniLM (`sentence-transformers/all-MiniLM-L6-v2`), chunk vectors and sentence vectors from the same forward
 pass as ingestion makes them, and cached (`--cache`, an .npz). The collection holds the base chunks as they are
 and then perturbed copies of them up to the size asked:
 
@@ -17,26 +17,37 @@ and then perturbed copies of them up to the size asked:
   Questions' gold paragraphs are base chunks, so the short-question scoring they get is the real one.
 
 The chunks go in through the catalog's own `put_document` (`--chunks-per-document` per document, one
-transaction each, FTS5 rows and change log included); the store's in-memory flat index is not caught up on each
-document (at 10M it would be 15 GB): the vector index is built once at the end, timed, with `--index`:
-`flush` builds it as the store itself does when it finds no vector file (`EmbeddedStore.flush`: every stored
-vector into a flat FAISS index, saved, the change log compacted); any other value runs
-`docqa reindex --index VALUE` in a subprocess (`--reindex-args` adds options). A data dir that already holds
-the size asked is reused (`--rebuild` starts afresh; `--reindex` rebuilds only the vector index).
+transaction each, FTS5 rows and change log included); the store's in-memory index is not caught up on each
+document (at 10M a flat one would be 15 GB): the vector index is built once at the end, timed, with `--index`:
+`auto`, `flat` or `ivf` build it through the store's own save path (`EmbeddedStore.flush` with no vector file
+yet: every stored embedding, in batches, into the kind its policy picks for the size; `flat` and `ivf` move the
+policy's threshold out of the way, and a `flat` run tells its server the same, or it would rebuild the index
+as IVF when it saves it at shutdown); `reindex:KIND` runs `docqa reindex --index KIND` in a subprocess
+(`--reindex-args` adds options), which rebuilds the FTS rows too; `ivf:NLIST[:NPROBE]` pins an IVF index of NLIST lists (and NPROBE probes)
+through the store's own rebuild (`docqa reindex --index ivf --nlist N` without the FTS rebuild): the default
+4·sqrt(n) lists train on 64 vectors each, which at 1M chunks (4000 lists, 256k training vectors) is more
+k-means than this shared 2-core machine does in the time. A data dir that already holds the size asked
+is reused (`--rebuild` starts afresh; `--reindex` rebuilds only the vector index).
 
 Then a real `docqa serve` runs on 127.0.0.1 over the data dir; its RSS (psutil, with any child processes) is
 read after start-up (vectors loaded) and again after the load; /v1/search is measured at concurrency 1 and 8
 in hybrid mode as served by default, and dense and lexical apart, with real SQuAD questions (the base
-paragraphs' own) and, for the lexical and hybrid sides, long queries (ArguAna's: a whole argument each).
+paragraphs' own) and, for the lexical and hybrid sides, long queries (ArguAna's: a whole argument each; those
+over the service's DOCQA_LIMITS__MAX_QUESTION_CHARS, 2000, left out, as the server refuses them with 422).
 BM25 is also timed in-process (the catalog's `lexical_search`, depth 50 as the Searcher asks) per query class,
-with the slowest queries named. Dense recall@10 compares the store's vector search (as the server runs it,
+whole and within each row budget of `--budgets` (indexes/lexical.py `bounded_stems`), with the slowest
+queries named and gold hit@1/@5/@50: the share of queries whose gold chunk or a copy of it is ranked that high
+(each copy's base is regenerated from the build's seeds); the gold chunks are the pieces of an answerable SQuAD
+question's paragraph that hold its answer, and an ArguAna query's counter-argument (the query's own document
+and its copies are left out of its ranking, as BEIR leaves it out). Dense recall@10 compares the store's vector search (as the server runs it,
 no sentence re-scoring) with exact inner product over every stored embedding (numpy, streamed from the
 catalog) for `--recall-queries` SQuAD questions.
 
 The machine is shared: the figures are measured side by side in one run, never asserted.
 
-    .venv/bin/python benchmarks/scale.py [--sizes 1000000,10000000] [--work /tmp/scale-data] [--index flush|ivf|…]
-        [--requests 200] [--concurrency 1,8] [--recall-queries 200] [--skip serve,bm25,recall] [--json]
+    .venv/bin/python benchmarks/scale.py [--sizes 1000000,10000000] [--work /tmp/scale-data] [--index auto|flat|ivf]
+        [--reindex] [--requests 200] [--concurrency 1,8] [--budgets 25000,100000] [--recall-queries 200]
+        [--skip bm25,serve,recall] [--env DOCQA_X=Y] [--json]
 """
 
 from __future__ import annotations
@@ -55,6 +66,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +80,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 
+from indexes.backends import StoreOptions  # noqa: E402
 from indexes.embedded import EmbeddedStore  # noqa: E402
 from indexes.embedders import SentenceTransformerEmbedder  # noqa: E402
 from indexes.lexical import ROW_BUDGET, query_stems  # noqa: E402
@@ -75,6 +88,8 @@ from indexes.schema import fts_table  # noqa: E402
 from indexes.sentences import sentence_spans  # noqa: E402
 from indexes.store import SearchQuery  # noqa: E402
 from indexes.types import ChunkInput, DocumentFields  # noqa: E402
+from indexes.vectors import IndexParams, VectorIndex  # noqa: E402
+from service.settings import Settings  # noqa: E402
 from server import ENTRY, DocqaServer, docqa_environment  # noqa: E402  (tests/server.py: a real `docqa serve`)
 
 EVAL = ROOT.parent / "shared" / "eval"
@@ -83,6 +98,7 @@ FAQUAD = EVAL / "faquad" / "train.json"
 ARGUANA = EVAL / "beir-arguana"
 CHUNK_WORDS = 120
 DROPOUT = 0.1
+FLAT_ALWAYS = 2**62  # an `auto` threshold no collection reaches
 
 
 # -- the base set -----------------------------------------------------------------------------------------
@@ -288,18 +304,46 @@ def build(data_dir: Path, size: int, texts: list[str], vectors: np.ndarray, sent
     return {"load_s": seconds, "loaded_chunks": done - have, "chunks_per_s": (done - have) / seconds if seconds else 0}
 
 
+def store_options(index: str) -> StoreOptions:
+    """The store's options for an index kind built through its own save path: `flat` and `ivf` by moving the
+    size threshold of its `auto` policy out of the way, `auto` as configured by default."""
+    threshold = {"flat": FLAT_ALWAYS, "ivf": 1}.get(index.split(":")[0], StoreOptions().ivf_threshold)
+    return StoreOptions(ivf_threshold=threshold)
+
+
 def build_index(data_dir: Path, index: str, extra: list[str]) -> float:
-    """Build the collection's vector index once, as `--index` says; seconds."""
+    """Build the collection's vector index once, as `--index` says; seconds. `auto`, `flat`, `ivf`: the store's
+    own save path (`EmbeddedStore.flush`: no vector file yet, so it is built from every stored embedding, by the
+    policy's kind for the size); `reindex:KIND`: `docqa reindex --index KIND` (which rebuilds the FTS rows too)."""
     started = time.perf_counter()
-    if index == "flush":
-        store = EmbeddedStore(data_dir)
-        store.flush(store.find_collection("default"))
+    if index.startswith("reindex:"):
+        command = [sys.executable, "-c", ENTRY, "--data-dir", str(data_dir), "reindex", "-c", "default",
+                   "--index", index.split(":", 1)[1], *extra]
+        subprocess.run(command, check=True, env=docqa_environment({"DOCQA_LOG_LEVEL": "warning"}))
+    elif index.startswith("ivf:"):  # IVF with this many lists, pinned as `docqa reindex --index ivf --nlist N` pins it
+        store = EmbeddedStore(data_dir, options=store_options("ivf"))
+        collection = store.find_collection("default")
+        store.forget_vectors(collection)
+        nlist, _, nprobe = index[4:].partition(":")
+        store._rebuild_vectors(collection, IndexParams("ivf", nlist=int(nlist), nprobe=int(nprobe or 0),
+                                                       quantiser=store.policy.quantiser, chosen="ivf"))
+        store.save_vectors(collection)
         store.close()
     else:
-        command = [sys.executable, "-c", ENTRY, "--data-dir", str(data_dir), "reindex", "-c", "default",
-                   "--index", index, *extra]
-        subprocess.run(command, check=True, env=docqa_environment({"DOCQA_LOG_LEVEL": "warning"}))
+        store = EmbeddedStore(data_dir, options=store_options(index))
+        collection = store.find_collection("default")
+        store.forget_vectors(collection)
+        store.flush(collection)
+        store.close()
     return time.perf_counter() - started
+
+
+def index_header(data_dir: Path) -> dict:
+    """What the saved vector file says it is (kind, lists, probes, quantiser, measured recall)."""
+    store = EmbeddedStore(data_dir)
+    header = VectorIndex.read_header(store.vector_path(store.find_collection("default")))
+    store.close()
+    return header.get("index", {})
 
 
 def du(path: Path) -> int:
@@ -336,7 +380,8 @@ def measure(url: str, queries: list[str], requests: int, concurrency: int, mode:
     latencies = sorted(r[0] for r in results)
     q = statistics.quantiles(latencies, n=100, method="inclusive")
     return {"p50": q[49], "p95": q[94], "p99": q[98], "max": latencies[-1], "rps": requests / elapsed,
-            "errors": sum(1 for r in results if r[1] != 200)}
+            "errors": sum(1 for r in results if r[1] != 200),
+            "error_codes": sorted({r[1] for r in results if r[1] != 200})}
 
 
 def serve(work: Path, data_dir: Path, sets: dict[str, list[str]], requests: int, concurrencies: list[int],
@@ -365,7 +410,7 @@ def serve(work: Path, data_dir: Path, sets: dict[str, list[str]], requests: int,
                 r = measure(server.base_url, sets[kind], n, concurrency, mode)
                 out["search"].append({"mode": label, "queries": kind, "concurrency": concurrency, **r})
                 print(f"    /v1/search {label:<7} {kind:<9} c={concurrency}: p50 {r['p50']:7.1f} ms  p95 {r['p95']:7.1f}"
-                      f"  p99 {r['p99']:7.1f}  max {r['max']:7.1f}  {r['rps']:6.1f} req/s  errors {r['errors']}",
+                      f"  p99 {r['p99']:7.1f}  max {r['max']:7.1f}  {r['rps']:6.1f} req/s  errors {r['errors']} {r['error_codes'] or ''}",
                       flush=True)
         stop.set()
         sampler.join()
@@ -447,29 +492,37 @@ def exact_top(data_dir: Path, queries: np.ndarray, k: int, batch: int = 200_000)
     return best_ids
 
 
-def recall(data_dir: Path, questions: list[str], embedder: SentenceTransformerEmbedder, n: int, k: int = 10) -> dict:
-    """Dense recall@k of the store's vector search (the index the server loads) against exact search."""
+def recall(data_dir: Path, questions: list[str], embedder: SentenceTransformerEmbedder, n: int, options: StoreOptions,
+           nprobes: list[int], k: int = 10) -> dict:
+    """Dense recall@k of the store's dense search as the server runs it (50 candidates, an IVF index's re-scored
+    exactly; the top k of them) against exact search; for an IVF index also at each of `nprobes`."""
     vectors = np.stack([embedder.embed_query(q) for q in questions[:n]])
     started = time.perf_counter()
     exact = exact_top(data_dir, vectors, k)
     exact_s = time.perf_counter() - started
-    store = EmbeddedStore(data_dir)
+    store = EmbeddedStore(data_dir, options=options)
     collection = store.find_collection("default")
     started = time.perf_counter()
     store.warm_up(collection)
     load_s = time.perf_counter() - started
-    found, timings = [], []
-    for v in vectors:
-        started = time.perf_counter()
-        hits = store.dense_search(SearchQuery(collection, "", v, k, k, "dense"))
-        timings.append((time.perf_counter() - started) * 1000)
-        found.append([i for i, _ in hits])
+    index = store.vectors(collection)
+    built = index.params
+    result: dict = {"queries": len(vectors), "exact_s": exact_s, "index_load_s": load_s, "by_nprobe": {}}
+    for nprobe in [built.nprobe] + [p for p in nprobes if p != built.nprobe and index.ivf]:
+        index.params = replace(built, nprobe=nprobe)
+        found, timings = [], []
+        for v in vectors:
+            started = time.perf_counter()
+            hits = store.dense_search(SearchQuery(collection, "", v, k, 50, "dense"))
+            timings.append((time.perf_counter() - started) * 1000)
+            found.append([i for i, _ in hits[:k]])
+        share = float(np.mean([len(set(f) & set(e)) / k for f, e in zip(found, exact.tolist())]))
+        result["by_nprobe"][nprobe] = {"recall_at_10": share, "search_p50_ms": statistics.median(timings)}
+        print(f"    dense recall@{k} vs exact: {share:.4f} over {len(vectors)} questions ({built.kind}, nprobe {nprobe};"
+              f" store dense search p50 {statistics.median(timings):.1f} ms; exact scan {exact_s:.0f} s)", flush=True)
+    index.params = built
+    result.update(result["by_nprobe"][built.nprobe])
     store.close()
-    hits = [len(set(f) & set(e)) / k for f, e in zip(found, exact.tolist())]
-    result = {"recall_at_10": float(np.mean(hits)), "queries": len(hits), "exact_s": exact_s, "index_load_s": load_s,
-              "search_p50_ms": statistics.median(timings)}
-    print(f"    dense recall@{k} vs exact: {result['recall_at_10']:.4f} over {len(hits)} questions"
-          f" (index search p50 {result['search_p50_ms']:.1f} ms; exact scan {exact_s:.0f} s)", flush=True)
     return result
 
 
@@ -486,7 +539,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000000")
     parser.add_argument("--work", type=Path, default=Path("/tmp/scale-data"))
     parser.add_argument("--cache", type=Path, default=None, help="base embeddings (default: WORK/base.npz)")
-    parser.add_argument("--index", default="flush", help="flush (the store's own flat build) or a `reindex --index` value")
+    parser.add_argument("--index", default="auto",
+                        help="auto, flat or ivf (built by the store's save path) or reindex:KIND (`docqa reindex`)")
     parser.add_argument("--reindex-args", default="", help="more options for `docqa reindex`, space-separated")
     parser.add_argument("--rebuild", action="store_true", help="start the data dir afresh")
     parser.add_argument("--reindex", action="store_true", help="rebuild the vector index of a reused data dir")
@@ -498,6 +552,7 @@ def main() -> None:
     parser.add_argument("--bm25-long", type=int, default=40, help="long queries timed in-process (whole ones are slow)")
     parser.add_argument("--budgets", default=str(ROW_BUDGET), help="BM25 row budgets timed beside the whole query")
     parser.add_argument("--recall-queries", type=int, default=200)
+    parser.add_argument("--nprobes", default="", help="IVF probes whose recall is measured beside the index's own")
     parser.add_argument("--skip", default="", help="comma-separated: serve, bm25, recall")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server (a DOCQA_ setting)")
     parser.add_argument("--json", action="store_true")
@@ -514,7 +569,7 @@ def main() -> None:
           flush=True)
     questions = squad_questions()
     random.Random(0).shuffle(questions)
-    long = long_queries()
+    long = [q for q in long_queries() if len(q) <= Settings().limits.max_question_chars]  # longer ones get 422
     random.Random(1).shuffle(long)
     sets = {"questions": questions, "long": long}
     results = []
@@ -533,22 +588,26 @@ def main() -> None:
         row["catalog_bytes"] = sum(f.stat().st_blocks * 512 for f in data_dir.glob("catalog.sqlite3*"))
         row["vector_bytes"] = du(data_dir / "vectors")
         row["lexical_rows"] = lexical_rows(data_dir)
+        row["index_params"] = index_header(data_dir)
         print(f"  load {row['load_s']:.0f} s ({row['chunks_per_s']:.0f} chunks/s); vector index "
               f"{row.get('index_build_s', float('nan')):.0f} s ({row.get('index', 'reused')}); catalog"
               f" {row['catalog_bytes'] / 2**30:.2f} GiB, vectors {row['vector_bytes'] / 2**30:.2f} GiB,"
-              f" {row['lexical_rows']:,} FTS rows", flush=True)
+              f" {row['lexical_rows']:,} FTS rows; index {row['index_params']}", flush=True)
         if "bm25" not in skip:
             base = base_of_chunks(data_dir, size, len(texts), args.chunks_per_document)
             row["bm25"] = bm25_latency(data_dir, sets, args.bm25_queries, gold, own, base,
                                        [int(b) for b in args.budgets.split(",")], args.bm25_long)
         if "serve" not in skip:
             env = dict(kv.split("=", 1) for kv in args.env)
+            if args.index == "flat":  # keep it flat: at shutdown an `auto` store would rebuild it as IVF
+                env.setdefault("DOCQA_STORE__IVF_THRESHOLD", str(FLAT_ALWAYS))
             row["serve"] = serve(work, data_dir, sets, args.requests, [int(c) for c in args.concurrency.split(",")], env)
             s = row["serve"]
             print(f"  serve: ready in {s['ready_s']:.0f} s; RSS {s['rss_ready'] / 2**30:.2f} GiB ready,"
                   f" {s['rss_after'] / 2**30:.2f} GiB after the load (peak {s['rss_peak'] / 2**30:.2f})", flush=True)
         if "recall" not in skip:
-            row["recall"] = recall(data_dir, questions, embedder, args.recall_queries)
+            row["recall"] = recall(data_dir, questions, embedder, args.recall_queries, store_options(args.index),
+                                   [int(p) for p in args.nprobes.split(",") if p])
         results.append(row)
     if args.json:
         print(json.dumps(results, indent=1))
