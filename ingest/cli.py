@@ -273,7 +273,7 @@ def reindex(
         fail(exc.detail)
     params = ", ".join(f"{k} {v}" for k, v in report.index.items() if k != "kind")
     out.print(f"reindexed {collection}: {report.vectors} vectors ({report.index.get('kind', '?')}: {params}),"
-              f" {report.lexical_rows} lexical rows", highlight=False)
+              f" {report.lexical_rows} lexical rows", highlight=False, soft_wrap=True)
 
 
 @app.command()

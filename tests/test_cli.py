@@ -269,6 +269,29 @@ def test_reindex_rebuilds_vectors_without_embedding_anything(
     assert docqa(data_dir, "reindex", "-c", "nope").exit_code == 2
 
 
+def test_reindex_index_ivf_builds_and_records_an_ivf_index_that_check_verifies(data_dir: Path, ingested: Path) -> None:
+    store, collection = open_store(data_dir)
+    chunks = store.counts(collection)["chunks"]
+    result = docqa(data_dir, "reindex", "--index", "ivf", "--nlist", "2", "--nprobe", "2")
+    assert result.exit_code == 0, result.stderr
+    assert f"{chunks} vectors (ivf: nlist 2, nprobe 2, quantiser sq8, trained_on {chunks}" in result.stdout
+    header = VectorIndex.read_header(store.vector_path(collection))["index"]
+    assert (header["kind"], header["nlist"], header["nprobe"], header["chosen"]) == ("ivf", 2, 2, "ivf")
+    checked = docqa_json(data_dir, "check")
+    assert checked["ok"] is True and checked["collections"][0]["index"] == header
+
+    assert docqa(data_dir, "reindex", "--index", "flat").exit_code == 0
+    assert VectorIndex.read_header(store.vector_path(collection))["index"] == {"kind": "flat", "chosen": "flat"}
+
+
+def test_reindex_with_an_unknown_index_kind_is_a_clear_error(data_dir: Path, ingested: Path) -> None:
+    result = docqa(data_dir, "reindex", "--index", "hnsw")
+    assert result.exit_code == 2
+    assert "--index must be auto, flat or ivf, got 'hnsw'" in result.stderr
+    result = docqa(data_dir, "reindex", "--index", "ivf", "--quantiser", "sq3")
+    assert result.exit_code == 2 and "quantiser must be one of sq8, fp16, pq" in result.stderr
+
+
 def test_sync_through_the_cli_removes_deleted_files(data_dir: Path, samples_copy: Path) -> None:
     docqa_json(data_dir, "ingest", samples_copy, "--workers", "0")
     (samples_copy / "faq.html").unlink()

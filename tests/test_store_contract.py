@@ -17,11 +17,12 @@ import pytest
 
 from fake_catalog import DIM, IDENTITY, unit_vectors
 from indexes.backends import open_store
+from indexes.catalog import embedding_of
 from indexes.embedded import EmbeddedStore
-from indexes.errors import Conflict, NotFound
+from indexes.errors import Conflict, InvalidInput, NotFound
 from indexes.filters import Filters
 from indexes.postgres import PostgresStore
-from indexes.store import SearchQuery, Store
+from indexes.store import IndexChoice, SearchQuery, Store
 from indexes.types import ChunkInput, Collection, DocumentFields
 
 BACKENDS = ["embedded", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -68,6 +69,11 @@ def lexical(store: Store, collection: Collection, text: str, filters: Filters | 
 def dense(store: Store, collection: Collection, vector: np.ndarray, filters: Filters | None = None, k: int = 50) -> list[int]:
     query = SearchQuery(collection, "", vector, k=k, candidates=k, filters=filters or Filters())
     return [i for i, _ in store.dense_search(query)]
+
+
+def as_stored(store: Store, matrix: np.ndarray) -> np.ndarray:
+    """Vectors as a backend gives them back: the embedded store keeps float16 (schema 6), PostgreSQL float32."""
+    return matrix.astype(np.float16).astype(np.float32) if isinstance(store, EmbeddedStore) else matrix
 
 
 def consistent(store: Store, collection: Collection) -> bool:
@@ -117,7 +123,7 @@ def test_a_document_is_stored_with_its_chunks_text_vectors_and_sentence_vectors(
     assert (first.document_id, first.source, first.title, first.metadata, first.page_start) == (
         document_id, "guide.md", "GUIDE.MD", {"team": "infra"}, 1)
     ids, matrix = store.embeddings(chunk_ids)
-    assert list(ids) == sorted(chunk_ids) and np.array_equal(matrix, unit_vectors(2, 0))  # bit for bit
+    assert list(ids) == sorted(chunk_ids) and np.array_equal(matrix, as_stored(store, unit_vectors(2, 0)))  # bit for bit
     vectors = store.chunk_vectors(chunk_ids, DIM)
     assert np.array_equal(vectors[chunk_ids[0]][1], sentences[0]) and vectors[chunk_ids[1]][1] is None
 
@@ -129,7 +135,7 @@ def test_export_gives_back_everything_put(store: Store, docs: Collection) -> Non
     assert stored.status == "ok" and stored.fields.source == "x.md" and stored.fields.metadata == {"k": 1}
     assert stored.fields.text == "alpha beta" and stored.fields.sha256 == "sha-x.md-3"
     assert stored.chunks == [chunk("alpha beta")]
-    assert np.array_equal(stored.embeddings, unit_vectors(1, 3)) and np.array_equal(stored.sentence_vectors[0], sentences[0])
+    assert np.array_equal(stored.embeddings, as_stored(store, unit_vectors(1, 3))) and np.array_equal(stored.sentence_vectors[0], sentences[0])
 
 
 def test_replacing_a_document_keeps_nothing_of_the_old_version(store: Store, docs: Collection) -> None:
@@ -225,10 +231,11 @@ def test_dense_search_ranks_by_cosine_best_first(store: Store, docs: Collection)
     fields = DocumentFields("v.md", "s", 1)
     _, ids = store.put_document(docs, fields, [chunk(f"c{i}") for i in range(20)], vectors)
     ranked = store.dense_search(SearchQuery(docs, "", vectors[7], k=5, candidates=5))
-    exact = np.argsort(-(vectors @ vectors[7]))[:5]
+    cosines = as_stored(store, vectors) @ vectors[7]
+    exact = np.argsort(-cosines)[:5]
     assert [i for i, _ in ranked] == [ids[j] for j in exact]
-    assert ranked[0][1] == pytest.approx(1.0, abs=1e-5)
-    assert [s for _, s in ranked] == pytest.approx(sorted((vectors @ vectors[7])[exact], reverse=True), abs=1e-5)
+    assert ranked[0][1] == pytest.approx(1.0, abs=1e-3)
+    assert [s for _, s in ranked] == pytest.approx(sorted(cosines[exact], reverse=True), abs=1e-5)
 
 
 def test_lexical_search_is_bm25_repeated_words_weigh_more_and_function_words_none(store: Store, docs: Collection) -> None:
@@ -379,6 +386,21 @@ def test_check_finds_a_damaged_vector_index_and_repair_rebuilds_it(store: Store,
     assert not report.ok and report.problems
     store.repair(docs)
     assert consistent(store, docs) and set(dense(store, docs, unit_vectors(1, 0)[0])) == set(ids)
+
+
+def test_repair_with_an_index_choice_builds_it_where_there_is_one_and_says_so_where_not(
+    backend: str, store: Store, docs: Collection,
+) -> None:
+    _, ids = put(store, docs, "a.md", [f"passage {i}" for i in range(60)])
+    if backend == "embedded":
+        store.repair(docs, IndexChoice("ivf", nlist=2))
+        assert store.check(docs).index["kind"] == "ivf"
+    else:
+        with pytest.raises(InvalidInput, match="pgvector HNSW; --index ivf applies to the embedded store only"):
+            store.repair(docs, IndexChoice("ivf"))
+        store.repair(docs, IndexChoice("auto"))  # auto is what it has
+        assert store.check(docs).index["kind"] == "hnsw"
+    assert consistent(store, docs) and set(dense(store, docs, unit_vectors(1, 0)[0], k=60)) == set(ids)
 
 
 def test_the_change_sequence_grows_with_every_change(store: Store, docs: Collection) -> None:
@@ -656,6 +678,8 @@ def downgrade(store: Store) -> None:
                              if r[1] not in ("locator", "ocr", "ocr_pages"))
             db.executescript(f"PRAGMA foreign_keys = OFF; ALTER TABLE {table} RENAME TO gone; {declared};"
                              f" INSERT INTO {table} SELECT {kept} FROM gone; DROP TABLE gone;")
+        db.executemany("UPDATE chunks SET embedding = ? WHERE id = ?",  # float32, as schema 4 stored them
+                       [(embedding_of(b).tobytes(), i) for i, b in db.execute("SELECT id, embedding FROM chunks").fetchall()])
         db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
         db.commit()
         db.close()
