@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from indexes.errors import Conflict, NotFound, StorageError
-from indexes.lexical import ANALYSIS_VERSION, fts_body, match_expression
+from indexes.lexical import ANALYSIS_VERSION, ROW_BUDGET, bounded_stems, fts_body, or_expression, query_stems
 from indexes.schema import SCHEMA, SCHEMA_VERSION, create_fts, fts_table
 from indexes.store import chunk_dict
 from indexes.types import ChunkInput, Collection, DocumentFields, DocumentRecord
@@ -40,6 +40,8 @@ _ADDED_COLUMNS = (
 )
 
 
+TERM_COUNTS_TTL_S = 300.0  # how long a term's row count steers BM25's bound (`Catalog.term_frequencies`)
+TERM_COUNTS_KEPT = 100_000
 FLOAT16_SINCE = 6  # the schema from which chunks.embedding holds float16
 
 
@@ -71,6 +73,8 @@ class Catalog:
         self.path = Path(path)
         self._local = threading.local()
         self._write_lock = threading.RLock()
+        self._term_counts: dict[tuple[int, str], tuple[int, float]] = {}  # (collection, term): (rows, when)
+        self._term_counts_lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._write_lock:  # executescript commits on its own, so the script holds its transaction
@@ -466,16 +470,19 @@ class Catalog:
 
     def lexical_search(
         self, collection_id: int, question: str, k: int, allowed: Sequence[int] | None = None,
-        db: sqlite3.Connection | None = None,
+        db: sqlite3.Connection | None = None, budget: int | None = ROW_BUDGET,
     ) -> list[tuple[int, float]]:
-        """BM25 over FTS5: (chunk id, score) best first; score is -bm25 (higher is better)."""
-        expression = match_expression(question)
-        if expression is None or k <= 0:
+        """BM25 over FTS5: (chunk id, score) best first; score is -bm25 (higher is better). A query whose terms
+        hold more than `budget` rows between them is asked for its rarest terms (`bounded_stems`); None: whole."""
+        stems = query_stems(question)
+        if not stems or k <= 0:
             return []
         db = db or self.db
         table = fts_table(collection_id)
+        if budget is not None:
+            stems = bounded_stems(stems, self.term_frequencies(collection_id, stems, db), budget)
         sql = f"SELECT rowid, -bm25({table}) FROM {table} WHERE {table} MATCH ?"
-        args: list[Any] = [expression]
+        args: list[Any] = [or_expression(stems)]
         if allowed is not None:
             if not allowed:
                 return []
@@ -485,6 +492,30 @@ class Catalog:
         sql += f" ORDER BY bm25({table}) LIMIT ?"
         args.append(k)
         return [(int(r[0]), float(r[1])) for r in db.execute(sql, args)]
+
+    def term_frequencies(
+        self, collection_id: int, terms: Sequence[str], db: sqlite3.Connection | None = None
+    ) -> dict[str, int]:
+        """How many rows of the collection's FTS table hold each term (fts5vocab, which counts a term's postings:
+        the cost of a common term, so counts are kept TERM_COUNTS_TTL_S seconds; they only steer `bounded_stems`)."""
+        db = db or self.db
+        table = fts_table(collection_id)
+        now = time.monotonic()
+        counts: dict[str, int] = {}
+        for term in dict.fromkeys(terms):
+            with self._term_counts_lock:
+                cached = self._term_counts.get((collection_id, term))
+            if cached is not None and now - cached[1] < TERM_COUNTS_TTL_S:
+                counts[term] = cached[0]
+                continue
+            db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{table}_terms USING fts5vocab(main, {table}, 'row')")
+            row = db.execute(f"SELECT doc FROM temp.{table}_terms WHERE term = ?", (term,)).fetchone()
+            counts[term] = int(row[0]) if row else 0
+            with self._term_counts_lock:
+                self._term_counts[(collection_id, term)] = (counts[term], now)
+                while len(self._term_counts) > TERM_COUNTS_KEPT:  # the oldest go first
+                    del self._term_counts[next(iter(self._term_counts))]
+        return counts
 
     # -- change log -------------------------------------------------------------------------------
 

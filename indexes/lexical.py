@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
+from typing import Mapping
 
 import Stemmer
 
@@ -121,7 +122,39 @@ def match_expression(question: str) -> str | None:
     leaks through), once per occurrence: FTS5 scores each phrase of the query, so a word the query repeats
     weighs more, as in BM25's query term frequency. Questions rarely repeat a word; a long query (a whole
     argument in ArguAna) does, and there BM25 rose from 45.6 to 49.0 nDCG@10 (docs/quality.md)."""
-    stems = query_stems(question)
+    return or_expression(query_stems(question))
+
+
+# BM25 over millions of chunks. FTS5 scores every row that holds any of a query's terms, so a question of common
+# words ("What year did the war start?") costs as much as all the rows holding any of them. A query whose terms
+# hold more than ROW_BUDGET rows between them keeps its rarest terms while they fit (always the rarest one): the
+# common terms it drops have the lowest idf. Below ROW_BUDGET rows (any collection of fewer chunks) every query
+# is asked whole, as before. At 1M chunks (benchmarks/scale.py, docs/quality.md): SQuAD questions p50 / p99
+# 226 / 1,323 ms -> 122 / 246 ms, gold hit@1 .785 -> .760; whole-argument queries p50 5.4 s -> 262 ms.
+ROW_BUDGET = 100_000
+
+
+def bounded_stems(stems: list[str], frequencies: Mapping[str, int], budget: int = ROW_BUDGET) -> list[str]:
+    """The query stems (in order, repeats kept) that BM25 is asked for within a budget of rows: all of them when
+    the rows their terms match add up to at most `budget` (a row counted once per term holding it); otherwise the
+    rarest terms, rarest first, while their rows fit, and always the rarest one. A term missing from
+    `frequencies` matches no row."""
+    distinct = list(dict.fromkeys(stems))
+    if sum(frequencies.get(t, 0) for t in distinct) <= budget:
+        return list(stems)
+    kept: set[str] = set()
+    rows = 0
+    for term in sorted(distinct, key=lambda t: (frequencies.get(t, 0), distinct.index(t))):
+        df = frequencies.get(term, 0)
+        if kept and rows + df > budget:
+            break
+        kept.add(term)
+        rows += df
+    return [t for t in stems if t in kept]
+
+
+def or_expression(stems: list[str]) -> str | None:
+    """An FTS5 MATCH expression ORing the stems, each quoted (no FTS syntax leaks through), repeats kept."""
     return " OR ".join(f'"{t}"' for t in stems) if stems else None
 
 

@@ -211,6 +211,21 @@ def test_a_word_the_query_repeats_weighs_more_in_bm25(catalog: Catalog, cid: int
     assert [i for i, _ in catalog.lexical_search(cid, "subsidies tariffs subsidies subsidies", 5)] == ids[::-1]
 
 
+def test_over_its_row_budget_bm25_asks_for_the_rarest_terms_counted_by_fts5vocab(catalog: Catalog, cid: int) -> None:
+    # "report" is in every chunk, "quarterly" in two, "audit" in one: 6 + 2 + 1 rows between them.
+    texts = ["The audit report.", "The quarterly report.", "The quarterly report again."] + ["The report."] * 3
+    _, ids = catalog.put_document(cid, fields("b.md"), chunks_of(*texts), vectors(len(texts)))
+    assert catalog.term_frequencies(cid, ["audit", "quarter", "report", "nowhere"]) == {
+        "audit": 1, "quarter": 2, "report": 6, "nowhere": 0}
+    question = "audit quarterly report"
+    whole = [i for i, _ in catalog.lexical_search(cid, question, 10, budget=None)]
+    assert set(whole) == set(ids)  # every chunk holds "report"
+    assert whole == [i for i, _ in catalog.lexical_search(cid, question, 10, budget=9)]  # 9 rows fit: asked whole
+    # within 3 rows: "audit" and "quarterly" only, so a chunk holding only "report" is never scored
+    assert [i for i, _ in catalog.lexical_search(cid, question, 10, budget=3)] == [ids[0], ids[1], ids[2]]
+    assert [i for i, _ in catalog.lexical_search(cid, question, 10, budget=1)] == [ids[0]]  # the rarest alone
+
+
 def test_headings_are_searchable_through_fts(catalog: Catalog, cid: int) -> None:
     chunks = chunks_of("Shifts last a week.", heading=("On-call",))
     _, ids = catalog.put_document(cid, fields("h.md"), chunks, vectors(1))

@@ -8,7 +8,9 @@ import unicodedata
 from hypothesis import given
 from hypothesis import strategies as st
 
-from indexes.lexical import analyse, fold, fts_body, match_expression, query_language, query_terms, word_stems
+from indexes.lexical import (
+    analyse, bounded_stems, fold, fts_body, match_expression, query_language, query_terms, word_stems,
+)
 
 
 def test_english_text_is_folded_then_stemmed_in_english() -> None:
@@ -79,3 +81,23 @@ def test_a_repeated_word_is_asked_once_per_occurrence() -> None:
 def test_fold_lowers_and_strips_diacritics_with_or_without_its_ascii_shortcut(text: str) -> None:
     decomposed = unicodedata.normalize("NFKD", text.lower())
     assert fold(text) == "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def test_a_query_within_the_row_budget_is_asked_whole() -> None:
+    stems = ["war", "year", "war", "start"]
+    assert bounded_stems(stems, {"war": 40, "year": 50, "start": 10}, budget=100) == stems
+
+
+def test_over_the_budget_the_rarest_terms_are_kept_while_their_rows_fit_repeats_and_order_kept() -> None:
+    stems = ["year", "war", "napoleon", "war", "start"]
+    counts = {"year": 900, "war": 60, "napoleon": 5, "start": 400}
+    assert bounded_stems(stems, counts, budget=100) == ["war", "napoleon", "war"]  # 5 + 60 fit, + 400 would not
+    assert bounded_stems(stems, counts, budget=500) == ["war", "napoleon", "war", "start"]
+    # the rarest term is kept even when it alone is over the budget; a term no row holds costs nothing
+    assert bounded_stems(["year", "start"], counts, budget=100) == ["start"]
+    assert bounded_stems(["year", "zyzzyva", "start"], counts, budget=100) == ["zyzzyva"]
+    assert bounded_stems(["year", "zyzzyva"], {"year": 900}, budget=100) == ["zyzzyva"]
+
+
+def test_terms_as_rare_as_each_other_are_kept_in_the_order_the_query_gives_them() -> None:
+    assert bounded_stems(["b", "a", "c"], {"a": 60, "b": 60, "c": 60}, budget=100) == ["b"]
