@@ -15,9 +15,36 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Callable, Sequence
 
+import pytest
 from scripted_llm import send, serve, stop
 
 Score = Callable[[str, Sequence[str]], list[float]]
+
+# Eight one-line notes, six about a cluster: enough candidates for a re-ranker to reorder.
+NOTES = {
+    "staging.md": "The staging cluster has 12 nodes and runs in the Frankfurt region.",
+    "production.md": "The production cluster has 40 nodes spread over three availability zones.",
+    "backups.md": "Backups of the cluster databases are kept for thirty days in cold storage.",
+    "oncall.md": "The on-call engineer for the cluster is paged through the incident phone line.",
+    "upgrades.md": "Cluster upgrades happen on the first Tuesday of every month after the change review.",
+    "monitoring.md": "Every cluster node reports its metrics to the monitoring stack once a minute.",
+    "canteen.md": "Lunch is served in the canteen from noon until two on weekdays.",
+    "parking.md": "Visitors park in the north garage and sign in at the front desk.",
+}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test CrossEncoder saved under a temp dir (import this fixture into a test module to use it)."""
+    return random_cross_encoder(tmp_path_factory.mktemp("cross-encoder"))
+
+
+@pytest.fixture(scope="module")
+def model(model_dir: Path) -> object:
+    """The same CrossEncoder, loaded by the test itself (the expected scores come from it, not from docqa)."""
+    from sentence_transformers import CrossEncoder
+
+    return CrossEncoder(str(model_dir))
 
 
 def random_cross_encoder(folder: Path) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from rerankers import RerankServer, cross_encoder_scores, random_cross_encoder
+from rerankers import RerankServer, cross_encoder_scores, model, model_dir  # noqa: F401 (fixtures)
 
 from indexes.plugins import RERANKERS, registered
 from service.errors import RerankerUnavailable
@@ -34,17 +34,6 @@ TEXTS = [
 BACKENDS = ["cross-encoder", "http-cohere", "http-tei"]
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return random_cross_encoder(tmp_path_factory.mktemp("cross-encoder"))
-
-
-@pytest.fixture(scope="module")
-def model(model_dir: Path) -> Any:
-    """The same CrossEncoder, loaded by the test itself (the expected scores come from it, not from docqa)."""
-    from sentence_transformers import CrossEncoder
-
-    return CrossEncoder(str(model_dir))
 
 
 def _lock_scores(model: Any) -> Any:

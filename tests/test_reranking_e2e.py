@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
-from rerankers import cross_encoder_scores, order_by, random_cross_encoder
+from rerankers import NOTES, cross_encoder_scores, model, model_dir, order_by  # noqa: F401 (fixtures)
 from server import DocqaServer, read_sse, wait_for_job
 from typer.testing import CliRunner
 
@@ -22,30 +22,10 @@ from service.cli import app
 pytestmark = pytest.mark.slow
 runner = CliRunner()
 
-NOTES = {
-    "staging.md": "The staging cluster has 12 nodes and runs in the Frankfurt region.",
-    "production.md": "The production cluster has 40 nodes spread over three availability zones.",
-    "backups.md": "Backups of the cluster databases are kept for thirty days in cold storage.",
-    "oncall.md": "The on-call engineer for the cluster is paged through the incident phone line.",
-    "upgrades.md": "Cluster upgrades happen on the first Tuesday of every month after the change review.",
-    "monitoring.md": "Every cluster node reports its metrics to the monitoring stack once a minute.",
-    "canteen.md": "Lunch is served in the canteen from noon until two on weekdays.",
-    "parking.md": "Visitors park in the north garage and sign in at the front desk.",
-}
 QUESTION = "How many nodes does the cluster have?"
 CANDIDATES = 6
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return random_cross_encoder(tmp_path_factory.mktemp("cross-encoder"))
-
-
-@pytest.fixture(scope="module")
-def model(model_dir: Path) -> Any:
-    from sentence_transformers import CrossEncoder
-
-    return CrossEncoder(str(model_dir))
 
 
 def env_for(model_dir: Path) -> dict[str, str]:

@@ -16,18 +16,9 @@ from service.answer import Answerer, AskRequest
 from service.errors import RerankerUnavailable
 from service.generators.registry import GeneratorRegistry
 from service.retrieval import RERANK, RetrievalPipeline
+from rerankers import NOTES
 from service.settings import AbstentionConfig, GeneratorConfig, RetrievalConfig
 
-NOTES = {
-    "staging.md": "The staging cluster has 12 nodes and runs in the Frankfurt region.",
-    "production.md": "The production cluster has 40 nodes spread over three availability zones.",
-    "backups.md": "Backups of the cluster databases are kept for thirty days in cold storage.",
-    "oncall.md": "The on-call engineer for the cluster is paged through the incident phone line.",
-    "upgrades.md": "Cluster upgrades happen on the first Tuesday of every month after the change review.",
-    "monitoring.md": "Every cluster node reports its metrics to the monitoring stack once a minute.",
-    "canteen.md": "Lunch is served in the canteen from noon until two on weekdays.",
-    "parking.md": "Visitors park in the north garage and sign in at the front desk.",
-}
 QUERY = "How many nodes does the staging cluster have?"
 
 
