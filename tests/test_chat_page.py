@@ -450,3 +450,22 @@ def test_the_upload_form_accepts_what_the_registry_reads(browser: object, format
     assert page.locator("#file-input").get_attribute("accept").split(",") == suffixes
     hint = page.locator("#upload-hint").text_content()
     assert all(f["name"] in hint for f in listed) and ".pptx" in suffixes and errors == []
+
+
+def test_a_reranker_that_fails_shows_as_a_warning_beside_the_answer(browser: object, ingested: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on: the re-ranking server is down
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = ingested.parent / "reranker-down" / "data"
+    shutil.copytree(ingested, data)
+    down = {"DOCQA_RERANKER__BACKEND": "http", "DOCQA_RERANKER__MODEL": "bge-reranker",
+            "DOCQA_RERANKER__BASE_URL": f"http://127.0.0.1:{port}", "DOCQA_RERANKER__RETRIES": "0"}
+    with _serving(data, **down) as base:
+        page, errors = _open_chat(browser, base)
+        answer = _ask(page, "How many GPUs was the Atlas model trained on?")
+        assert "64" in answer.locator(".answer-text").inner_text()  # answered all the same, in fused order
+        warning = answer.locator(".answer-warning")
+        assert warning.count() == 1 and "re-ranking failed" in warning.inner_text()
+        assert errors == []

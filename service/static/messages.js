@@ -112,6 +112,7 @@ export class AnswerView {
     this.status.hidden = true;
     if (answer.abstained) this.renderAbstention(answer.reason);
     else this.renderAnswer(answer.unsupported_claims || []);
+    this.renderWarnings(answer.warnings || []);
     this.renderActions();
   }
 
@@ -123,6 +124,13 @@ export class AnswerView {
       const note = el("p", { cls: "note warn", text: "Not backed by the cited passages: " });
       note.append(el("q", { text: unsupported.join(" … ") }));
       this.notes.replaceChildren(note);
+    }
+  }
+
+  /** What went wrong without failing the answer (a re-ranker that failed: the passages are in fused order). */
+  renderWarnings(warnings) {
+    for (const text of warnings) {
+      this.notes.append(el("p", { cls: "note warn answer-warning", text, attrs: { role: "status" } }));
     }
   }
 
