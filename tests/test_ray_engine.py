@@ -168,6 +168,11 @@ def by_source(report: dict) -> dict[str, dict]:
     return {r["source"]: r for r in report["results"]}
 
 
+def outcomes(results: dict[str, dict]) -> dict[str, tuple[str, int]]:
+    """Each file's (status, chunks), from `by_source`: what two runs must agree on."""
+    return {source: (r["status"], r["chunks"]) for source, r in results.items()}
+
+
 # -- fixtures: one cluster, one corpus, one local reference -----------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -241,8 +246,7 @@ def test_same_documents_chunks_and_vectors_as_the_local_engine(tmp_path, cluster
     data = tmp_path / "data"
     report = ingest_json(data, corpus, *ray_args(cluster), env=cluster.env)
     results, expected = by_source(report), by_source(local_report)
-    assert {s: (r["status"], r["chunks"]) for s, r in results.items()} == \
-        {s: (r["status"], r["chunks"]) for s, r in expected.items()}
+    assert outcomes(results) == outcomes(expected)
     broken = results[str((corpus / "broken.pdf").resolve())]
     assert broken["status"] == "failed" and broken["reason"] == expected[broken["source"]]["reason"], broken
     assert broken["reason"]  # the parser's reason, as the local engine gives it
@@ -274,8 +278,7 @@ def test_an_embedding_actor_killed_mid_run_is_restarted_and_the_run_completes(tm
     assert restarted, "Ray did not restart the killed actor"
     assert_tidy(stderr)
     report = by_source(json.loads(stdout))
-    assert {s: (r["status"], r["chunks"]) for s, r in report.items()} == \
-        {s: (r["status"], r["chunks"]) for s, r in by_source(local_report).items()}  # nothing twice, nothing lost
+    assert outcomes(report) == outcomes(by_source(local_report))  # nothing twice, nothing lost
     assert_same_as_local(data, local_data)
     assert_check_clean(data)
 
