@@ -141,7 +141,7 @@ class VectorIndex:
     def _stored_ids(self) -> np.ndarray:
         if not self.ivf:
             return faiss.vector_to_array(self._index.id_map).astype(np.int64)
-        parts = [ids for ids, _ in self._all_lists()]
+        parts = [ids for ids, _ in self._all_lists(codes=False)]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     def ids(self) -> np.ndarray:
@@ -252,17 +252,19 @@ class VectorIndex:
             wrong += ids[differ].tolist()
         return wrong
 
-    def _all_lists(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Every inverted list in order, empty ones included (so the position is the list number)."""
+    def _all_lists(self, codes: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """Every inverted list's ids and (unless `codes` is False: ids are all a load needs) codes, in order,
+        empty ones included (so the position is the list number)."""
         invlists = self._index.invlists
+        no_codes = np.zeros((0, invlists.code_size), dtype=np.uint8)
         for list_no in range(self._index.nlist):
             size = invlists.list_size(list_no)
             if not size:
-                yield np.zeros(0, dtype=np.int64), np.zeros((0, invlists.code_size), dtype=np.uint8)
+                yield np.zeros(0, dtype=np.int64), no_codes if codes else None
                 continue
-            ids = faiss.rev_swig_ptr(invlists.get_ids(list_no), size).copy()
-            codes = faiss.rev_swig_ptr(invlists.get_codes(list_no), size * invlists.code_size).copy()
-            yield ids.astype(np.int64), codes.reshape(size, invlists.code_size)
+            ids = faiss.rev_swig_ptr(invlists.get_ids(list_no), size).astype(np.int64)
+            held = faiss.rev_swig_ptr(invlists.get_codes(list_no), size * invlists.code_size).copy() if codes else None
+            yield ids, held.reshape(size, invlists.code_size) if held is not None else None
 
     # -- persistence ------------------------------------------------------------------------------
 
