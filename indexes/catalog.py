@@ -502,13 +502,16 @@ class Catalog:
         table = fts_table(collection_id)
         now = time.monotonic()
         counts: dict[str, int] = {}
+        vocabulary = False
         for term in dict.fromkeys(terms):
             with self._term_counts_lock:
                 cached = self._term_counts.get((collection_id, term))
             if cached is not None and now - cached[1] < TERM_COUNTS_TTL_S:
                 counts[term] = cached[0]
                 continue
-            db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{table}_terms USING fts5vocab(main, {table}, 'row')")
+            if not vocabulary:  # the connection's own view of the table's terms, made once per connection
+                db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{table}_terms USING fts5vocab(main, {table}, 'row')")
+                vocabulary = True
             row = db.execute(f"SELECT doc FROM temp.{table}_terms WHERE term = ?", (term,)).fetchone()
             counts[term] = int(row[0]) if row else 0
             with self._term_counts_lock:

@@ -144,7 +144,7 @@ def bounded_stems(stems: list[str], frequencies: Mapping[str, int], budget: int 
         return list(stems)
     kept: set[str] = set()
     rows = 0
-    for term in sorted(distinct, key=lambda t: (frequencies.get(t, 0), distinct.index(t))):
+    for term in sorted(distinct, key=lambda t: frequencies.get(t, 0)):  # stable: ties keep the query's order
         df = frequencies.get(term, 0)
         if kept and rows + df > budget:
             break
