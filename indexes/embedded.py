@@ -126,8 +126,7 @@ class EmbeddedStore(StoreBase):
         index = VectorIndex.rebuild(self.catalog, collection.id, int(collection.embedder["dim"]), params, self.policy)
         with self._lock:
             self._vectors[collection.id] = index
-        index = self.vectors(collection)  # whatever committed while it was built
-        return index
+        return self.vectors(collection)  # caught up with whatever committed while it was built
 
     def forget_vectors(self, collection: Collection) -> None:
         """Drop the cached index and its file (after a collection is deleted or to force a rebuild)."""
@@ -386,13 +385,11 @@ class EmbeddedStore(StoreBase):
                 return None
             return None if recorded.chosen == "auto" else IndexParams(recorded.kind, quantiser=recorded.quantiser,
                                                                       chosen=recorded.chosen)
+        if choice.kind in ("auto", "flat") and (choice.nlist or choice.nprobe or choice.quantiser):
+            raise InvalidInput("--nlist, --nprobe and --quantiser go with --index ivf")
         if choice.kind == "auto":
-            if choice.nlist or choice.nprobe or choice.quantiser:
-                raise InvalidInput("--nlist, --nprobe and --quantiser go with --index ivf")
             return None
         if choice.kind == "flat":
-            if choice.nlist or choice.nprobe or choice.quantiser:
-                raise InvalidInput("--nlist, --nprobe and --quantiser go with --index ivf")
             return IndexParams("flat", chosen="flat")
         if choice.kind != "ivf":
             raise InvalidInput(f"--index must be auto, flat or ivf, got {choice.kind!r}")
