@@ -191,6 +191,16 @@ class Catalog:
             raise Conflict(f"collection {name!r} already exists") from None
         return self.get_collection(name)
 
+    def set_embedder(self, collection_id: int, embedder: dict[str, Any]) -> bool:
+        """Record another embedder for a collection that holds no chunks; False (nothing changed) once it does."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE collections SET embedder = ? WHERE id = ?"
+                " AND NOT EXISTS (SELECT 1 FROM chunks WHERE collection_id = ?)",
+                (json.dumps(embedder, sort_keys=True), collection_id, collection_id),
+            )
+            return cur.rowcount == 1
+
     def get_collection(self, name: str) -> Collection:
         """The collection called `name`; NotFound if there is none."""
         return self._collection_where("name", name, repr(name))

@@ -160,6 +160,13 @@ class EmbeddedStore(StoreBase):
         """Create a collection; Conflict if the name is taken."""
         return self.catalog.create_collection(name, embedder, description)
 
+    def set_embedder(self, collection: Collection, embedder: dict[str, Any]) -> Collection:
+        """Record another embedder for a collection that holds no chunks (its empty vector file goes with the
+        old one's dimension); the collection as recorded afterwards, unchanged once it holds chunks."""
+        if self.catalog.set_embedder(collection.id, embedder):
+            self.forget_vectors(collection)
+        return self.catalog.get_collection(collection.name)
+
     def find_collection(self, name: str) -> Collection | None:
         """The collection called `name`, or None."""
         return self.catalog.find_collection(name)

@@ -253,6 +253,20 @@ class PostgresStore(StoreBase):
             raise Conflict(f"collection {name!r} already exists") from None
         return collection
 
+    def set_embedder(self, collection: Collection, embedder: dict[str, Any]) -> Collection:
+        """Record another embedder for a collection that holds no chunks, its HNSW index rebuilt for the new
+        dimension; the collection as recorded afterwards, unchanged once it holds chunks."""
+        with self.connection() as conn:
+            row = conn.execute(
+                f"UPDATE collections SET embedder = %s WHERE id = %s"
+                f" AND NOT EXISTS (SELECT 1 FROM chunks WHERE collection_id = %s) RETURNING {_COLLECTION_COLUMNS}",
+                (json.dumps(embedder, sort_keys=True), collection.id, collection.id),
+            ).fetchone()
+            if row is not None and _vector_type(_collection(row)) != _vector_type(collection):
+                conn.execute(f"DROP INDEX IF EXISTS {hnsw_index(collection.id)}")
+                self._create_hnsw(conn, _collection(row))
+        return self.get_collection(collection.name)
+
     def _create_hnsw(self, conn: psycopg.Connection, collection: Collection) -> None:
         conn.execute(
             f"CREATE INDEX IF NOT EXISTS {hnsw_index(collection.id)} ON chunks USING hnsw"

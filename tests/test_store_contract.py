@@ -102,6 +102,20 @@ def test_collections_are_created_found_listed_counted_and_deleted(store: Store) 
     assert again.id != a.id and store.counts(again)["chunks"] == 0 and lexical(store, again, "one") == []
 
 
+def test_an_empty_collection_takes_another_embedder_and_one_with_chunks_keeps_its_own(store: Store) -> None:
+    wider = {**IDENTITY, "model": "fake-16", "dim": 2 * DIM}
+    empty = store.create_collection("empty", IDENTITY)
+    changed = store.set_embedder(empty, wider)
+    assert changed.embedder == wider and store.get_collection("empty").embedder == wider and changed.id == empty.id
+    vectors = unit_vectors(2, 3)
+    fields = DocumentFields("w.md", "sha-w", 10, 1.0, title="W", pages=1, text="wide one wide two")
+    store.put_document(changed, fields, [chunk("wide one"), chunk("wide two")], np.hstack([vectors, vectors]) / np.sqrt(2))
+    query = np.hstack([vectors[1], vectors[1]]) / np.sqrt(2)  # searched at the new dimension
+    assert dense(store, changed, query)[:1] == [store.document_chunks(store.find_document(changed, "w.md").id)[1]["id"]]
+    assert store.set_embedder(changed, IDENTITY).embedder == wider  # it holds chunks now: kept
+    assert store.get_collection("empty").embedder == wider and consistent(store, changed)
+
+
 # --- documents -------------------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from indexes.types import Collection, DocumentRecord
 from ingest.pipeline import (
     IngestPipeline, IngestReport, ProgressSink, SourceFile, discover, remove_document, sha256_file,
 )
+from ingest.sample import sample_texts
 from service.auth import Principal
 from service.context import ServiceContext, get_context, get_principal
 from service.routes.formats import formats_sentence
@@ -133,7 +134,9 @@ def _runner(ctx: ServiceContext, collection: Collection, sync_roots: Sequence[Pa
     limits = ctx.settings.limits.per_file()
 
     def run(files: Sequence[SourceFile], progress: ProgressSink) -> IngestReport:
-        pipeline = IngestPipeline(ctx.store, collection, limits=limits, ocr=ctx.settings.ocr.options(), workers=0)
+        # `auto`: a collection created empty takes its embedder from the language of its first documents
+        target = ctx.store.choose_embedder(ctx.store.get_collection(collection.name), lambda: sample_texts(files, limits))
+        pipeline = IngestPipeline(ctx.store, target, limits=limits, ocr=ctx.settings.ocr.options(), workers=0)
         report = pipeline.ingest(files, progress)
         if sync_roots:
             roots = [str(r) for r in sync_roots]
