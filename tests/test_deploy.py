@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from service.app import create_app
 from service.cli import app as cli_app
 from service.generators.base import generator_plugins, section_name
+from service.routes import health
 from service.settings import LimitsConfig, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,6 +137,7 @@ def test_compose_has_the_api_and_the_profiles(compose):
     assert set(ray_nodes(compose)) == {"ray-head", "ray-worker", "ray-gpu-worker"}
     assert {"postgres"} == set(services["postgres"]["profiles"]) == set(services["nginx"]["profiles"])
     assert {"docqa-data", "ollama-models", "postgres-data", "docqa-uploads"} <= set(compose["volumes"])
+    assert {"observability"} == set(services["jaeger"]["profiles"]) == set(services["prometheus"]["profiles"])
 
 
 def test_every_docqa_variable_in_compose_is_a_setting_or_a_cli_envvar(compose):
@@ -186,6 +188,23 @@ def test_compose_publishes_the_default_port_and_mounts_the_data_dir(compose):
             continue  # they never touch the store (test_the_ray_nodes_see_the_documents_and_never_the_store)
         volume = "docqa-uploads" if name in replicas(compose) else "docqa-data"
         assert f"{volume}:{data_dir}" in service["volumes"], name
+
+
+def test_the_observability_profile_scrapes_every_api_server_and_receives_its_traces(compose):
+    services = compose["services"]
+    assert set(services["jaeger"]["profiles"]) == set(services["prometheus"]["profiles"]) == {"observability"}
+    mount = next(v for v in services["prometheus"]["volumes"] if v.endswith(":/etc/prometheus/prometheus.yml:ro"))
+    config = yaml.safe_load((ROOT / mount.split(":")[0]).read_text())
+    [job] = config["scrape_configs"]
+    assert job["metrics_path"] in {route.path for route in health.router.routes}
+    targets = {t for group in job["static_configs"] for t in group["targets"]}
+    port = setting_default("DOCQA_PORT")
+    api_servers = {n for n, s in docqa_services(compose).items() if n == "api" or n in replicas(compose)}
+    assert targets == {f"{name}:{port}" for name in api_servers}
+    for name in api_servers:  # traces go to Jaeger's OTLP/HTTP port once the exporter is turned on
+        env = {k: interpolate(v) for k, v in environment(services[name]).items() if k.startswith("OTEL_")}
+        assert env == {"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318",
+                       "OTEL_SERVICE_NAME": "docqa"}, name
 
 
 @pytest.mark.parametrize("name", ["ingest", "ingest-ray"])
