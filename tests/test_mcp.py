@@ -197,3 +197,34 @@ def test_stdout_carries_only_the_protocol_and_logs_go_to_stderr(data, tmp_path: 
     assert replies[2]["result"]["isError"] is True
     logs = [json.loads(line) for line in stderr.decode().splitlines() if line.startswith("{")]
     assert any(entry["msg"] == "ready" and entry["logger"] == "docqa.service" for entry in logs), stderr.decode()[-2000:]
+
+
+def test_resources_list_pages_through_the_documents(data, embedder, monkeypatch):
+    """resources/list a page at a time (here one document a page), in process with the SDK's in-memory client:
+    every readable document once, each page's cursor leading to the next."""
+    import service.mcp_server as mcp_server
+    from indexes.embedders import EmbedderSpec
+    from service.app import build_context
+    from service.settings import Settings
+
+    monkeypatch.setattr(mcp_server, "RESOURCES_PAGE", 1)
+    ctx = build_context(Settings(data_dir=data.data_dir, log_json=False))
+    ctx.store.embedders.add(EmbedderSpec(), embedder)
+
+    async def pages() -> list[list[str]]:
+        got, cursor = [], None
+        async with Client(mcp_server.DocqaMCP(ctx, local=True)) as client:
+            while True:
+                page = await client.list_resources(cursor=cursor)
+                got.append([str(r.uri) for r in page.resources])
+                if not (cursor := page.next_cursor):
+                    return got
+
+    try:
+        got = anyio.run(pages)
+    finally:
+        ctx.jobs.shutdown()
+        ctx.store.close()
+    expected = sorted(f"docqa://{c}/{i}" for c, ids in data.documents.items() for i in ids.values())
+    assert [len(page) for page in got] == [1] * len(expected)
+    assert sorted(uri for page in got for uri in page) == expected
