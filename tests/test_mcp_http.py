@@ -16,6 +16,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
 from mcp_data import SECRET, McpData, build
 from server import DocqaServer
@@ -136,9 +137,15 @@ def test_mcp_and_rest_show_a_key_the_same_collections_in_either_protocol_generat
     key = data.keys["reader_alpha"]
     rest = httpx.get(f"{server.base_url}/v1/collections", headers={"Authorization": f"Bearer {key}"}, timeout=30)
     assert rest.status_code == 200
+
+    async def listed(client: Client) -> tuple[str, Any]:
+        return client.protocol_version, await client.call_tool("list_collections", {})
+
+    versions = {}
     for mode in ("legacy", "auto"):
-        listed = with_client(server, key, lambda c: c.call_tool("list_collections", {}), mode=mode)
-        assert [c["name"] for c in listed.structured_content["result"]] == [c["name"] for c in rest.json()], mode
+        versions[mode], result = with_client(server, key, listed, mode=mode)
+        assert [c["name"] for c in result.structured_content["result"]] == [c["name"] for c in rest.json()], mode
+    assert versions["legacy"] in HANDSHAKE_PROTOCOL_VERSIONS and versions["auto"] in MODERN_PROTOCOL_VERSIONS, versions
 
 
 @pytest.mark.parametrize("caller", ["no_key", "malformed", "unknown", "revoked"])
