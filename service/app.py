@@ -21,6 +21,7 @@ from service.context import ServiceContext
 from service.generators.registry import GeneratorRegistry
 from service.jobs import JobRunner
 from service.keys import KeyStore, authenticator
+from service.mcp_server import http_endpoint
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, ConcurrencyLimitMiddleware, RequestContextMiddleware
 from service.problems import install_problem_handlers
@@ -87,11 +88,13 @@ def _warm_up(ctx: ServiceContext) -> None:
 def create_app(settings: Settings) -> FastAPI:
     """The application, built from settings read once at the edge (`docqa serve`)."""
     ctx = build_context(settings)
+    mcp = http_endpoint(ctx)  # the MCP server over Streamable HTTP at /mcp (service/mcp_server.py)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         threading.Thread(target=_warm_up, args=(ctx,), name="docqa-warm-up", daemon=True).start()
-        yield
+        async with mcp.run():  # the MCP SDK's session manager lives as long as the app
+            yield
         ctx.jobs.shutdown()
         ctx.store.flush()
         ctx.store.close()
@@ -106,6 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
     def chat_page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
 
+    app.add_route("/mcp", mcp, include_in_schema=False)
     install_problem_handlers(app)
     for router in (ask.router, collections.router, formats.router, jobs.router, conversations.router, openai_chat.router,
                    keys.router, health.router):

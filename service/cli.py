@@ -1,4 +1,4 @@
-"""The `docqa` command: the batch CLI from ingest, plus `serve`, `search`, `plugins`, `keys` and `eval`; the edge
+"""The `docqa` command: the batch CLI from ingest, plus `serve`, `mcp`, `search`, `plugins`, `keys` and `eval`; the edge
 that reads the settings.
 
 Every command reads one `Settings`, once: its flags, then `DOCQA_*` environment variables, then `.env` in the
@@ -136,6 +136,21 @@ def worker_app() -> FastAPI:
     settings = _Run.settings or Settings()
     configure_logging(settings.log_level, settings.log_json)
     return create_app(settings)
+
+
+@app.command("mcp")
+def mcp_stdio() -> None:
+    """Serve the Model Context Protocol over stdio, for a local agent (Claude Desktop, VS Code, Cursor) that runs
+    this command: tools search, ask, list_collections, get_document; documents as docqa:// resources. It runs
+    with the rights of this process (every collection); stdout is the protocol, logs go to stderr."""
+    from service.logs import configure_logging
+    from service.mcp_server import serve_stdio
+
+    settings = _Run.settings
+    assert settings is not None  # main_options ran
+    configure_logging(settings.log_level, settings.log_json)
+    _State.store().close()  # fail fast, in one line on stderr, on a data dir or database that cannot be used
+    serve_stdio(settings)
 
 
 @app.command()
