@@ -106,6 +106,10 @@ def create_app(settings: Settings) -> FastAPI:
     def chat_page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
 
+    @app.get("/admin", include_in_schema=False)
+    def admin_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "admin.html")
+
     install_problem_handlers(app)
     for router in (ask.router, collections.router, formats.router, jobs.router, conversations.router, openai_chat.router,
                    keys.router, health.router):
