@@ -118,3 +118,21 @@ def test_reingesting_without_a_stored_file_is_404_naming_the_document(client: Te
     assert problem(client.post(f"/v1/collections/default/documents/{document_id + 1000}/reingest"), 404)["title"] == "Not found"
     assert problem(client.post("/v1/collections/nothing/documents/1/reingest"), 404)["detail"] == "collection 'nothing' not found"
     assert client.get("/v1/jobs").json()[0]["file_count"] == 1  # no job was queued for either
+
+
+def test_reingesting_an_attachment_ingests_the_message_it_came_in(client: TestClient) -> None:
+    from office_files import eml_bytes
+
+    job = upload(client, "default", [("order.eml", eml_bytes())])
+    stored = {d["source"]: d for d in client.get("/v1/collections/default/documents").json()}
+    assert {"order.eml", "order.eml#invoice.pdf", "order.eml#notes.txt"} <= set(stored), job
+    response = client.post(f"/v1/collections/default/documents/{stored['order.eml#invoice.pdf']['id']}/reingest")
+    assert response.status_code == 202, response.text
+    assert [f["source"] for f in response.json()["files"]] == ["order.eml"]
+    done = wait_for_job(client, response.json()["id"])
+    statuses = {f["source"]: f["status"] for f in done["files"]}
+    assert statuses["order.eml"] == "replaced" and statuses["order.eml#invoice.pdf"] == "replaced", done
+    assert statuses["order.eml#notes.txt"] == "replaced"
+    again = {d["source"]: d for d in client.get("/v1/collections/default/documents").json()}
+    assert set(again) == set(stored)
+    assert again["order.eml#invoice.pdf"]["updated_at"] > stored["order.eml#invoice.pdf"]["updated_at"]
