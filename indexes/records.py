@@ -226,6 +226,31 @@ class Jobs:
         job["files"] = [dict(zip(self.FILE_COLUMNS, f)) for f in files] or json.loads(rows[0][-1])
         return job
 
+    def list(self, readable: AbstractSet[str] | None = None, limit: int = 20, offset: int = 0) -> list[dict[str, Any]]:
+        """One page of jobs, newest first, of the readable collections (None: any), each without its files but
+        with their number by status (`counts`, pending ones included), counted in SQL."""
+        if readable is not None and not readable:
+            return []
+        where, args = "", []
+        if readable is not None:  # a key's scope: a few names
+            where, args = f" WHERE collection IN ({', '.join('?' * len(readable))})", sorted(readable)
+        rows = self.db.query(f"SELECT {', '.join(self.COLUMNS)}, files FROM jobs{where}"
+                             " ORDER BY created_at DESC, id LIMIT ? OFFSET ?", [*args, limit, offset])
+        counts: dict[str, dict[str, int]] = {}
+        if rows:
+            ids = [r[0] for r in rows]
+            for job_id, status, n in self.db.query(
+                f"SELECT job_id, status, COUNT(*) FROM job_files WHERE job_id IN ({', '.join('?' * len(ids))})"
+                " GROUP BY job_id, status", ids,
+            ):
+                counts.setdefault(job_id, {})[status] = int(n)
+        jobs = []
+        for row in rows:
+            job = dict(zip(self.COLUMNS, row))
+            job["counts"] = counts.get(job["id"]) or _status_counts(json.loads(row[-1]))
+            jobs.append(job)
+        return jobs
+
     def unfinished(self) -> list[Row]:
         """(id, pid, host) of every queued or running job."""
         return self.db.query("SELECT id, pid, host FROM jobs WHERE state IN ('queued', 'running')")
@@ -236,6 +261,14 @@ class Jobs:
                 "UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE id = ?",
                 [(reason, now, job_id) for job_id in job_ids],
             )
+
+
+def _status_counts(files: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """How many files have each status (for a job written before job_files, from its `files` list)."""
+    counts: dict[str, int] = {}
+    for f in files:
+        counts[f["status"]] = counts.get(f["status"], 0) + 1
+    return counts
 
 
 # What `docqa migrate` copies, in an order that keeps references valid; messages get new ids in order.

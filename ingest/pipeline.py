@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 from indexes import plugins
 from indexes.embedders import Embedder
-from indexes.errors import InvalidInput, StorageError
+from indexes.errors import InvalidInput, NotFound, StorageError
 from indexes.store import Store
 from indexes.types import Collection, DocumentFields, DocumentRecord
 from ingest.chunking import ChunkingOptions
@@ -49,8 +49,8 @@ from ingest.sources import is_url
 # What service/ may use: the pipeline and what it takes (tests/test_layers.py holds service/ to this module and the CLI).
 __all__ = [
     "ChunkingOptions", "Engine", "EngineOptions", "FileResult", "Format", "IngestLimits", "IngestPipeline",
-    "IngestReport", "OcrOptions", "ProgressSink", "SAMPLE_FILES", "SourceFile", "build_engine", "discover", "engines", "formats",
-    "remove_document", "sample_texts", "sha256_file", "supported_suffixes",
+    "IngestReport", "OcrOptions", "ProgressSink", "SAMPLE_FILES", "SourceFile", "build_engine", "discover", "engines", "file_document",
+    "formats", "given_metadata", "remove_document", "sample_texts", "sha256_file", "supported_suffixes",
 ]
 
 log = logging.getLogger("docqa.ingest")
@@ -269,6 +269,7 @@ class IngestPipeline:
                                 batch_size=default.batch_size, storage_options=dict(storage_options or {}))
         self._plans: dict[str, _Plan] = {}
         self._stored: dict[str, list[DocumentRecord]] | None = None
+        self._reparse = False
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -286,13 +287,15 @@ class IngestPipeline:
             report.results += self.prune(roots, {f.source for f in files}, progress)
         return report
 
-    def ingest(self, files: Sequence[SourceFile], progress: ProgressSink | None = None) -> IngestReport:
-        """Ingest the given files; a failure is recorded and the batch goes on."""
+    def ingest(self, files: Sequence[SourceFile], progress: ProgressSink | None = None, *,
+               reparse: bool = False) -> IngestReport:
+        """Ingest the given files; a failure is recorded and the batch goes on. With `reparse`, unchanged files
+        are parsed again too, attachments included (a re-ingest, after a parser or OCR change)."""
         progress = progress or ProgressSink()
         report = IngestReport(self.collection.name)
         started = time.perf_counter()
         progress.start(len(files))
-        self._plans, self._stored = {}, None
+        self._plans, self._stored, self._reparse = {}, None, reparse
         try:
             tasks = self.plan(files, report, progress)
             for prepared in self.engine.prepare(tasks, self.spec, self.embedder, progress):
@@ -331,7 +334,7 @@ class IngestPipeline:
             needed, known = self._needed(file, fields, file.name, report, progress)
             lost = _ok(known) and ATTACHMENTS in known.metadata and _lost(known, self._attachments_of(file.source))
             if needed or lost:
-                unchanged = self._unchanged_attachments(file) if known is not None else frozenset()
+                unchanged = self._unchanged_attachments(file) if known is not None and not self._reparse else frozenset()
                 self._plans[file.source] = _Plan(known, fields is not None)
                 tasks.append(PrepareTask(file, fields, own=needed, unchanged=unchanged))
         return tasks
@@ -349,7 +352,7 @@ class IngestPipeline:
             self._fail(file, fields or DocumentFields(file.source, "", 0), f"not committed: {exc.detail}", report,
                        progress, transient=True)
             return False, None
-        if known is None or known.status != "ok":
+        if known is None or known.status != "ok" or self._reparse:
             return True, known
         if fields is not None:
             same = known.sha256 == fields.sha256
@@ -500,6 +503,22 @@ def remove_document(store: Store, collection: Collection, document: DocumentReco
     for doc in removed:
         store.delete_document(collection, doc.id)
     return removed
+
+
+def file_document(store: Store, collection: Collection, document: DocumentRecord) -> DocumentRecord:
+    """The document of the file `document` came in: itself, or for an attachment, the file it is attached to."""
+    file = _file_of(document)
+    if file == document.source:
+        return document
+    found = store.find_document(collection, file)
+    if found is None:
+        raise NotFound(f"document {document.id} is an attachment of {file}, which is not in the collection")
+    return found
+
+
+def given_metadata(document: DocumentRecord) -> dict[str, Any]:
+    """The metadata that was given when a document was ingested (to ingest its file again with the same)."""
+    return _given(document.metadata, SourceFile(None, document.source).name)
 
 
 def _file_of(doc: DocumentRecord) -> str:

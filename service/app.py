@@ -109,6 +109,10 @@ def create_app(settings: Settings) -> FastAPI:
     def chat_page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
 
+    @app.get("/admin", include_in_schema=False)
+    def admin_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "admin.html")
+
     app.add_route("/mcp", mcp, include_in_schema=False)
     install_problem_handlers(app)
     for router in (ask.router, collections.router, formats.router, jobs.router, conversations.router, openai_chat.router,

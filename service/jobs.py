@@ -16,7 +16,7 @@ import time
 import uuid
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Sequence
+from typing import AbstractSet, Any, Callable, Sequence
 
 from indexes.errors import DocQAError, NotFound
 from indexes.records import Jobs
@@ -156,6 +156,14 @@ class JobRunner:
             counts[f["status"]] = counts.get(f["status"], 0) + 1
         job["counts"] = counts
         return job
+
+    def list(self, readable: AbstractSet[str] | None = None, limit: int = 20, offset: int = 0) -> list[dict[str, Any]]:
+        """One page of jobs, newest first, of the readable collections (None: any), with their files counted by
+        status and in all (`file_count`) rather than listed."""
+        jobs = self.records.list(readable, limit, offset)
+        for job in jobs:
+            job["file_count"] = sum(job["counts"].values())
+        return jobs
 
     def shutdown(self) -> None:
         """Stop taking jobs; let running ones finish."""

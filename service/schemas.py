@@ -205,7 +205,7 @@ class FormatOut(BaseModel):
 class DocumentOut(BaseModel):
     """A document in the catalog."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"id": 3, "source": "handbook.md", "title": "Northwind Engineering Handbook", "status": "ok", "error": None, "warnings": [], "metadata": {}, "pages": None, "chunks": 9, "sha256": "ab12…", "size": 5120, "created_at": 1764158400.0, "updated_at": 1764158400.0}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"id": 3, "source": "handbook.md", "title": "Northwind Engineering Handbook", "status": "ok", "error": None, "warnings": [], "metadata": {}, "pages": None, "chunks": 9, "sha256": "ab12…", "size": 5120, "created_at": 1764158400.0, "updated_at": 1764158400.0}, {"id": 4, "source": "scan.pdf", "title": None, "status": "failed", "error": "not a PDF file (no %PDF header)", "warnings": [], "metadata": {}, "pages": None, "ocr_pages": [], "chunks": 0, "sha256": "cd34…", "size": 2048, "created_at": 1764158400.0, "updated_at": 1764158400.0}]})
 
     id: int
     source: str
@@ -262,6 +262,22 @@ class JobOut(BaseModel):
     collection: str
     files: list[FileOutcome] = Field(default_factory=list)
     counts: dict[str, int] = Field(default_factory=dict)
+    error: str | None = None
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class JobSummary(BaseModel):
+    """An ingestion job in a list: its files counted by status (GET /v1/jobs/{id} lists them)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"id": "3f2a9c0e6b1d4e8f", "state": "running", "collection": "default", "file_count": 3, "counts": {"ingested": 1, "failed": 1, "pending": 1}, "error": None, "created_at": 1764158400.0, "started_at": 1764158400.1, "finished_at": None}]})
+
+    id: str
+    state: Literal["queued", "running", "succeeded", "failed"]
+    collection: str
+    file_count: int = Field(description="Files in the job (and any it removed while syncing).")
+    counts: dict[str, int] = Field(default_factory=dict, description="Files by status: ingested, unchanged, replaced, removed, failed, pending.")
     error: str | None = None
     created_at: float
     started_at: float | None = None

@@ -42,6 +42,11 @@ class World:
     def call(self, caller: str, method: str, path: str, **kwargs: Any) -> Any:
         return self.client.request(method, path, headers=self.headers[caller], **kwargs)
 
+    def current(self, collection: str, source: str) -> int:
+        """The id a document has now (ingesting it again gives it a new one)."""
+        store = context(self.client.app).store
+        return store.find_document(store.get_collection(collection), source).id
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, embedder) -> Iterator[World]:
@@ -59,7 +64,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, embedder) -> Iterator[World]
         w.headers |= {"revoked": {"X-API-Key": secret}, "no_key": {}, "garbage": {"Authorization": "Bearer dqa_nope_nope"}}
         for name, text in DOCS.items():
             assert w.call("admin", "POST", "/v1/collections", json={"name": name}).status_code == 201
-            upload = w.call("admin", "POST", f"/v1/collections/{name}/documents", files={"files": (f"{name}.md", text.encode())})
+            files = [("files", (f"{name}.md", text.encode())), ("files", ("again.md", b"Lockers are emptied on Fridays."))]
+            upload = w.call("admin", "POST", f"/v1/collections/{name}/documents", files=files)
             job = wait_for_job(client, upload.json()["id"], w.headers["admin"])
             assert job["state"] == "succeeded", job
             w.jobs[name], w.documents[name] = job["id"], job["files"][0]["document_id"]
@@ -106,6 +112,8 @@ SCOPED: dict[str, tuple[str, Request]] = {
     "document_get": ("read", lambda w, c: ("GET", f"/v1/collections/{c}/documents/{w.documents[c]}", {})),
     "document_download": ("read", lambda w, c: ("GET", f"/v1/collections/{c}/documents/{w.documents[c]}/file", {})),
     "job_get": ("read", lambda w, c: ("GET", f"/v1/jobs/{w.jobs[c]}", {})),
+    "jobs_list": ("any", lambda w, c: ("GET", f"/v1/jobs?collection={c}", {})),  # filtered: [] if unreadable
+    "document_reingest": ("write", lambda w, c: ("POST", f"/v1/collections/{c}/documents/{w.current(c, 'again.md')}/reingest", {})),
     "upload": ("write", lambda w, c: ("POST", f"/v1/collections/{c}/documents",
                                       {"files": {"files": ("extra.txt", b"Visitors sign in at the front desk.")}})),
     "ingest_path": ("write", lambda w, c: ("POST", f"/v1/collections/{c}/documents/from-path",
@@ -115,6 +123,7 @@ UNSCOPED: dict[str, tuple[str, Callable[[World], tuple[str, str, dict[str, Any]]
     "models": ("any", lambda w: ("GET", "/v1/models", {})),
     "collections_list": ("any", lambda w: ("GET", "/v1/collections", {})),
     "conversations_list_all": ("any", lambda w: ("GET", "/v1/conversations", {})),
+    "jobs_list_all": ("any", lambda w: ("GET", "/v1/jobs", {})),
     "collection_create": ("admin", lambda w: ("POST", "/v1/collections", {"json": {"name": f"made-{next(FRESH)}"}})),
     "keys_list": ("admin", lambda w: ("GET", "/v1/keys", {})),
     "keys_create": ("admin", lambda w: ("POST", "/v1/keys", {"json": {"role": "reader", "collections": ["beta"]}})),
@@ -159,9 +168,14 @@ def test_global_endpoints_follow_the_permission_matrix(world: World, caller: str
 def test_listings_show_only_readable_collections(world: World, caller: str) -> None:
     listed = {c["name"] for c in world.call(caller, "GET", "/v1/collections").json()}
     models = {m["id"] for m in world.call(caller, "GET", "/v1/models").json()["data"]}
+    jobs = {j["id"]: j["collection"] for j in world.call(caller, "GET", "/v1/jobs?limit=200").json()}
     for name in DOCS:
         assert (name in listed) == may_read(caller, name)
         assert (f"docqa:{name}" in models) == may_read(caller, name)
+        assert (world.jobs[name] in jobs) == may_read(caller, name)
+        assert [j["id"] for j in world.call(caller, "GET", f"/v1/jobs?collection={name}&limit=200").json()
+                if j["id"] == world.jobs[name]] == ([world.jobs[name]] if may_read(caller, name) else [])
+    assert all(may_read(caller, c) for c in jobs.values())
 
 
 def test_an_unreadable_collection_looks_exactly_like_a_missing_one(world: World) -> None:

@@ -1,4 +1,4 @@
-"""Collections and their documents: create, list, get, delete; upload (202 + job); download the source."""
+"""Collections and their documents: create, list, get, delete; upload and re-ingest (202 + job); download the source."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from indexes.errors import InvalidInput, NotFound
 from indexes.locators import locator_label
 from indexes.types import Collection, DocumentRecord
 from ingest.pipeline import (
-    IngestPipeline, IngestReport, ProgressSink, SourceFile, discover, remove_document, sha256_file,
+    IngestPipeline, IngestReport, ProgressSink, SourceFile, discover, file_document, given_metadata, remove_document,
+    sha256_file,
 )
 from ingest.sample import sample_texts
 from service.auth import Principal
@@ -130,14 +131,14 @@ def download(name: str, document_id: RowId, ctx: ServiceContext = Depends(get_co
     return FileResponse(path, media_type=media, filename=path.name, content_disposition_type=disposition)
 
 
-def _runner(ctx: ServiceContext, collection: Collection, sync_roots: Sequence[Path] = ()) -> Any:
+def _runner(ctx: ServiceContext, collection: Collection, sync_roots: Sequence[Path] = (), reparse: bool = False) -> Any:
     limits = ctx.settings.limits.per_file()
 
     def run(files: Sequence[SourceFile], progress: ProgressSink) -> IngestReport:
         # `auto`: a collection created empty takes its embedder from the language of its first documents
         target = ctx.store.choose_embedder(ctx.store.get_collection(collection.name), lambda: sample_texts(files, limits))
         pipeline = IngestPipeline(ctx.store, target, limits=limits, ocr=ctx.settings.ocr.options(), workers=0)
-        report = pipeline.ingest(files, progress)
+        report = pipeline.ingest(files, progress, reparse=reparse)
         if sync_roots:
             roots = [str(r) for r in sync_roots]
             report.results += pipeline.prune(roots, {f.source for f in files}, progress)
@@ -198,3 +199,20 @@ def ingest_path(name: str, body: PathIngest, ctx: ServiceContext = Depends(get_c
     path = resolve_server_path(body.path, ctx.settings.server_paths)
     sources = [SourceFile(p, str(p), dict(body.metadata)) for p in discover([path])]
     return ctx.jobs.submit(collection.name, sources, _runner(ctx, collection, [path] if body.sync else []))
+
+
+@router.post("/collections/{name}/documents/{document_id}/reingest", response_model=JobOut, status_code=202,
+             summary="Ingest a document again from its stored file (in the background)",
+             responses={404: {"model": Problem, "description": "Unknown collection or document, or its file is not stored"},
+                        403: {"model": Problem, "description": "The key may not change the collection"},
+                        503: {"model": Problem, "description": "Too many jobs queued"}})
+def reingest(name: str, document_id: RowId, ctx: ServiceContext = Depends(get_context),
+             principal: Principal = Depends(get_principal)) -> dict[str, Any]:
+    """Parse, chunk and embed the document's stored file again, even if unchanged (a failed one, or one read before a
+    parser or OCR change), with the metadata it was given; an attachment's whole file is ingested again. Poll GET
+    /v1/jobs/{id}: the file ends `replaced`, or `failed` with its reason."""
+    principal.require_write(name)
+    collection = ctx.collection(name, principal)
+    document = file_document(ctx.store, collection, ctx.store.get_document(document_id, collection))
+    source = SourceFile(source_path(ctx, collection, document), document.source, given_metadata(document))
+    return ctx.jobs.submit(collection.name, [source], _runner(ctx, collection, reparse=True))
