@@ -197,7 +197,9 @@ class Answerer:
         with trace.use_span(span):
             answer = self._finish(request, "".join(pieces).strip(), passages, scorer, timings, started, generator.name,
                                   verdict)
-        span.set_attributes({"docqa.abstained": answer.abstained, **({"docqa.reason": answer.reason} if answer.reason else {})})
+        span.set_attribute("docqa.abstained", answer.abstained)
+        if answer.reason:
+            span.set_attribute("docqa.reason", answer.reason)
         answer.warnings = warnings
         yield AnswerEvent("done", answer)
 

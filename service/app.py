@@ -118,6 +118,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(ConcurrencyLimitMiddleware, limit=settings.limits.max_concurrent_requests, metrics=ctx.metrics,
                        answer_limit=settings.limits.max_concurrent_answers, queue=settings.limits.max_queued_requests,
                        queue_seconds=settings.limits.queue_seconds)
-    app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics)
+    app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics, routes=app.router.routes)
     instrument(app)
     return app

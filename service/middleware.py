@@ -8,10 +8,12 @@ import logging
 import re
 import time
 import uuid
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
+from fastapi.routing import iter_route_contexts
 from opentelemetry import trace
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
 
 from service.errors import Overloaded, PayloadTooLarge
 from service.logs import request_id_var
@@ -40,9 +42,10 @@ async def _send_problem(send: Send, body: dict[str, Any]) -> None:
 class RequestContextMiddleware:
     """Accepts X-Request-ID (or makes one), echoes it, logs each request as a JSON line, counts it."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: Sequence[BaseRoute] = ()) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes  # to name the route of a request answered before routing (shed: 503)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,12 +79,25 @@ class RequestContextMiddleware:
                 raise
         finally:
             elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = getattr(scope.get("route"), "path", None) or _template(scope, self.routes)
             self.metrics.requests.labels(route, scope["method"], str(status)).inc()
             self.metrics.latency.labels(route, scope["method"]).observe(elapsed)
             log.info("request", extra={"method": scope["method"], "path": scope["path"], "route": route,
                                        "status": status, "ms": round(elapsed * 1000, 2)})
             request_id_var.reset(token)
+
+
+def _template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
+    """The path template of the route a request was for, found by matching (a request the router never saw:
+    shed, or refused for its size); "unmatched" where no route takes its path."""
+    partial = None
+    for route in iter_route_contexts(routes):  # FastAPI's routes as matched, included routers flattened
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return getattr(route, "path", "unmatched")
+        if match is Match.PARTIAL and partial is None:
+            partial = getattr(route, "path", None)
+    return partial or "unmatched"
 
 
 class BodyLimitMiddleware:

@@ -252,3 +252,22 @@ def test_docqa_serve_exports_its_spans_where_otel_traces_exporter_says(tmp_path:
         chain.append(dense["name"])
     assert chain == ["dense", "retrieve", "answer", "POST /v1/ask"]
     assert all(s["resource"]["attributes"]["service.name"] == "docqa-e2e" for s in spans)
+
+
+@pytest.mark.slow
+def test_docqa_ingest_traces_its_run_with_the_console_exporter(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "ops.md").write_bytes(NOTE)
+    env = {**{k: v for k, v in docqa_environment().items() if not k.startswith("OTEL_")},
+           "OTEL_TRACES_EXPORTER": "console"}
+    done = subprocess.run([sys.executable, "-c", "from service.cli import main; main()", "--data-dir",
+                           str(tmp_path / "data"), "ingest", str(tmp_path / "docs"), "--json"],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["counts"]["ingested"] == 1  # the spans went to stderr, stdout is the report
+    spans = console_spans(done.stderr)
+    by_name = {s["name"]: s for s in spans}
+    assert {"ingest", "parse", "chunk", "embed", "commit"} <= set(by_name)
+    root = by_name["ingest"]
+    assert all(by_name[n]["parent_id"] == root["context"]["span_id"] for n in ("parse", "chunk", "embed", "commit"))
+    assert root["attributes"]["docqa.files.ingested"] == 1
