@@ -56,6 +56,25 @@ def held_upload(client: httpx.Client, release: threading.Event, sent: threading.
                        headers={"content-type": f"multipart/form-data; boundary={boundary}"})
 
 
+def hold_and_shed(client: httpx.Client, results: dict[str, httpx.Response], sent: threading.Event) -> threading.Thread:
+    """While a held upload has the only slot: a second request waits in the one-place queue (the gauges show both),
+    a third is shed with 503. Returns the waiting request's thread."""
+    assert sent.wait(30)
+    waiter = threading.Thread(target=lambda: results.update(waited=client.get("/v1/collections")))
+    deadline = time.monotonic() + 30
+    while Scrape(client).value("docqa_requests_in_flight", queue="requests") != 1:
+        assert time.monotonic() < deadline, "the held upload never took its slot"
+        time.sleep(0.05)
+    waiter.start()
+    while (queued := Scrape(client)).value("docqa_requests_waiting", queue="requests") != 1:
+        assert time.monotonic() < deadline, "the second request never queued"
+        time.sleep(0.05)
+    assert queued.value("docqa_requests_in_flight", queue="requests") == 1
+    shed = client.get("/v1/collections")
+    assert shed.status_code == 503 and shed.headers["retry-after"]
+    return waiter
+
+
 def poll_job(client: httpx.Client, job_id: str, polls: list[int]) -> dict:
     """Poll GET /v1/jobs/{id} until it finishes, counting the polls in `polls`."""
     deadline = time.monotonic() + 300
@@ -105,21 +124,11 @@ def test_a_real_scrape_shows_requests_retrieval_generation_ingestion_index_sizes
         results: dict[str, httpx.Response] = {}
         holder = threading.Thread(target=lambda: results.update(held=held_upload(client, release, sent)))
         holder.start()
-        assert sent.wait(30)
-        waiter = threading.Thread(target=lambda: results.update(waited=client.get("/v1/collections")))
-        deadline = time.monotonic() + 30
-        while Scrape(client).value("docqa_requests_in_flight", queue="requests") != 1:
-            assert time.monotonic() < deadline, "the held upload never took its slot"
-            time.sleep(0.05)
-        waiter.start()
-        while (queued := Scrape(client)).value("docqa_requests_waiting", queue="requests") != 1:
-            assert time.monotonic() < deadline, "the second request never queued"
-            time.sleep(0.05)
-        assert queued.value("docqa_requests_in_flight", queue="requests") == 1
-        shed = client.get("/v1/collections")
-        assert shed.status_code == 503 and shed.headers["retry-after"]
-        release.set()
-        holder.join(60)
+        try:
+            waiter = hold_and_shed(client, results, sent)
+        finally:
+            release.set()
+            holder.join(60)
         waiter.join(60)
         assert results["held"].status_code == 202 and results["waited"].status_code == 200
         third = poll_job(client, results["held"].json()["id"], polls)
