@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextvars
+import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Iterator, Literal
 
 import numpy as np
+from opentelemetry import trace
 
 from indexes.embedders import is_multilingual
 from indexes.errors import InvalidInput
@@ -56,6 +60,7 @@ class SearchTuning:
 # BM25 runs beside the query embedding on these threads, shared by every Searcher of the process, so making
 # Searchers (an evaluation makes one per run) never adds threads; they start on first use and last the process.
 _LEXICAL_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="docqa-bm25")
+tracer = trace.get_tracer("docqa.search")
 
 
 class Searcher:
@@ -68,35 +73,50 @@ class Searcher:
 
     def search(
         self, collection: Collection, query: str, *, mode: str = DEFAULT_MODE, k: int = DEFAULT_K,
-        filters: Filters | None = None,
+        filters: Filters | None = None, timings: dict[str, float] | None = None,
     ) -> list[Hit]:
-        """The top `k` hits for `query`, best first."""
+        """The top `k` hits for `query`, best first; `timings` gets each stage's milliseconds (dense_ms,
+        lexical_ms, fusion_ms), each stage is a span (dense, lexical, fusion) of the current trace."""
         if mode not in MODES:
             raise InvalidInput(f"mode must be one of {list(MODES)}, got {mode!r}")
         if k <= 0:
             raise InvalidInput(f"k must be > 0, got {k}")
+        timings = {} if timings is None else timings
         request = SearchQuery(collection, query, None, k, self.tuning.candidates, mode, filters or Filters())
         rankings: dict[str, list[tuple[int, float]]] = {}
-        # BM25 runs in the store (SQLite, PostgreSQL) and the query embedding in torch, both without the GIL.
-        lexical = _LEXICAL_THREADS.submit(self.store.lexical_search, request) if mode in ("lexical", "hybrid") else None
+        # BM25 runs in the store (SQLite, PostgreSQL) and the query embedding in torch, both without the GIL; the
+        # BM25 thread runs in this one's context, so its span has this trace's parent (and request id).
+        lexical = (_LEXICAL_THREADS.submit(contextvars.copy_context().run, self._lexical, request, timings)
+                   if mode in ("lexical", "hybrid") else None)
         if mode in ("dense", "hybrid"):
-            vector = self.store.embedder(collection).embed_query(query)
-            request = replace(request, vector=vector)
-            rankings["dense"] = self.store.dense_search(request)
+            with _stage("dense", timings) as span:
+                vector = self.store.embedder(collection).embed_query(query)
+                request = replace(request, vector=vector)
+                rankings["dense"] = self.store.dense_search(request)
+                span.set_attribute("docqa.hits", len(rankings["dense"]))
         if lexical is not None:
             rankings["lexical"] = lexical.result()
         if mode == "lexical":
             return self._hits(collection, rankings["lexical"][:k], rankings)
-        cross_language = self.cross_language(collection, query)
-        short = word_count(query) <= SHORT_QUERY_MAX_WORDS
-        dense_weight = self.tuning.dense_weight
-        if short and not cross_language:
-            dense_weight = self._by_sentence(collection, vector, rankings)
-        fused = self._fuse(mode, rankings, dense_weight, cross_language)
-        if not short and self.tuning.feedback_chunks > 0:
-            rankings["dense"] = self.store.dense_search(replace(request, vector=self._feedback(vector, fused)))
+        with _stage("fusion", timings) as span:
+            cross_language = self.cross_language(collection, query)
+            short = word_count(query) <= SHORT_QUERY_MAX_WORDS
+            dense_weight = self.tuning.dense_weight
+            if short and not cross_language:
+                dense_weight = self._by_sentence(collection, vector, rankings)
             fused = self._fuse(mode, rankings, dense_weight, cross_language)
+            if not short and self.tuning.feedback_chunks > 0:
+                rankings["dense"] = self.store.dense_search(replace(request, vector=self._feedback(vector, fused)))
+                fused = self._fuse(mode, rankings, dense_weight, cross_language)
+            span.set_attributes({"docqa.fusion": self.tuning.fusion if mode == "hybrid" else "none",
+                                 "docqa.hits": len(fused)})
         return self._hits(collection, fused[:k], rankings)
+
+    def _lexical(self, request: SearchQuery, timings: dict[str, float]) -> list[tuple[int, float]]:
+        with _stage("lexical", timings) as span:
+            ranking = self.store.lexical_search(request)
+            span.set_attribute("docqa.hits", len(ranking))
+        return ranking
 
     def _fuse(
         self, mode: str, rankings: dict[str, list[tuple[int, float]]], dense_weight: float, cross_language: bool
@@ -173,6 +193,15 @@ class Searcher:
                 )
             )
         return hits
+
+
+@contextmanager
+def _stage(name: str, timings: dict[str, float]) -> Iterator[trace.Span]:
+    """A retrieval stage: a span of the current trace, its milliseconds into `timings` as `<name>_ms`."""
+    started = time.perf_counter()
+    with tracer.start_as_current_span(name) as span:
+        yield span
+    timings[f"{name}_ms"] = round((time.perf_counter() - started) * 1000, 2)
 
 
 __all__ = ["Searcher", "SearchTuning", "MODES", "DEFAULT_MODE", "DEFAULT_K", "reciprocal_rank_fusion"]

@@ -20,6 +20,7 @@ size) under `object`, so that an unchanged object is skipped without being downl
 
 from __future__ import annotations
 
+import contextvars
 import fnmatch
 import logging
 import os
@@ -28,6 +29,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
+
+from opentelemetry import trace
 
 from indexes import plugins
 from indexes.embedders import Embedder
@@ -55,6 +58,7 @@ __all__ = [
 
 log = logging.getLogger("docqa.ingest")
 STATUSES = ("ingested", "unchanged", "replaced", "removed", "failed")
+tracer = trace.get_tracer("docqa.ingest")
 
 
 @dataclass
@@ -293,18 +297,22 @@ class IngestPipeline:
         are parsed again too, attachments included (a re-ingest, after a parser or OCR change)."""
         progress = progress or ProgressSink()
         report = IngestReport(self.collection.name)
-        started = time.perf_counter()
-        progress.start(len(files))
-        self._plans, self._stored, self._reparse = {}, None, reparse
-        try:
-            tasks = self.plan(files, report, progress)
-            for prepared in self.engine.prepare(tasks, self.spec, self.embedder, progress):
-                self.commit(prepared, report, progress)
-        except BaseException as failure:  # Ctrl-C, a dead embedder: save what was committed, then go on failing
-            self._flush_after(failure)
-            raise
-        self.store.flush(self.collection)
-        report.seconds = time.perf_counter() - started
+        with tracer.start_as_current_span("ingest", attributes={"docqa.collection": self.collection.name,
+                                                                "docqa.files": len(files)}) as span:
+            started = time.perf_counter()
+            progress.start(len(files))
+            self._plans, self._stored, self._reparse = {}, None, reparse
+            try:
+                tasks = self.plan(files, report, progress)
+                for prepared in self.engine.prepare(tasks, self.spec, self.embedder, progress):
+                    self.commit(prepared, report, progress)
+            except BaseException as failure:  # Ctrl-C, a dead embedder: save what was committed, then go on failing
+                self._flush_after(failure)
+                raise
+            self.store.flush(self.collection)
+            report.seconds = time.perf_counter() - started
+            span.set_attributes({f"docqa.files.{status}": n for status, n in report.counts().items()})
+            span.set_attribute("docqa.chunks", report.chunks)
         return report
 
     def _flush_after(self, failure: BaseException) -> None:
@@ -429,8 +437,11 @@ class IngestPipeline:
             self._fail(prepared.file, prepared.fields, "not embedded", report, progress, transient=True)
             return
         try:
-            document_id, _ = self.store.put_document(self.collection, prepared.fields, prepared.chunks,
-                                                     prepared.vectors, prepared.sentences)
+            with tracer.start_as_current_span("commit", attributes={"docqa.source": prepared.file.source,
+                                                                    "docqa.chunks": n}) as span:
+                document_id, _ = self.store.put_document(self.collection, prepared.fields, prepared.chunks,
+                                                         prepared.vectors, prepared.sentences)
+                span.set_attribute("docqa.document_id", document_id)
         except StorageError as exc:
             _record(FileResult(prepared.file.source, "failed", reason=f"not committed: {exc.detail}"), report, progress)
             return
@@ -493,8 +504,9 @@ def list_files(
 
 
 def _submit(threads: ThreadPoolExecutor, args: tuple[str, str] | None, spec: PrepareSpec) -> Future | None:
-    """One file parsed on a parse thread, in a borrowed parser process."""
-    return threads.submit(parse_source, *args, spec) if args is not None else None
+    """One file parsed on a parse thread, in a borrowed parser process (in this thread's context: its span is
+    a child of the ingestion's)."""
+    return threads.submit(contextvars.copy_context().run, parse_source, *args, spec) if args is not None else None
 
 
 def remove_document(store: Store, collection: Collection, document: DocumentRecord) -> list[DocumentRecord]:

@@ -20,6 +20,7 @@ from pathlib import Path, PurePath
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+from opentelemetry import trace
 
 from indexes.embedders import Embedder, EmbedderSpec, SpanEmbedder, build_embedder
 from indexes.errors import DocQAError, EmbedderMismatch, LimitExceeded, ParseError
@@ -35,6 +36,7 @@ ATTACHMENTS = "attachments"  # a file's metadata key: the names of its attachmen
 OVERRIDES = "overrides"  # a document's metadata key: the keys given that its parser reads from the file too
 OBJECT = "object"  # a document's metadata key, for sources read by URL: the object's version (etag, or mtime and size)
 ADDED = (OVERRIDES, ATTACHMENTS, OBJECT)  # the keys the pipeline adds to a document's metadata
+tracer = trace.get_tracer("docqa.ingest")
 
 
 @dataclass(frozen=True)
@@ -214,10 +216,11 @@ def embed_prepared(documents: Sequence[PreparedDocument], embedder: Embedder) ->
     if not chunks:
         return 0
     texts = [c.embed_text for c in chunks]
-    if isinstance(embedder, SpanEmbedder):
-        vectors, sentences = embedder.embed_documents_with_spans(texts, [embed_sentence_spans(c) for c in chunks])
-    else:
-        vectors, sentences = embedder.embed_documents(texts), [None] * len(texts)
+    with tracer.start_as_current_span("embed", attributes={"docqa.chunks": len(chunks), "docqa.documents": len(todo)}):
+        if isinstance(embedder, SpanEmbedder):
+            vectors, sentences = embedder.embed_documents_with_spans(texts, [embed_sentence_spans(c) for c in chunks])
+        else:
+            vectors, sentences = embedder.embed_documents(texts), [None] * len(texts)
     offset = 0
     for d in todo:
         n = len(d.chunks)
@@ -243,10 +246,17 @@ def parse_source(
 ) -> ParsedDocument | DocQAError:
     """The file at `target` (or these bytes) parsed in `parser`, or in a borrowed parser process killed past the
     time limit; the error that stopped it otherwise."""
-    if parser is not None:
-        return parser.parse(target, name, spec.limits, spec.ocr)
-    with parser_process() as borrowed:
-        return borrowed.parse(target, name, spec.limits, spec.ocr)
+    with tracer.start_as_current_span("parse", attributes={"docqa.file": name}) as span:
+        if parser is not None:
+            parsed = parser.parse(target, name, spec.limits, spec.ocr)
+        else:
+            with parser_process() as borrowed:
+                parsed = borrowed.parse(target, name, spec.limits, spec.ocr)
+        if isinstance(parsed, BaseException):
+            span.set_status(trace.Status(trace.StatusCode.ERROR, _reason(parsed)))
+        else:
+            span.set_attributes({"docqa.pages": parsed.pages or 0, "docqa.ocr_pages": len(parsed.ocr_pages)})
+        return parsed
 
 
 def _attachments(file: SourceFile, document: ParsedDocument) -> list[tuple[SourceFile, Attachment]]:
@@ -297,7 +307,9 @@ def _chunked(
     """The document's chunks and what is stored with it: metadata read from the file under the given metadata,
     with the given keys that override it (`overrides`) and the names of its attachments (`attachments`)."""
     title = document.title or PurePath(name).stem
-    chunks = chunk_document(document, embedder.count_tokens, spec.chunking, title=title)
+    with tracer.start_as_current_span("chunk", attributes={"docqa.file": name}) as span:
+        chunks = chunk_document(document, embedder.count_tokens, spec.chunking, title=title)
+        span.set_attribute("docqa.chunks", len(chunks))
     if not chunks:
         raise ParseError("no text to index after chunking")
     if len(chunks) > spec.limits.max_chunks:

@@ -6,6 +6,9 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Sequence
 
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
+
 from indexes.errors import InvalidInput
 from indexes.filters import Filters
 from indexes.store import Store
@@ -20,6 +23,8 @@ from service.questions import analyse_question
 from service.retrieval import RetrievalPipeline, Retrieved
 from service.settings import AbstentionConfig, RetrievalConfig
 from service.verdict import Verdict, judge
+
+tracer = trace.get_tracer("docqa.answer")
 
 
 @dataclass
@@ -129,46 +134,72 @@ class Answerer:
                                     filters=request.filters)
 
     def stream(self, request: AskRequest) -> Iterator[AnswerEvent]:
-        """citations, then tokens, then done. Closing the iterator stops the generator."""
+        """citations, then tokens, then done. Closing the iterator stops the generator.
+
+        The answer is one span (`answer`) with children retrieve, evidence, generate and verify. It is made current
+        only between the yields (`use_span`), never across one: the caller may step this iterator in any thread."""
         self.validate(request)
+        span = tracer.start_span("answer", attributes={"docqa.collection": request.collection.name,
+                                                       "docqa.mode": request.mode or self.retrieval.mode})
+        try:
+            yield from self._stream(request, span)
+        finally:
+            span.end()
+
+    def _stream(self, request: AskRequest, span: Span) -> Iterator[AnswerEvent]:
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        retrieved = self.retrieve(request)
-        passages = self.pipeline.context(retrieved.hits)
-        timings.update(retrieved.timings)
-        timings["retrieval_ms"] = _ms(started)
-        warnings = retrieved.warnings
-        scorer = self.scorer(request.collection)
-        generator = self.generators.get(request.generator, scorer)
-        mark = time.perf_counter()
-        ranked = scorer.rank(request.question, passage_sentences(passages))
-        verdict = judge(analyse_question(request.question), ranked, passages, scorer.weights)
-        verdict = replace(verdict, rerank=retrieved.best_rerank)
-        timings["evidence_ms"] = _ms(mark)
+        with trace.use_span(span):
+            retrieved = self.retrieve(request)
+            passages = self.pipeline.context(retrieved.hits)
+            timings.update(retrieved.timings)
+            timings["retrieval_ms"] = _ms(started)
+            warnings = retrieved.warnings
+            scorer = self.scorer(request.collection)
+            generator = self.generators.get(request.generator, scorer)
+            span.set_attributes({"docqa.generator": generator.name, "docqa.passages": len(passages)})
+            mark = time.perf_counter()
+            with tracer.start_as_current_span("evidence"):
+                ranked = scorer.rank(request.question, passage_sentences(passages))
+                verdict = judge(analyse_question(request.question), ranked, passages, scorer.weights)
+                verdict = replace(verdict, rerank=retrieved.best_rerank)
+            timings["evidence_ms"] = _ms(mark)
         yield AnswerEvent("citations", passages)
         reason = self._abstain_reason(passages, verdict)
         if reason:
             timings["total_ms"] = _ms(started)
+            span.set_attributes({"docqa.abstained": True, "docqa.reason": reason})
             yield AnswerEvent("done", Answer(request.question, "", passages, True, reason, timings, None, generator.name,
                                              verdict, warnings))
             return
         mark = time.perf_counter()
         pieces: list[str] = []
+        generating = tracer.start_span("generate", context=trace.set_span_in_context(span),
+                                       attributes={"docqa.generator": generator.name})
         tokens = generator.generate(request.question, passages)
         try:
             for piece in tokens:
                 pieces.append(piece)
                 yield AnswerEvent("token", piece)
-        except GeneratorUnavailable:
+        except GeneratorUnavailable as exc:
+            _failed(generating, exc)
             raise
         except Exception as exc:  # a backend bug still reads as the generator failing, never a bare 500
+            _failed(generating, exc)
             raise GeneratorUnavailable(f"generator {generator.name!r} failed: {type(exc).__name__}: {exc}") from exc
         finally:
             close = getattr(tokens, "close", None)
             if close:
                 close()
+            generating.set_attribute("docqa.pieces", len(pieces))
+            generating.end()
         timings["generation_ms"] = _ms(mark)
-        answer = self._finish(request, "".join(pieces).strip(), passages, scorer, timings, started, generator.name, verdict)
+        with trace.use_span(span):
+            answer = self._finish(request, "".join(pieces).strip(), passages, scorer, timings, started, generator.name,
+                                  verdict)
+        span.set_attribute("docqa.abstained", answer.abstained)
+        if answer.reason:
+            span.set_attribute("docqa.reason", answer.reason)
         answer.warnings = warnings
         yield AnswerEvent("done", answer)
 
@@ -180,7 +211,10 @@ class Answerer:
             timings["total_ms"] = _ms(started)
             return Answer(request.question, "", passages, True, "the generator found no answer in the passages", timings, None, generator, verdict)
         mark = time.perf_counter()
-        verified = verify(text, passages, scorer)
+        with tracer.start_as_current_span("verify") as span:
+            verified = verify(text, passages, scorer)
+            span.set_attributes({"docqa.claims": len(verified.claims),
+                                 "docqa.cited": len({n for c in verified.claims for n in c.cited})})
         timings["verification_ms"] = _ms(mark)
         timings["total_ms"] = _ms(started)
         return Answer(request.question, verified.text, passages, False, None, timings, verified, generator, verdict)
@@ -201,6 +235,11 @@ class Answerer:
         if not self.abstention.enabled:
             return None
         return verdict.reason(self.abstention.min_support, self.abstention.min_rerank)
+
+
+def _failed(span: Span, exc: BaseException) -> None:
+    span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
 
 
 def _ms(since: float) -> float:

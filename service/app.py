@@ -30,6 +30,7 @@ from service.retrieval import RetrievalPipeline
 from service.chat import ConversationStore
 from service.routes import ask, collections, conversations, formats, health, jobs, keys, openai_chat
 from service.settings import Settings
+from service.tracing import configure_tracing, instrument
 
 log = logging.getLogger("docqa.service")
 STATIC_DIR = Path(__file__).parent / "static"
@@ -51,7 +52,7 @@ def build_context(settings: Settings) -> ServiceContext:
                         limits.max_question_chars, limits.max_top_k, pipeline)
     metrics = Metrics()
     metrics.watch_index(lambda: {c.name: store.counts(c) for c in store.list_collections()})
-    jobs = JobRunner(store.records.jobs, limits.max_concurrent_jobs)
+    jobs = JobRunner(store.records.jobs, limits.max_concurrent_jobs, metrics=metrics)
     return ServiceContext(settings, store, answerer, jobs, metrics, ConversationStore(store.records.conversations),
                           KeyStore(store.records.keys))
 
@@ -86,7 +87,8 @@ def _warm_up(ctx: ServiceContext) -> None:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The application, built from settings read once at the edge (`docqa serve`)."""
+    """The application, built from settings read once at the edge (`docqa serve`); traced if OTEL_* say so."""
+    configure_tracing()
     ctx = build_context(settings)
     mcp = http_endpoint(ctx)  # the MCP server over Streamable HTTP at /mcp (service/mcp_server.py)
 
@@ -124,5 +126,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(ConcurrencyLimitMiddleware, limit=settings.limits.max_concurrent_requests, metrics=ctx.metrics,
                        answer_limit=settings.limits.max_concurrent_answers, queue=settings.limits.max_queued_requests,
                        queue_seconds=settings.limits.queue_seconds)
-    app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics)
+    app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics, routes=app.router.routes)
+    instrument(app)
     return app

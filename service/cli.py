@@ -95,10 +95,22 @@ def main_options(
         "embedder": {"model": model, "precision": precision, "device": device, "batch_size": batch_size},
     })
     settings = _Run.settings = _read_settings(_Run.flags)
+    _trace()
     _State.data_dir, _State.collection = settings.data_dir, settings.default_collection
     _State.store_url, _State.store_options = settings.store.url, settings.store.options()
     _State.spec, _State.limits, _State.ocr = settings.embedder.spec(), settings.limits.per_file(), settings.ocr.options()
     _State.storage_options = settings.sources.storage_options
+
+
+def _trace() -> None:
+    """Traces for this run (`docqa ingest` and the rest) if the OTEL_* variables ask for them; a bad one ends it."""
+    from indexes.errors import DocQAError
+    from service.tracing import configure_tracing
+
+    try:
+        configure_tracing()
+    except DocQAError as exc:
+        fail(exc.detail)
 
 
 @app.command()

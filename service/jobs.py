@@ -8,6 +8,7 @@ forever), and leaves those of workers still alive, and those of other hosts, alo
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import socket
@@ -22,6 +23,7 @@ from indexes.errors import DocQAError, NotFound
 from indexes.records import Jobs
 from ingest.pipeline import FileResult, IngestReport, ProgressSink, SourceFile
 from service.errors import Overloaded
+from service.metrics import Metrics
 
 log = logging.getLogger("docqa.jobs")
 
@@ -84,13 +86,18 @@ class JobRunner:
 
     retry_pause = 1.0  # seconds between attempts to record a job's outcome
 
-    def __init__(self, records: Jobs, max_concurrent: int = 1, max_queued: int = 16) -> None:
+    def __init__(self, records: Jobs, max_concurrent: int = 1, max_queued: int = 16,
+                 metrics: Metrics | None = None) -> None:
         self.records = records
         self.host = socket.gethostname()
         self.max_queued = max_queued
         self._pool = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="docqa-ingest")
         self._pending = 0
+        self.running = 0
         self._lock = threading.Lock()
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.jobs = self
         self.on_file: Callable[[FileResult], None] | None = None
         # a job without a host was written before hosts were kept: by a process of this host
         orphans = [job_id for job_id, pid, host in records.unfinished() if host in (None, self.host) and not _alive(pid)]
@@ -100,22 +107,32 @@ class JobRunner:
         """Queue a job; returns its record at once."""
         with self._lock:
             if self._pending >= self.max_queued:
+                if self.metrics is not None:
+                    self.metrics.rejected.labels("jobs").inc()
                 raise Overloaded(f"{self._pending} ingestion jobs are queued; retry later")
             self._pending += 1
         job_id = uuid.uuid4().hex[:16]
         try:
             self.records.create(job_id, collection, [f.source for f in files], time.time(), os.getpid(), self.host)
-            self._pool.submit(self._run, job_id, files, run)
+            # the job runs in the request's context: its log lines and spans carry the request id that started it
+            self._pool.submit(contextvars.copy_context().run, self._run, job_id, files, run)
         except BaseException:
             with self._lock:  # the job never started: give its place back
                 self._pending -= 1
             raise
         return self.get(job_id)
 
+    @property
+    def queued(self) -> int:
+        """Jobs of this process waiting for a worker thread."""
+        return self._pending - self.running
+
     def _run(self, job_id: str, files: Sequence[SourceFile], run: RunIngest) -> None:
         _lower_priority()
         progress = _JobProgress(self, job_id, [f.source for f in files])
         progress.on_file = self.on_file
+        with self._lock:
+            self.running += 1
         try:
             self._update(job_id, state="running", started_at=time.time())
             report = run(files, progress)
@@ -130,6 +147,7 @@ class JobRunner:
         finally:
             with self._lock:
                 self._pending -= 1
+                self.running -= 1
 
     def _update(self, job_id: str, attempts: int = 1, **fields: Any) -> bool:
         """Record progress; whether it was written. A store that is down for a moment delays a progress write

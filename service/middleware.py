@@ -8,14 +8,18 @@ import logging
 import re
 import time
 import uuid
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
+from fastapi.routing import iter_route_contexts
+from opentelemetry import trace
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
 
 from service.errors import Overloaded, PayloadTooLarge
 from service.logs import request_id_var
 from service.metrics import Metrics
 from service.problems import logged_problem, problem_for, problem_headers
+from service.tracing import REQUEST_ID
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -38,9 +42,10 @@ async def _send_problem(send: Send, body: dict[str, Any]) -> None:
 class RequestContextMiddleware:
     """Accepts X-Request-ID (or makes one), echoes it, logs each request as a JSON line, counts it."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: Sequence[BaseRoute] = ()) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes  # to name the route of a request answered before routing (shed: 503)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,6 +54,7 @@ class RequestContextMiddleware:
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
+        trace.get_current_span().set_attribute(REQUEST_ID, request_id)  # the server span (spans after: RequestIdStamp)
         started = time.perf_counter()
         status = 500
 
@@ -73,12 +79,25 @@ class RequestContextMiddleware:
                 raise
         finally:
             elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = getattr(scope.get("route"), "path", None) or _template(scope, self.routes)
             self.metrics.requests.labels(route, scope["method"], str(status)).inc()
             self.metrics.latency.labels(route, scope["method"]).observe(elapsed)
             log.info("request", extra={"method": scope["method"], "path": scope["path"], "route": route,
                                        "status": status, "ms": round(elapsed * 1000, 2)})
             request_id_var.reset(token)
+
+
+def _template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
+    """The path template of the route a request was for, found by matching (a request the router never saw:
+    shed, or refused for its size); "unmatched" where no route takes its path."""
+    partial = None
+    for route in iter_route_contexts(routes):  # FastAPI's routes as matched, included routers flattened
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return getattr(route, "path", "unmatched")
+        if match is Match.PARTIAL and partial is None:
+            partial = getattr(route, "path", None)
+    return partial or "unmatched"
 
 
 class BodyLimitMiddleware:
@@ -130,16 +149,19 @@ class Gate:
         self.timeout = timeout
         self._free = asyncio.Semaphore(slots)
         self.waiting = 0
+        self.held = 0
 
     async def enter(self) -> bool:
         if not self._free.locked():  # a free slot and nobody ahead: take it without waiting
             await self._free.acquire()
+            self.held += 1
             return True
         if self.waiting >= self.queue:
             return False
         self.waiting += 1
         try:
             await asyncio.wait_for(self._free.acquire(), self.timeout)
+            self.held += 1
             return True
         except asyncio.TimeoutError:
             return False
@@ -147,6 +169,7 @@ class Gate:
             self.waiting -= 1
 
     def leave(self) -> None:
+        self.held -= 1
         self._free.release()
 
 
@@ -167,6 +190,7 @@ class ConcurrencyLimitMiddleware:
         self.metrics = metrics
         self.requests = Gate(limit, queue, queue_seconds)
         self.answers = Gate(answer_limit or limit, queue, queue_seconds)
+        metrics.queues = {"requests": self.requests, "answers": self.answers}  # read at each scrape
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in _UNLIMITED or scope["path"].startswith(("/static", "/assets")):
@@ -174,11 +198,12 @@ class ConcurrencyLimitMiddleware:
             return
         answer = scope["method"] == "POST" and bool(_ANSWER_PATHS.match(scope["path"]))
         if answer and not await self.answers.enter():
-            await self._shed(send, f"{self.answers.slots} answers in flight and {self.answers.queue} waiting")
+            await self._shed(send, "answers", f"{self.answers.slots} answers in flight and {self.answers.queue} waiting")
             return
         try:
             if not await self.requests.enter():
-                await self._shed(send, f"{self.requests.slots} requests in flight and {self.requests.queue} waiting")
+                await self._shed(send, "requests",
+                                 f"{self.requests.slots} requests in flight and {self.requests.queue} waiting")
                 return
             try:
                 await self.app(scope, receive, send)
@@ -188,6 +213,6 @@ class ConcurrencyLimitMiddleware:
             if answer:
                 self.answers.leave()
 
-    async def _shed(self, send: Send, what: str) -> None:
-        self.metrics.rejected.inc()
+    async def _shed(self, send: Send, queue: str, what: str) -> None:
+        self.metrics.rejected.labels(queue).inc()
         await _send_problem(send, problem_for(Overloaded(f"{what}; retry shortly")))

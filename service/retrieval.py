@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
+from opentelemetry import trace
+
 from indexes.errors import InvalidInput, NotFound
 from indexes.filters import Filters
 from indexes.locators import merged, same_place
@@ -29,6 +31,7 @@ from service.settings import RetrievalConfig
 
 log = logging.getLogger("docqa.retrieval")
 RERANK = "rerank"  # the re-ranker's score, beside each retriever's in Hit.scores
+tracer = trace.get_tracer("docqa.retrieval")
 
 
 @dataclass
@@ -66,15 +69,23 @@ class RetrievalPipeline:
         k = self.retrieval.top_k if k is None else k
         if k <= 0:
             raise InvalidInput(f"k must be > 0, got {k}")
-        started = time.perf_counter()
-        fetch = max(k, self.candidates) if self.reranker is not None else k
-        hits = self.searcher.search(collection, query, mode=mode or self.retrieval.mode, k=fetch, filters=filters)
-        result = Retrieved(hits[:k])
-        if self.reranker is not None and hits:
-            mark = time.perf_counter()
-            result = self._rerank(query, hits, k)
-            result.timings["rerank_ms"] = _ms(mark)
-        result.timings["retrieval_ms"] = _ms(started)  # the whole search, re-ranking included
+        mode = mode or self.retrieval.mode
+        attributes = {"docqa.collection": collection.name, "docqa.mode": mode, "docqa.k": k}
+        with tracer.start_as_current_span("retrieve", attributes=attributes) as span:
+            started = time.perf_counter()
+            fetch = max(k, self.candidates) if self.reranker is not None else k
+            stages: dict[str, float] = {}
+            hits = self.searcher.search(collection, query, mode=mode, k=fetch, filters=filters, timings=stages)
+            result = Retrieved(hits[:k])
+            if self.reranker is not None and hits:
+                mark = time.perf_counter()
+                with tracer.start_as_current_span("rerank", attributes={"docqa.reranker": self.reranker.name,
+                                                                         "docqa.candidates": min(len(hits), self.candidates)}):
+                    result = self._rerank(query, hits, k)
+                result.timings["rerank_ms"] = _ms(mark)
+            result.timings.update(stages)
+            result.timings["retrieval_ms"] = _ms(started)  # the whole search, re-ranking included
+            span.set_attribute("docqa.hits", len(result.hits))
         return result
 
     def _rerank(self, query: str, hits: list[Hit], k: int) -> Retrieved:
@@ -85,6 +96,7 @@ class RetrievalPipeline:
         except Exception as exc:  # noqa: BLE001 - any failure of the second stage leaves the first stage's order
             detail = exc.detail if isinstance(exc, RerankerUnavailable) else f"{type(exc).__name__}: {exc}"
             log.warning("re-ranker failed; fused order kept", extra={"reranker": self.reranker.name, "error": detail})
+            trace.get_current_span().set_attribute("docqa.error", detail)
             return Retrieved(hits[:k], warnings=[f"re-ranking failed, passages are in fused order: {detail}"])
         scored = [replace(h, scores={**h.scores, RERANK: s}) for h, s in zip(head, scores)]
         order = sorted(range(len(scored)), key=lambda i: -scores[i])  # sorted() is stable: ties keep fused order

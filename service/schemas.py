@@ -114,7 +114,7 @@ class AskResponse(BaseModel):
     unsupported_claims: list[str] = Field(default_factory=list)
     generator: str
     rewritten_question: str | None = None
-    timings: dict[str, float] = Field(description="Milliseconds per stage: retrieval (re-ranking included), rerank, evidence, generation, verification, total.")
+    timings: dict[str, float] = Field(description="Milliseconds per stage: retrieval (re-ranking included) and within it dense, lexical, fusion and rerank; evidence, generation, verification, total.")
     warnings: list[str] = Field(default_factory=list, description="What went wrong without failing the answer: a re-ranker that failed leaves the fused order.")
 
 
@@ -166,7 +166,7 @@ class SearchResponse(BaseModel):
     query: str
     mode: str
     hits: list[SearchHit]
-    timings: dict[str, float] = Field(description="Milliseconds: retrieval (re-ranking included) and rerank.")
+    timings: dict[str, float] = Field(description="Milliseconds: retrieval (re-ranking included) and within it dense, lexical, fusion and rerank.")
     warnings: list[str] = Field(default_factory=list, description="What went wrong without failing the search: a re-ranker that failed leaves the fused order.")
 
 

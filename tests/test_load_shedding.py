@@ -82,7 +82,7 @@ def test_past_the_limit_and_a_full_queue_the_service_answers_503_with_retry_afte
         problem = json.loads(shed.content)
         assert problem["status"] == 503 and "1 requests in flight and 1 waiting" in problem["detail"]
         assert health.status_code == 200
-        assert metrics.rejected._value.get() == 1
+        assert metrics.rejected.labels("requests")._value.get() == 1 and metrics.rejected.labels("answers")._value.get() == 0
 
     asyncio.run(main())
 

@@ -73,8 +73,8 @@ def shape_event(event: AnswerEvent, rewritten: str | None = None) -> tuple[str, 
 
 
 def record(ctx: ServiceContext, answer: Answer) -> None:
-    """Retrieval and generation times into the metrics."""
-    ctx.metrics.retrieval.observe(answer.timings.get("retrieval_ms", 0) / 1000)
+    """Retrieval (per stage too) and generation times into the metrics."""
+    ctx.metrics.observe_retrieval(answer.timings)
     if "generation_ms" in answer.timings:
         ctx.metrics.generation.labels(answer.generator).observe(answer.timings["generation_ms"] / 1000)
 
@@ -119,6 +119,6 @@ async def search(body: SearchBody, ctx: ServiceContext = Depends(get_context), p
     request = AskRequest(body.query, collection, body.top_k, to_filters(body.filters), mode=body.mode)
     ctx.answerer.validate(request)
     retrieved = await run_in_threadpool(ctx.answerer.retrieve, request)
-    ctx.metrics.retrieval.observe(retrieved.timings["retrieval_ms"] / 1000)
+    ctx.metrics.observe_retrieval(retrieved.timings)
     return SearchResponse(query=body.query, mode=body.mode or ctx.settings.retrieval.mode,
                           hits=[hit_out(h) for h in retrieved.hits], timings=retrieved.timings, warnings=retrieved.warnings)

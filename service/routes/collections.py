@@ -142,8 +142,7 @@ def _runner(ctx: ServiceContext, collection: Collection, sync_roots: Sequence[Pa
         if sync_roots:
             roots = [str(r) for r in sync_roots]
             report.results += pipeline.prune(roots, {f.source for f in files}, progress)
-        for r in report.results:
-            ctx.metrics.ingested.labels(r.status).inc()
+        ctx.metrics.observe_ingest(report.results)
         return report
 
     return run
