@@ -67,9 +67,11 @@ class AnswerLog:
                 "origin": origin, "key_id": principal.key_id, "created_at": now,
             })
             self._prune(now)
-        except DocQAError as exc:
-            log.warning("answer not recorded", extra={"error": type(exc).__name__, "detail": exc.detail})
-            answer.warnings.append(f"this answer was not recorded, so it cannot be rated: {exc.detail}")
+        except Exception as exc:  # noqa: BLE001 - the answer is given all the same, with a warning
+            detail = exc.detail if isinstance(exc, DocQAError) else f"{type(exc).__name__}: {exc}"
+            log.warning("answer not recorded", extra={"error": type(exc).__name__, "detail": detail},
+                        exc_info=not isinstance(exc, DocQAError))
+            answer.warnings.append(f"this answer was not recorded, so it cannot be rated: {detail}")
             return None
         answer.id = answer_id
         return answer_id
@@ -96,11 +98,8 @@ class AnswerLog:
     def get(self, answer_id: str, principal: Principal) -> dict[str, Any]:
         """An answer with its ratings, if the caller may read its collection (NotFound otherwise: an answer of a
         collection the caller may not read looks like a missing one)."""
-        try:
-            answer = self.records.get(answer_id)
-        except NotFound:
-            answer = None
-        if answer is None or not principal.can_read(answer["collection"]):
+        answer = self.records.get(answer_id)  # NotFound if unknown
+        if not principal.can_read(answer["collection"]):
             raise NotFound(f"answer {answer_id!r} not found")
         return answer
 
@@ -111,6 +110,8 @@ class AnswerLog:
             raise InvalidInput(f"rating must be one of {list(RATINGS)}, got {rating!r}")
         if comment is not None and len(comment) > MAX_COMMENT_CHARS:
             raise InvalidInput(f"comment is {len(comment)} characters; the limit is {MAX_COMMENT_CHARS}")
+        if comment is not None and not comment.strip():
+            comment = None
         self.get(answer_id, principal)
         rater = principal.key_id or ""
         first = self.records.rate(answer_id, rater, rating, comment, self.clock())

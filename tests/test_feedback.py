@@ -162,6 +162,20 @@ def test_with_feedback_off_answers_carry_no_id_and_nothing_is_recorded(tmp_path:
         assert context(app).store.records.count("answers") == 0
 
 
+def test_an_answer_the_store_cannot_record_is_still_given_with_a_warning(tmp_path: Path, embedder) -> None:
+    import sqlite3
+
+    app = make_app(tmp_path / "data", embedder)
+    with TestClient(app) as client:
+        upload(client, "default", {"ops.md": DOCS["ops.md"]})
+        damaged = sqlite3.connect(context(app).store.catalog.path)  # the answers' table gone: writes to it fail
+        damaged.executescript("DROP TABLE feedback; DROP TABLE answers;")
+        damaged.close()
+        asked = client.post("/v1/ask", json={"question": QUESTION})
+        assert asked.status_code == 200 and "12" in asked.json()["answer"] and asked.json()["answer_id"] is None
+        assert any(w.startswith("this answer was not recorded, so it cannot be rated: OperationalError")
+                   for w in asked.json()["warnings"])
+
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory, embedder) -> Iterator[tuple[TestClient, dict[str, dict[str, str]], dict[str, str]]]:
     """Auth on: collections alpha and beta; (client, headers per caller, key id per caller)."""

@@ -112,6 +112,8 @@ def test_a_floor_with_nothing_rated_fails_saying_so_and_bad_arguments_are_refuse
     code, report, output = replay(data)
     assert code == 1 and report["feedback"]["pass_rate"] is None
     assert "no thumbs-up answer with a cited document to replay" in output
+    lexical = docqa(data, "eval", "qa", "--feedback", "default", "--json", "--set", "mode=lexical")
+    assert lexical.exit_code == 0 and json.loads(lexical.stdout)["config"]["retrieval"]["mode"] == "lexical"
     assert docqa(data, "eval", "qa", "--feedback", "nowhere").exit_code == 2
     assert docqa(data, "eval", "qa").exit_code == 2  # neither --squad nor --feedback
     refused = docqa(data, "eval", "qa", "--feedback", "default", "--set", "model=other")
