@@ -78,11 +78,17 @@ class AnswerLog:
 
     def recording(self, events: Iterator[AnswerEvent], collection: str, principal: Principal, origin: str,
                   asked: str | None = None, answer_id: str | None = None) -> Iterator[AnswerEvent]:
-        """Pass a stream's events through, recording the answer when it is done (before the event goes on)."""
-        for event in events:
-            if event.kind == "done":
-                self.record(event.data, collection, principal, origin, asked, answer_id)
-            yield event
+        """Pass a stream's events through, recording the answer when it is done (before the event goes on); closing
+        this closes the stream (a client that went away stops the generation)."""
+        try:
+            for event in events:
+                if event.kind == "done":
+                    self.record(event.data, collection, principal, origin, asked, answer_id)
+                yield event
+        finally:
+            close = getattr(events, "close", None)
+            if close:
+                close()
 
     def _prune(self, now: float) -> None:
         if self.keep_days is None:
