@@ -43,7 +43,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the message is the point
     raise ImportError("the PostgreSQL store needs psycopg, psycopg_pool and pgvector: pip install 'docqa[postgres]'") from exc
 
-SCHEMA_VERSION = 2  # 2: chunks.locator, chunks.ocr, documents.ocr_pages
+SCHEMA_VERSION = 3  # 3: answers and feedback (records); 2: chunks.locator, chunks.ocr, documents.ocr_pages
 K1, B, IDF_FLOOR = 1.2, 0.75, 1e-6  # as SQLite FTS5's bm25()
 
 SCHEMA = """
@@ -115,6 +115,7 @@ ALTER TABLE documents ADD COLUMN IF NOT EXISTS ocr_pages TEXT NOT NULL DEFAULT '
 ALTER TABLE chunks ADD COLUMN IF NOT EXISTS locator TEXT;
 ALTER TABLE chunks ADD COLUMN IF NOT EXISTS ocr BOOLEAN NOT NULL DEFAULT false;
 """,
+    3: "SELECT 1  -- the answers and feedback tables: new tables, made by records_schema above",
 }
 
 _DOC_COLUMNS = (

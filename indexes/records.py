@@ -1,4 +1,4 @@
-"""The service's own records on the store: conversations, API keys and ingestion jobs.
+"""The service's own records on the store: conversations, API keys, ingestion jobs, and answers with their feedback.
 
 Small repositories over one SQL surface (`Database`) that each backend provides, so the same statements run
 on SQLite and PostgreSQL and no module outside `indexes/` opens a connection or writes SQL. Statements use
@@ -65,6 +65,19 @@ def records_schema(dialect: str) -> list[str]:
             job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE, position INTEGER NOT NULL,
             source TEXT NOT NULL, status TEXT NOT NULL, reason TEXT, chunks INTEGER NOT NULL DEFAULT 0,
             document_id BIGINT, PRIMARY KEY (job_id, position))""",
+        # Every answer given (while DOCQA_FEEDBACK__ENABLED), so feedback can name it: `question` is the standalone
+        # one retrieval searched, `asked` what was typed when that differed; `citations` JSON without passage text.
+        f"""CREATE TABLE IF NOT EXISTS answers (
+            id TEXT PRIMARY KEY, collection TEXT NOT NULL, question TEXT NOT NULL, asked TEXT, answer TEXT NOT NULL,
+            citations TEXT NOT NULL DEFAULT '[]', abstained INTEGER NOT NULL DEFAULT 0, reason TEXT,
+            origin TEXT NOT NULL, key_id TEXT, created_at {time_type} NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS answers_by_time ON answers(created_at)",
+        "CREATE INDEX IF NOT EXISTS answers_by_collection ON answers(collection, created_at)",
+        # One rating per answer and rater (the key's id; '' while auth is off): rating again replaces it.
+        f"""CREATE TABLE IF NOT EXISTS feedback (
+            answer_id TEXT NOT NULL REFERENCES answers(id) ON DELETE CASCADE, rater TEXT NOT NULL,
+            rating TEXT NOT NULL CHECK (rating IN ('up', 'down')), comment TEXT,
+            created_at {time_type} NOT NULL, updated_at {time_type} NOT NULL, PRIMARY KEY (answer_id, rater))""",
     ]
 
 
@@ -271,42 +284,123 @@ def _status_counts(files: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return counts
 
 
+class Answers:
+    """Answers as they were given, and the ratings people gave them (one per answer and rater)."""
+
+    COLUMNS = ("id", "collection", "question", "asked", "answer", "citations", "abstained", "reason", "origin",
+               "key_id", "created_at")
+    FEEDBACK_COLUMNS = ("rater", "rating", "comment", "created_at", "updated_at")
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, answer: Mapping[str, Any]) -> None:
+        """Record one answer: every column of COLUMNS, `citations` a list (stored as JSON)."""
+        row = [json.dumps(answer["citations"]) if c == "citations" else answer[c] for c in self.COLUMNS]
+        row[self.COLUMNS.index("abstained")] = int(bool(answer["abstained"]))
+        with self.db.transaction() as tx:
+            tx.execute(f"INSERT INTO answers({', '.join(self.COLUMNS)}) VALUES ({', '.join('?' * len(self.COLUMNS))})", row)
+
+    def _answer(self, row: Row) -> dict[str, Any]:
+        answer = dict(zip(self.COLUMNS, row))
+        answer["citations"], answer["abstained"] = json.loads(answer["citations"]), bool(answer["abstained"])
+        return answer
+
+    def get(self, answer_id: str) -> dict[str, Any]:
+        """An answer with its feedback (`feedback`: oldest rating first); NotFound if unknown."""
+        rows = self.db.query(f"SELECT {', '.join(self.COLUMNS)} FROM answers WHERE id = ?", (answer_id,))
+        if not rows:
+            raise NotFound(f"answer {answer_id!r} not found")
+        answer = self._answer(rows[0])
+        answer["feedback"] = [dict(zip(self.FEEDBACK_COLUMNS, r)) for r in self.db.query(
+            f"SELECT {', '.join(self.FEEDBACK_COLUMNS)} FROM feedback WHERE answer_id = ? ORDER BY created_at, rater",
+            (answer_id,))]
+        return answer
+
+    def rate(self, answer_id: str, rater: str, rating: str, comment: str | None, now: float) -> bool:
+        """Set `rater`'s rating of an answer, replacing an earlier one (which keeps its created_at); True when it is
+        the rater's first. NotFound if the answer is unknown."""
+        with self.db.transaction() as tx:
+            if not tx.execute("SELECT 1 FROM answers WHERE id = ?", (answer_id,)):
+                raise NotFound(f"answer {answer_id!r} not found")
+            first = not tx.execute("SELECT 1 FROM feedback WHERE answer_id = ? AND rater = ?", (answer_id, rater))
+            tx.execute(
+                "INSERT INTO feedback(answer_id, rater, rating, comment, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (answer_id, rater) DO UPDATE SET rating = excluded.rating, comment = excluded.comment,"
+                " updated_at = excluded.updated_at",
+                (answer_id, rater, rating, comment, now, now),
+            )
+        return first
+
+    def rated(self, collection: str) -> list[dict[str, Any]]:
+        """The answers of a collection that someone rated, oldest first, each with its `feedback`."""
+        columns = ", ".join(f"a.{c}" for c in self.COLUMNS)
+        feedback = ", ".join(f"f.{c}" for c in self.FEEDBACK_COLUMNS)
+        rows = self.db.query(
+            f"SELECT {columns}, {feedback} FROM answers a JOIN feedback f ON f.answer_id = a.id"
+            " WHERE a.collection = ? ORDER BY a.created_at, a.id, f.created_at, f.rater", (collection,),
+        )
+        answers: dict[str, dict[str, Any]] = {}
+        width = len(self.COLUMNS)
+        for row in rows:
+            answer = answers.get(row[0])
+            if answer is None:
+                answer = answers[row[0]] = {**self._answer(row[:width]), "feedback": []}
+            answer["feedback"].append(dict(zip(self.FEEDBACK_COLUMNS, row[width:])))
+        return list(answers.values())
+
+    def prune(self, before: float) -> int:
+        """Delete the answers recorded before `before` that nobody rated; how many went."""
+        unrated = "created_at < ? AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.answer_id = answers.id)"
+        with self.db.transaction() as tx:
+            count = int(tx.execute(f"SELECT COUNT(*) FROM answers WHERE {unrated}", (before,))[0][0])
+            if count:
+                tx.execute(f"DELETE FROM answers WHERE {unrated}", (before,))
+        return count
+
+
 # What `docqa migrate` copies, in an order that keeps references valid; messages get new ids in order.
 COPIED_TABLES = {
     "conversations": ("id", "collection", "title", "owner", "created_at", "updated_at"),
     "messages": ("conversation_id", "role", "content", "data", "created_at"),
     "api_keys": ("id", "name", "role", "collections", "hash", "created_at", "revoked_at"),
+    "answers": Answers.COLUMNS,
+    "feedback": ("answer_id", *Answers.FEEDBACK_COLUMNS),
 }
+# Each copied table's rows go with the row of this table named by their first column: copied when it is new there.
+_COPIED_WITH = {"conversations": "conversations", "messages": "conversations", "api_keys": "api_keys",
+                "answers": "answers", "feedback": "answers"}
+_DUMP_ORDER = {"messages": "id", "feedback": "answer_id, rater"}
 
 
 class Records:
-    """The three repositories on one database, and the copying `docqa migrate` does."""
+    """The repositories on one database, and the copying `docqa migrate` does."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self.conversations = Conversations(db)
         self.keys = Keys(db)
         self.jobs = Jobs(db)
+        self.answers = Answers(db)
 
     def dump(self, table: str) -> list[Row]:
         """Every row of a copied table, in a stable order."""
-        order = "id" if table == "messages" else "created_at, id"
+        order = _DUMP_ORDER.get(table, "created_at, id")
         return self.db.query(f"SELECT {', '.join(COPIED_TABLES[table])} FROM {table} ORDER BY {order}")
 
     def count(self, table: str) -> int:
         return int(self.db.query(f"SELECT COUNT(*) FROM {table}")[0][0])
 
     def copy_from(self, other: "Records") -> dict[str, int]:
-        """Copy conversations (with messages) and keys that this database lacks; returns rows added per table."""
+        """Copy conversations (with messages), keys and answers (with feedback) that this database lacks; returns
+        rows added per table."""
         added: dict[str, int] = {}
-        have = {r[0] for r in self.db.query("SELECT id FROM conversations")}
-        fresh_conversations = {r[0] for r in other.db.query("SELECT id FROM conversations")} - have
-        have_keys = {r[0] for r in self.db.query("SELECT id FROM api_keys")}
+        fresh = {table: {r[0] for r in other.db.query(f"SELECT id FROM {table}")}
+                 - {r[0] for r in self.db.query(f"SELECT id FROM {table}")} for table in set(_COPIED_WITH.values())}
         with self.db.transaction() as tx:
             for table in COPIED_TABLES:
                 columns = COPIED_TABLES[table]
-                rows = [r for r in other.dump(table)
-                        if (r[0] in fresh_conversations if table in ("conversations", "messages") else r[0] not in have_keys)]
+                rows = [r for r in other.dump(table) if r[0] in fresh[_COPIED_WITH[table]]]
                 tx.executemany(
                     f"INSERT INTO {table}({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows
                 )

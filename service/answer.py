@@ -41,6 +41,7 @@ class Answer:
     generator: str = "extractive"
     verdict: Verdict = field(default_factory=lambda: Verdict(0.0))
     warnings: list[str] = field(default_factory=list)  # what went wrong without failing the answer (re-ranking)
+    id: str | None = None  # set when the answer is recorded for feedback (service/feedback.py)
 
     @property
     def evidence(self) -> float:

@@ -18,6 +18,7 @@ from indexes.backends import open_store, redacted
 from indexes.store import Embedders
 from service.answer import Answerer
 from service.context import ServiceContext
+from service.feedback import AnswerLog
 from service.generators.registry import GeneratorRegistry
 from service.jobs import JobRunner
 from service.keys import KeyStore, authenticator
@@ -28,6 +29,7 @@ from service.problems import install_problem_handlers
 from service.rerankers import build_reranker
 from service.retrieval import RetrievalPipeline
 from service.chat import ConversationStore
+from service.routes import answers as answer_routes
 from service.routes import ask, collections, conversations, formats, health, jobs, keys, openai_chat
 from service.settings import Settings
 from service.tracing import configure_tracing, instrument
@@ -53,8 +55,9 @@ def build_context(settings: Settings) -> ServiceContext:
     metrics = Metrics()
     metrics.watch_index(lambda: {c.name: store.counts(c) for c in store.list_collections()})
     jobs = JobRunner(store.records.jobs, limits.max_concurrent_jobs, metrics=metrics)
+    answers = AnswerLog(store.records.answers, settings.feedback.enabled, settings.feedback.keep_days)
     return ServiceContext(settings, store, answerer, jobs, metrics, ConversationStore(store.records.conversations),
-                          KeyStore(store.records.keys))
+                          KeyStore(store.records.keys), answers)
 
 
 def _ensure_default_collection(ctx: ServiceContext, embedder: Embedder) -> None:
@@ -120,6 +123,7 @@ def create_app(settings: Settings) -> FastAPI:
     for router in (ask.router, collections.router, formats.router, jobs.router, conversations.router, openai_chat.router,
                    keys.router, health.router):
         app.include_router(router)
+    app.include_router(answer_routes.router)
     # Outermost first at run time: request id + logging, then load shedding, then body limits.
     app.add_middleware(BodyLimitMiddleware, default_limit=settings.limits.max_request_bytes,
                        upload_limit=settings.limits.max_upload_bytes * settings.limits.max_files_per_upload)

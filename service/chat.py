@@ -100,7 +100,8 @@ class ConversationStore:
 
     def add_turn(self, conversation_id: str, question: str, rewritten: str, answer: dict[str, Any]) -> None:
         """Save a question and its answer; the first question becomes the title."""
-        data = {k: answer.get(k) for k in ("citations", "abstained", "reason", "answer_support", "rewritten_question", "generator")}
+        data = {k: answer.get(k) for k in ("citations", "abstained", "reason", "answer_support", "rewritten_question", "generator",
+                                          "answer_id")}
         self.records.add_messages(
             conversation_id,
             [("user", question, {"rewritten_question": rewritten}), ("assistant", answer.get("answer", ""), data)],

@@ -12,6 +12,7 @@ from indexes.store import Store
 from indexes.types import Collection
 from service.answer import Answerer
 from service.chat import ConversationStore
+from service.feedback import AnswerLog
 from service.auth import ANONYMOUS_ADMIN, Principal
 from service.jobs import JobRunner
 from service.keys import KeyStore
@@ -30,6 +31,7 @@ class ServiceContext:
     metrics: Metrics
     conversations: ConversationStore
     keys: KeyStore
+    answers: AnswerLog
     ready: threading.Event = field(default_factory=threading.Event)
     startup_error: str | None = None
 

@@ -91,7 +91,7 @@ class AskResponse(BaseModel):
                                "score": 0.032, "cited": True, "supported": True, "support": 1.0, "rerank": 0.91}],
                 "abstained": False, "reason": None, "answer_support": 1.0, "unsupported_claims": [],
                 "generator": "extractive", "timings": {"retrieval_ms": 61.3, "rerank_ms": 40.1, "total_ms": 120.2},
-                "warnings": [],
+                "warnings": [], "answer_id": "ans_5b0e3c9a1f7d4e2b8c6a0d13",
             }, {
                 "answer": "The staging cluster has 12 nodes [1].",
                 "citations": [{"n": 1, "document_id": 3, "title": "Northwind Engineering Handbook", "source": "handbook.md",
@@ -116,6 +116,8 @@ class AskResponse(BaseModel):
     rewritten_question: str | None = None
     timings: dict[str, float] = Field(description="Milliseconds per stage: retrieval (re-ranking included) and within it dense, lexical, fusion and rerank; evidence, generation, verification, total.")
     warnings: list[str] = Field(default_factory=list, description="What went wrong without failing the answer: a re-ranker that failed leaves the fused order.")
+    answer_id: str | None = Field(None, examples=["ans_5b0e3c9a1f7d4e2b8c6a0d13"],
+                                  description="Rate the answer with POST /v1/answers/{answer_id}/feedback (none while DOCQA_FEEDBACK__ENABLED is false).")
 
 
 class SearchBody(BaseModel):
@@ -304,3 +306,66 @@ class Health(BaseModel):
 
     status: Literal["ok", "not ready"]
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+class FeedbackBody(BaseModel):
+    """A rating of one answer: thumbs up or down, with an optional comment. Rating again with the same key replaces it."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"rating": "up"}, {"rating": "down", "comment": "It cites the 2023 handbook; the 2025 one says 16 nodes."}]})
+
+    rating: Literal["up", "down"]
+    comment: str | None = Field(None, max_length=2000)
+
+
+class FeedbackOut(BaseModel):
+    """A rating as stored: one per answer and key (`key_id` none while auth is off)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "answer_id": "ans_5b0e3c9a1f7d4e2b8c6a0d13", "rating": "down", "key_id": "3f2a9c0e6b1d",
+        "comment": "It cites the 2023 handbook; the 2025 one says 16 nodes.", "created_at": 1764158460.0, "updated_at": 1764158460.0}]})
+
+    answer_id: str
+    rating: Literal["up", "down"]
+    comment: str | None = None
+    key_id: str | None = None
+    created_at: float
+    updated_at: float = Field(description="When it was last set; created_at stays that of the first rating.")
+
+
+class RecordedCitation(Placed):
+    """A passage an answer was given, as recorded with it (its text is not kept: the document holds it)."""
+
+    n: int
+    document_id: int | None
+    title: str
+    source: str
+    page: int | None = None
+    cited: bool = Field(description="The answer cites it.")
+
+
+class AnswerRecordOut(BaseModel):
+    """An answer as it was given, with its ratings."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "ans_5b0e3c9a1f7d4e2b8c6a0d13", "collection": "default", "question": "How many nodes does the staging cluster have?",
+        "asked": None, "answer": "The staging cluster has 12 nodes [1].", "abstained": False, "reason": None, "origin": "ask",
+        "key_id": "3f2a9c0e6b1d", "created_at": 1764158400.0,
+        "citations": [{"n": 1, "document_id": 3, "title": "Northwind Engineering Handbook", "source": "handbook.md", "page": None,
+                       "locator": None, "locator_label": None, "ocr": False, "cited": True}],
+        "feedback": [{"answer_id": "ans_5b0e3c9a1f7d4e2b8c6a0d13", "rating": "up", "comment": None, "key_id": "3f2a9c0e6b1d",
+                      "created_at": 1764158460.0, "updated_at": 1764158460.0}],
+    }]})
+
+    id: str
+    collection: str
+    question: str = Field(description="The question retrieval searched (a follow-up in its standalone form).")
+    asked: str | None = Field(None, description="The question as typed, when it was rewritten.")
+    answer: str
+    citations: list[RecordedCitation]
+    abstained: bool
+    reason: str | None = None
+    origin: str = Field(examples=["ask"], description="Where it was asked: ask, conversation or chat-completions.")
+    key_id: str | None = Field(None, description="The key that asked (none while auth is off).")
+    created_at: float
+    feedback: list[FeedbackOut] = Field(default_factory=list)

@@ -206,6 +206,16 @@ class SourcesConfig(BaseModel):
     storage_options: dict[str, Any] = {}
 
 
+class FeedbackConfig(BaseModel):
+    """Answer feedback (service/feedback.py): every answer is recorded with its question, citations, collection and
+    the key that asked, under the id its response carries, so people can rate it and `docqa eval qa --feedback`
+    can replay the rated ones. A row is about 1-2 KB per answer; unrated answers older than `keep_days` are
+    deleted (None: kept), rated ones are kept. Off: answers carry no id and nothing is recorded."""
+
+    enabled: bool = True
+    keep_days: float | None = Field(90.0, gt=0)
+
+
 class AuthConfig(BaseModel):
     """API keys: off for the local demo, on with DOCQA_AUTH__ENABLED=true."""
 
@@ -237,3 +247,4 @@ class Settings(BaseSettings):
     ocr: OcrConfig = OcrConfig()
     sources: SourcesConfig = SourcesConfig()
     auth: AuthConfig = AuthConfig()
+    feedback: FeedbackConfig = FeedbackConfig()

@@ -232,6 +232,44 @@ def test_keyboard_alone_can_ask_and_open_a_citation(browser: object, server: str
     assert errors == []
 
 
+def test_an_answer_is_rated_down_with_a_comment_by_keyboard_and_the_rating_is_stored(browser: object, server: str,
+                                                                                     tmp_path: Path) -> None:
+    page, errors = _open_chat(browser, server)
+    answer = _ask(page, "How many GPUs was the Atlas model trained on?")
+    group = answer.locator(".feedback[role='group']")
+    answer_id = group.get_attribute("data-answer-id")
+    up, down = group.locator("button[data-rating='up']"), group.locator("button[data-rating='down']")
+    assert (up.get_attribute("aria-label"), down.get_attribute("aria-label")) == ("Good answer", "Bad answer")
+    assert up.get_attribute("aria-pressed") == down.get_attribute("aria-pressed") == "false"
+    assert not group.locator("textarea").is_visible()  # the comment box comes with a rating
+
+    down.focus()
+    page.keyboard.press("Enter")
+    sync_api.expect(down).to_have_attribute("aria-pressed", "true")
+    sync_api.expect(up).to_have_attribute("aria-pressed", "false")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.tagName") == "TEXTAREA"
+    page.keyboard.type("It says 64 GPUs but not for how long.")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")  # "Send comment"
+    sync_api.expect(group.locator(".feedback-status")).to_have_text("Thanks: rating and comment saved.")
+    page.screenshot(path=str(tmp_path / "feedback.png"))
+    stored = httpx.get(f"{server}/v1/answers/{answer_id}", timeout=10).json()
+    assert [(f["rating"], f["comment"]) for f in stored["feedback"]] == [("down", "It says 64 GPUs but not for how long.")]
+    assert stored["question"] == "How many GPUs was the Atlas model trained on?" and "64" in stored["answer"]
+
+    up.click()  # changing one's mind replaces the rating
+    sync_api.expect(up).to_have_attribute("aria-pressed", "true")
+    sync_api.expect(down).to_have_attribute("aria-pressed", "false")
+    stored = httpx.get(f"{server}/v1/answers/{answer_id}", timeout=10).json()
+    assert [f["rating"] for f in stored["feedback"]] == ["up"]
+    if _has_conversations(server):  # a reopened conversation's answers can be rated too
+        page.click("#new-conversation")
+        page.locator(".conversation-open").first.click()
+        reopened = page.locator(f".feedback[data-answer-id='{answer_id}']")
+        sync_api.expect(reopened).to_have_count(1)
+    assert errors == []
+
 def test_dropped_files_are_uploaded_and_their_ingestion_followed(browser: object, server: str, tmp_path: Path) -> None:
     page, errors = _open_chat(browser, server)
     note = tmp_path / "greenhouse.md"

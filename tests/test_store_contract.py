@@ -491,6 +491,70 @@ def test_conversations_are_listed_newest_first_filtered_and_paged_by_the_databas
     assert ids(limit=1) == ["c00"]
 
 
+
+def answer_row(answer_id: str, collection: str, created_at: float, **fields) -> dict:
+    citations = [{"n": 1, "document_id": 7, "title": "Ops", "source": "ops.md", "locator": {"kind": "page", "page": 2},
+                  "cited": True}]
+    return {"id": answer_id, "collection": collection, "question": f"q {answer_id}?", "asked": None,
+            "answer": f"a {answer_id} [1].", "citations": citations, "abstained": False, "reason": None,
+            "origin": "ask", "key_id": "k1", "created_at": created_at, **fields}
+
+
+def test_answers_and_their_feedback_round_trip_and_rating_again_replaces(store: Store) -> None:
+    answers = store.records.answers
+    first, second = answer_row("a1", "docs", 1.0), answer_row("a2", "docs", 2.0, abstained=True, reason="weak", key_id=None)
+    for row in (first, second, answer_row("a3", "wiki", 3.0)):
+        answers.add(row)
+    assert answers.get("a1") == {**first, "feedback": []}
+    assert answers.get("a2")["abstained"] is True and answers.get("a2")["key_id"] is None
+    with pytest.raises(NotFound):
+        answers.get("nope")
+    with pytest.raises(NotFound):
+        answers.rate("nope", "k1", "up", None, 4.0)
+    assert answers.rate("a1", "k1", "up", None, 4.0) is True
+    assert answers.rate("a1", "k1", "down", "wrong page", 5.0) is False  # the same rater again: replaced
+    assert answers.rate("a1", "", "up", None, 6.0) is True  # another rater (auth off) has a rating of its own
+    assert answers.get("a1")["feedback"] == [
+        {"rater": "k1", "rating": "down", "comment": "wrong page", "created_at": 4.0, "updated_at": 5.0},
+        {"rater": "", "rating": "up", "comment": None, "created_at": 6.0, "updated_at": 6.0},
+    ]
+    answers.rate("a3", "k2", "up", None, 7.0)
+    rated = answers.rated("docs")
+    assert [a["id"] for a in rated] == ["a1"] and [f["rating"] for f in rated[0]["feedback"]] == ["down", "up"]
+    assert rated[0]["citations"] == first["citations"] and answers.rated("elsewhere") == []
+    assert answers.prune(before=2.5) == 1  # a2: old and unrated; a1 was rated, a3 is newer
+    with pytest.raises(NotFound):
+        answers.get("a2")
+    assert answers.get("a1")["feedback"] and answers.get("a3")["id"] == "a3"
+
+
+def test_migrating_copies_answers_with_their_feedback_once(store: Store, tmp_path: Path) -> None:
+    from indexes.migrate import migrate
+
+    store.records.answers.add(answer_row("a1", "docs", 1.0))
+    store.records.answers.rate("a1", "k1", "down", "stale", 2.0)
+    target = open_store(None, tmp_path / "copy")
+    report = migrate(store, target)
+    assert (report.records["answers"], report.records["feedback"]) == (1, 1)
+    assert target.records.answers.get("a1") == store.records.answers.get("a1")
+    again = migrate(store, target)
+    assert (again.records["answers"], again.records["feedback"]) == (0, 0)
+    target.close()
+
+
+@pytest.mark.postgres
+def test_a_postgres_database_from_before_feedback_gets_its_tables_when_opened(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url)
+    with store.connection() as conn:  # as a docqa of schema 2 left it: no answers, no feedback
+        conn.execute("DROP TABLE feedback")
+        conn.execute("DROP TABLE answers")
+        conn.execute("UPDATE docqa_meta SET value = '2' WHERE key = 'schema_version'")
+    store.close()
+    reopened = PostgresStore(postgres_url)
+    reopened.records.answers.add(answer_row("a1", "docs", 1.0))
+    assert reopened.records.answers.rate("a1", "k1", "up", None, 2.0) is True
+    reopened.close()
+
 # --- both backends rank alike -------------------------------------------------------------------------------
 
 

@@ -165,16 +165,102 @@ def retrieval_command(
 
 @eval_app.command("qa")
 def qa_command(
-    squad: Path = typer.Option(..., "--squad", exists=True, dir_okay=False, help="A SQuAD 1.1 or 2.0 JSON file."),
+    squad: Optional[Path] = typer.Option(None, "--squad", exists=True, dir_okay=False, help="A SQuAD 1.1 or 2.0 JSON file."),
+    feedback: Optional[str] = typer.Option(
+        None, "--feedback", metavar="COLLECTION",
+        help="Instead of --squad: replay the answers people rated in this collection of the store (--data-dir, "
+             "--store); gate with --min feedback.pass_rate=0.9."),
     modes: str = ModesOpt, limit: Optional[int] = LimitOpt, as_json: bool = JsonOpt, overrides: list[str] = SetOpt,
     compare: list[str] = CompareOpt, floors: list[str] = MinOpt, work_dir: Optional[Path] = WorkOpt,
     answers: bool = typer.Option(True, "--answers/--no-answers", help="Also answer every question (extractive)."),
 ) -> None:
-    """Each paragraph a document, every question asked: gold-paragraph recall and MRR, answers, abstention."""
+    """Each paragraph a document, every question asked: gold-paragraph recall and MRR, answers, abstention.
+    With --feedback, the rated answers instead: a thumbs-up one must keep its cited documents in the top 5
+    passages the service's retrieval pipeline finds now (the pass rate; failures listed), thumbs-down ones are
+    listed for review with their comments."""
+    if (squad is None) == (feedback is None):
+        raise typer.BadParameter("give either --squad FILE or --feedback COLLECTION")
+    if feedback is not None:
+        if compare or limit:
+            raise typer.BadParameter("--compare and --limit do not apply to --feedback")
+        _feedback(feedback, _pairs(overrides), as_json, floors)
+        return
     evalset = subset(load_squad(squad), limit)
     mode_list = [m.strip() for m in modes.split(",") if m.strip()]
     reports = {name: _run(evalset, c, mode_list, _work_dir(work_dir), False, answers) for name, c in _configs(overrides, compare).items()}
     _finish(reports, as_json, floors)
+
+
+def _feedback(name: str, overrides: dict[str, str], as_json: bool, floors: list[str]) -> None:
+    """Replay one collection's rated answers through the service's pipeline (DOCQA_RETRIEVAL__*, DOCQA_RERANKER__*,
+    with --set overrides of those); print the report, then gate it."""
+    from ingest.cli import _State, fail
+    from service.cli import _Run
+    from service.evaluation.feedback import replay_feedback
+    from service.settings import RetrievalConfig, Settings
+
+    unknown = [k for k in overrides if k not in RetrievalConfig.model_fields and not k.startswith("reranker.")]
+    if unknown:
+        raise typer.BadParameter(f"--feedback replays the collection as it is indexed: --set takes retrieval and "
+                                 f"reranker.* settings, not {', '.join(unknown)}")
+    settings = _Run.settings or Settings()
+    config = EvalConfig(retrieval=settings.retrieval, reranker=settings.reranker).with_overrides(overrides)
+    store = _State.store()
+    try:
+        collection = store.find_collection(name)
+        if collection is None:
+            fail(f"collection {name!r} not found")
+        with _progress() as progress:
+            task = progress.add_task("replaying rated answers", total=None)
+            report = replay_feedback(store, collection, config.pipeline(store), progress=lambda n: progress.advance(task, n))
+    finally:
+        store.close()
+    report["config"] = {"retrieval": config.retrieval.model_dump(),
+                        "reranker": config.reranker.model_dump(mode="json", exclude={"api_key"})}
+    if as_json:
+        out.print_json(json.dumps(report))
+    else:
+        _print_feedback(report)
+    gates = _pairs(floors)
+    failures = []
+    if report["feedback"]["pass_rate"] is None and "feedback.pass_rate" in gates:
+        failures.append("feedback.pass_rate: no thumbs-up answer with a cited document to replay")
+        gates.pop("feedback.pass_rate")
+    failures += _gate(report, gates)
+    for failure in failures:
+        err.print(f"[red]below floor:[/red] {failure}", soft_wrap=True)
+    if failures:
+        raise typer.Exit(1)
+
+
+def _print_feedback(report: dict[str, Any]) -> None:
+    counts = report["feedback"]
+    rate = "-" if counts["pass_rate"] is None else f"{counts['pass_rate']:.3f}"
+    summary = Table(title=f"{report['dataset']} ({counts['rated']} rated answers)")
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    for label, value in (("thumbs up", counts["up"]), ("thumbs down", counts["down"]),
+                         ("replayed (up, with a cited document)", counts["replayed"]),
+                         (f"cited documents still in the top {counts['top']}", counts["passed"]), ("pass_rate", rate)):
+        summary.add_row(label, str(value))
+    out.print(summary)
+    if report["failures"]:
+        failed = Table(title="thumbs-up answers whose cited documents left the top 5", show_lines=True)
+        for column in ("answer", "question", "missing", "top 5 now"):
+            failed.add_column(column, overflow="fold")
+        for f in report["failures"]:
+            failed.add_row(f["answer_id"], f["question"], "\n".join(d["title"] or d["source"] for d in f["missing"]),
+                           "\n".join(dict.fromkeys(h["title"] or h["source"] for h in f["found"])) or "(nothing)")
+        out.print(failed)
+    if report["review"]:
+        review = Table(title="thumbs-down answers to review", show_lines=True)
+        for column in ("answer", "question", "answered", "comments"):
+            review.add_column(column, overflow="fold")
+        for r in report["review"]:
+            answered = f"not found: {r['reason']}" if r["abstained"] else r["answer"][:300]
+            comments = "\n".join(f"{c['rating']}: {c['comment']}" for c in r["feedback"] if c["comment"]) or "-"
+            review.add_row(r["answer_id"], r["question"], answered, comments)
+        out.print(review)
 
 
 @eval_app.command("calibrate")

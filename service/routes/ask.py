@@ -29,7 +29,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 SSE_DOC = {
     200: {
         "description": "JSON answer, or with `stream: true` Server-Sent Events: `citations`, `token`..., then `done` or `error`.",
-        "content": {"text/event-stream": {"example": 'event: citations\ndata: {"citations": [...]}\n\nevent: token\ndata: {"text": "The staging"}\n\nevent: done\ndata: {"answer": "...", "abstained": false, "warnings": []}\n\n'}},
+        "content": {"text/event-stream": {"example": 'event: citations\ndata: {"citations": [...]}\n\nevent: token\ndata: {"text": "The staging"}\n\nevent: done\ndata: {"answer": "...", "abstained": false, "warnings": [], "answer_id": "ans_5b0e3c9a1f7d4e2b8c6a0d13"}\n\n'}},
     }
 }
 
@@ -59,7 +59,7 @@ def answer_response(answer: Answer, rewritten: str | None = None) -> AskResponse
         answer=answer.text, citations=[citation(p, answer) for p in answer.passages], abstained=answer.abstained,
         reason=answer.reason, answer_support=verified.answer_support if verified else None,
         unsupported_claims=verified.unsupported_claims if verified else [], generator=answer.generator,
-        rewritten_question=rewritten, timings=answer.timings, warnings=answer.warnings,
+        rewritten_question=rewritten, timings=answer.timings, warnings=answer.warnings, answer_id=answer.id,
     )
 
 
@@ -97,9 +97,10 @@ async def ask(body: AskBody, ctx: ServiceContext = Depends(get_context), princip
     request = AskRequest(body.question, collection, body.top_k, to_filters(body.filters), body.generator, body.mode)
     await run_in_threadpool(ctx.answerer.check, request)
     if body.stream:
-        return sse_response(ctx, ctx.answerer.stream(request))
+        return sse_response(ctx, ctx.answers.recording(ctx.answerer.stream(request), collection.name, principal, "ask"))
     answer = await run_in_threadpool(ctx.answerer.ask, request)
     record(ctx, answer)
+    await run_in_threadpool(ctx.answers.record, answer, collection.name, principal, "ask")
     return answer_response(answer)
 
 

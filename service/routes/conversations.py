@@ -37,6 +37,7 @@ class Message(BaseModel):
     abstained: bool | None = None
     reason: str | None = None
     rewritten_question: str | None = None
+    answer_id: str | None = Field(None, description="An answer's id, to rate it (POST /v1/answers/{answer_id}/feedback).")
     created_at: float
 
 
@@ -127,7 +128,8 @@ async def post_message(conversation_id: str, body: MessageCreate, ctx: ServiceCo
     rewritten = await run_in_threadpool(ctx.answerer.rewrite, body.content, previous, body.generator)
     request = AskRequest(rewritten, collection, body.top_k, to_filters(body.filters), body.generator)
     await run_in_threadpool(ctx.answerer.check, request)
-    events = _saving(ctx, conversation_id, body.content, rewritten, ctx.answerer.stream(request))
+    answering = ctx.answers.recording(ctx.answerer.stream(request), collection.name, principal, "conversation", body.content)
+    events = _saving(ctx, conversation_id, body.content, rewritten, answering)
     if body.stream:
         return sse_response(ctx, events, rewritten)
     done = [e for e in await run_in_threadpool(list, events) if e.kind == "done"]

@@ -95,13 +95,18 @@ def _sources(answer: Answer) -> list[dict[str, Any]]:
     return [citation(p, answer).model_dump() for p in answer.passages]
 
 
-def _completion(model: str, answer: Answer) -> dict[str, Any]:
+def completion_id() -> str:
+    """A completion's id; the answer is recorded under the same id, so it rates the answer too."""
+    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+
+def _completion(completion: str, model: str, answer: Answer) -> dict[str, Any]:
     text = _content(answer) + sources_block(answer)
     return {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()), "model": model,
+        "id": completion, "object": "chat.completion", "created": int(time.time()), "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        "sources": _sources(answer), "abstained": answer.abstained, "warnings": answer.warnings,
+        "sources": _sources(answer), "abstained": answer.abstained, "warnings": answer.warnings, "answer_id": answer.id,
     }
 
 
@@ -110,9 +115,9 @@ def _chunk(completion_id: str, model: str, delta: dict[str, Any], finish: str | 
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
 
 
-async def _stream(ctx: ServiceContext, model: str, events: Iterator[AnswerEvent]) -> AsyncIterator[dict[str, str]]:
+async def _stream(ctx: ServiceContext, completion_id: str, model: str,
+                  events: Iterator[AnswerEvent]) -> AsyncIterator[dict[str, str]]:
     """OpenAI's streaming shape: role chunk, content chunks, a final chunk with the sources, then [DONE]."""
-    completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     yield {"data": json.dumps(_chunk(completion_id, model, {"role": "assistant", "content": ""}))}
 
     def shape(event: AnswerEvent) -> tuple[str, Any]:
@@ -123,7 +128,7 @@ async def _stream(ctx: ServiceContext, model: str, events: Iterator[AnswerEvent]
             answer = event.data
             tail = sources_block(answer) if not answer.abstained else _content(answer) + sources_block(answer)
             return "message", _chunk(completion_id, model, {"content": tail}, "stop", sources=_sources(answer),
-                                    abstained=answer.abstained, warnings=answer.warnings)
+                                    abstained=answer.abstained, warnings=answer.warnings, answer_id=answer.id)
         return "skip", None
 
     async for item in sse_events(events, shape):
@@ -145,9 +150,9 @@ COMPLETION_DOC: dict[int | str, dict[str, Any]] = {
                 "sources": [{"n": 1, "document_id": 3, "title": "Northwind Engineering Handbook", "source": "handbook.md", "page": None,
                              "heading_path": ["Infrastructure"], "text": "The staging cluster has 12 nodes.", "score": 0.032,
                              "cited": True, "supported": True, "support": 1.0, "rerank": 0.91}],
-                "abstained": False, "warnings": [],
+                "abstained": False, "warnings": [], "answer_id": "chatcmpl-3f2a9c0e6b1d4e8f",
             }},
-            "text/event-stream": {"example": 'data: {"object": "chat.completion.chunk", "choices": [{"delta": {"content": "The staging"}}]}\n\ndata: {"object": "chat.completion.chunk", "choices": [{"delta": {"content": ""}, "finish_reason": "stop"}], "sources": [...], "abstained": false, "warnings": []}\n\ndata: [DONE]\n\n'},
+            "text/event-stream": {"example": 'data: {"object": "chat.completion.chunk", "choices": [{"delta": {"content": "The staging"}}]}\n\ndata: {"object": "chat.completion.chunk", "choices": [{"delta": {"content": ""}, "finish_reason": "stop"}], "sources": [...], "abstained": false, "warnings": [], "answer_id": "chatcmpl-3f2a9c0e6b1d4e8f"}\n\ndata: [DONE]\n\n'},
         },
     }
 }
@@ -169,8 +174,12 @@ async def chat_completions(body: ChatCompletionRequest, ctx: ServiceContext = De
     rewritten = await run_in_threadpool(ctx.answerer.rewrite, users[-1], history)
     request = AskRequest(rewritten, collection)
     await run_in_threadpool(ctx.answerer.check, request)
+    completion = completion_id()
     if body.stream:
-        return EventSourceResponse(_stream(ctx, body.model, ctx.answerer.stream(request)), ping=15)
+        events = ctx.answers.recording(ctx.answerer.stream(request), collection.name, principal, "chat-completions",
+                                       users[-1], completion)
+        return EventSourceResponse(_stream(ctx, completion, body.model, events), ping=15)
     answer = await run_in_threadpool(ctx.answerer.ask, request)
     record(ctx, answer)
-    return _completion(body.model, answer)
+    await run_in_threadpool(ctx.answers.record, answer, collection.name, principal, "chat-completions", users[-1], completion)
+    return _completion(completion, body.model, answer)

@@ -1,5 +1,6 @@
 // Chat messages: the user's questions and the streamed answers with their citation chips. Text only via textContent.
 
+import { FeedbackControls } from "./feedback.js";
 import { markerPieces } from "./highlight.js";
 
 /** document.createElement with a class, text and attributes. */
@@ -104,6 +105,7 @@ export class AnswerView {
   /** The final answer: authoritative text, cited chips (or an abstention with the closest passages). */
   finish(answer) {
     this.finished = true;
+    this.answerId = answer.answer_id || null; // to rate it (none while the server keeps no answers)
     this.text = answer.answer ?? answer.content ?? this.text;
     this.citations = answer.citations || this.citations;
     this.showRewritten(answer.rewritten_question);
@@ -166,6 +168,7 @@ export class AnswerView {
       setTimeout(() => (copy.textContent = "Copy answer"), 1500);
     });
     this.actions.replaceChildren(copy);
+    if (this.answerId) this.actions.append(new FeedbackControls(this.answerId).node);
     this.actions.hidden = false;
   }
 
