@@ -160,11 +160,13 @@ class DocqaMCP(MCPServer):
             passage checked against the answer; or abstain (abstained: true) with the reason, when the
             documents hold no answer."""
             with _as_tool_error():
-                target = ctx.collection(collection, self.caller(context))
+                caller = self.caller(context)
+                target = ctx.collection(collection, caller)
                 request = AskRequest(question, target, None, to_filters(filters), generator)
                 ctx.answerer.check(request)
                 answer = ctx.answerer.ask(request)
             record(ctx, answer)
+            ctx.answers.record(answer, target.name, caller, "mcp")  # its answer_id takes feedback, as over REST
             return answer_response(answer)
 
         @self.tool(annotations=READ_ONLY, structured_output=True)

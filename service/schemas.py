@@ -365,7 +365,7 @@ class AnswerRecordOut(BaseModel):
     citations: list[RecordedCitation]
     abstained: bool
     reason: str | None = None
-    origin: str = Field(examples=["ask"], description="Where it was asked: ask, conversation or chat-completions.")
+    origin: str = Field(examples=["ask"], description="Where it was asked: ask, conversation, chat-completions or mcp.")
     key_id: str | None = Field(None, description="The key that asked (none while auth is off).")
     created_at: float
     feedback: list[FeedbackOut] = Field(default_factory=list)

@@ -115,6 +115,14 @@ def test_a_reader_of_alpha_never_sees_beta_through_mcp(server, data):
     assert "12 nodes" in calls[f"docqa://alpha/{handbook}"]
     assert SECRET not in sees(calls)
     assert "vault.md" not in sees(calls)
+    # the answer is recorded like a REST one: its id takes the reader's feedback, through REST
+    answer_id = calls["ask alpha"].structured_content["answer_id"]
+    headers = {"Authorization": f"Bearer {data.keys['reader_alpha']}"}
+    rated = httpx.post(f"{server.base_url}/v1/answers/{answer_id}/feedback", json={"rating": "up"}, headers=headers,
+                       timeout=30)
+    assert rated.status_code == 201, rated.text
+    stored = httpx.get(f"{server.base_url}/v1/answers/{answer_id}", headers=headers, timeout=30).json()
+    assert (stored["collection"], stored["origin"], [f["rating"] for f in stored["feedback"]]) == ("alpha", "mcp", ["up"])
 
 
 def test_an_admin_key_sees_every_collection_and_the_secret(server, data):
