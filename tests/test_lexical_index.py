@@ -233,33 +233,32 @@ def test_docqa_check_repair_rebuilds_the_index(tmp_path: Path) -> None:
     assert reopened.check(docs).ok and sorted(lexical(reopened, docs, "passage")) == sorted(ids)
 
 
-# A process that commits to the catalog and dies before (or while, or right after) tantivy commits.
+# A process that commits to the catalog and dies before tantivy commits (or while, or after, or once it has
+# recorded the seq too), on the store's own catch-up path.
 _KILLED = """
 import os, sys
 sys.path[:0] = [{root!r}, {tests!r}]
 from pathlib import Path
-import tantivy
-from fake_catalog import IDENTITY
+import indexes.lexical_index as lexical_index
 from test_lexical_index import put, tantivy_store
 store = tantivy_store(Path({data!r}))
 docs = store.get_collection("docs")
 put(store, docs, "b.md", ["late arrival words"], seed=5)  # committed to the catalog
-index = store.lexical._loaded(docs.id)
 when = {when!r}
 if when == "before":
     os._exit(9)
-with index._writer(15_000_000) as writer:
-    for chunk_id, body in store.catalog.db.execute("SELECT rowid, body FROM fts_%d" % docs.id):
-        writer.delete_documents_by_term("id", chunk_id)
-        writer.add_document(tantivy.Document(id=chunk_id, body=body))
-    if when == "during":
-        os._exit(9)  # added, not committed
-    writer.commit()
-    os._exit(9)  # committed, its seq not yet recorded
+record = lexical_index._write_seq
+if when == "during":  # the changes added to the writer, never committed
+    lexical_index.TantivyIndex._commit = lambda self, writer, seq: os._exit(9)
+elif when == "after":  # committed, its seq not recorded
+    lexical_index._write_seq = lambda path, seq: os._exit(9)
+else:  # committed and recorded
+    lexical_index._write_seq = lambda path, seq: (record(path, seq), os._exit(9))
+store.flush(docs)
 """
 
 
-@pytest.mark.parametrize("when", ["before", "during", "after"])
+@pytest.mark.parametrize("when", ["before", "during", "after", "recorded"])
 def test_a_process_killed_between_the_catalog_commit_and_tantivys_loses_nothing(tmp_path: Path, when: str) -> None:
     store = tantivy_store(tmp_path / "data")
     docs = store.create_collection("docs", IDENTITY)
@@ -270,8 +269,9 @@ def test_a_process_killed_between_the_catalog_commit_and_tantivys_loses_nothing(
     script = _KILLED.format(root=str(ROOT), tests=str(ROOT / "tests"), data=str(tmp_path / "data"), when=when)
     assert subprocess.run([sys.executable, "-c", script], timeout=120).returncode == 9
     restarted = tantivy_store(tmp_path / "data")
-    assert restarted.lexical.current(docs.id) is None  # the index's seq is the one before: FTS5 answers
-    assert json.loads((restarted.lexical.path(docs.id) / SEQ_FILE).read_text())["seq"] == seq
+    if when != "recorded":  # the index's seq is the one before: FTS5 answers
+        assert restarted.lexical.current(docs.id) is None
+        assert json.loads((restarted.lexical.path(docs.id) / SEQ_FILE).read_text())["seq"] == seq
     late = restarted.find_document(docs, "b.md")
     words = sorted(lexical(restarted, docs, "words"))
     assert late is not None and len(words) == 2 and first[0] in words
