@@ -349,3 +349,17 @@ def test_deleting_a_collection_removes_its_index(store: EmbeddedStore, docs: Col
     assert store.lexical.path(docs.id).exists()
     store.delete_collection("docs")
     assert not store.lexical.path(docs.id).exists()
+
+
+def test_the_engine_is_a_setting_read_at_the_edge(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    monkeypatch.setenv("DOCQA_STORE__LEXICAL", "tantivy")
+    monkeypatch.setenv("DOCQA_STORE__LEXICAL_THRESHOLD", "5")
+    options = Settings().store.options()
+    assert (options.lexical, options.lexical_threshold) == ("tantivy", 5)
+    monkeypatch.setenv("DOCQA_STORE__LEXICAL", "lucene")
+    with pytest.raises(ValidationError, match="lexical"):
+        Settings()
