@@ -157,6 +157,8 @@ class TantivyIndex:
         """Apply the catalog's changes after the held seq (each changed chunk deleted, then added again from its
         FTS row if it has one); returns how many were applied, or None (none applied) if the log was compacted
         past the index: only `rebuild` brings it up to date. WriterBusy if another process is writing it."""
+        if self.refresh() == catalog.last_seq(collection_id):  # nothing to apply: no writer taken
+            return 0
         with self._writer(CATCH_UP_HEAP) as writer:
             with catalog.snapshot() as db:  # the rows as of the changes read, whatever commits meanwhile
                 changes = catalog.changes_since(collection_id, self.seq)
@@ -217,6 +219,11 @@ class TantivyIndex:
                 except Exception:
                     pass
                 raise
+            else:  # left with nothing to commit (the log had nothing new, or was compacted past the index)
+                try:
+                    writer.wait_merging_threads()
+                except Exception:  # consumed by the commit already
+                    pass
 
 
 class LexicalIndexes:
