@@ -333,8 +333,8 @@ class EmbeddedStore(StoreBase):
         """Compare catalog chunks, FTS rows, the tantivy index (if kept) and the vectors on disk (caught up)
         exactly, like `git fsck`.
 
-        The vector file and tantivy index are read first, then every catalog read happens in one snapshot, so an ingestion
-        committing meanwhile can't show up as a mismatch (the file is never ahead of a later snapshot)."""
+        The vector file and the tantivy index are read first, then every catalog read happens in one snapshot, so
+        an ingestion committing meanwhile can't show up as a mismatch (neither is ahead of a later snapshot)."""
         path = self.vector_path(collection)
         try:
             loaded: VectorIndex | str | None = VectorIndex.load(path, mmap=self.policy.mmap) if path.exists() else None
