@@ -39,7 +39,11 @@ whole and within each row budget of `--budgets` (indexes/lexical.py `bounded_ste
 queries named and gold hit@1/@5/@50: the share of queries whose gold chunk or a copy of it is ranked that high
 (each copy's base is regenerated from the build's seeds); the gold chunks are the pieces of an answerable SQuAD
 question's paragraph that hold its answer, and an ArguAna query's counter-argument (the query's own document
-and its copies are left out of its ranking, as BEIR leaves it out). Dense recall@10 compares the store's vector search (as the server runs it,
+and its copies are left out of its ranking, as BEIR leaves it out). With `--lexical fts5,tantivy` (the default) BM25 is measured
+by both engines side by side: the collection's tantivy index is built first (timed, its size on disk reported;
+indexes/lexical_index.py), each server is started with DOCQA_STORE__LEXICAL set to the engine, and the
+in-process timing adds `tantivy` (the store's tantivy search, every stem asked) beside FTS5's whole and bounded
+queries. Dense recall@10 compares the store's vector search (as the server runs it,
 no sentence re-scoring) with exact inner product over every stored embedding (numpy, streamed from the
 catalog) for `--recall-queries` SQuAD questions.
 
@@ -47,7 +51,7 @@ The machine is shared: the figures are measured side by side in one run, never a
 
     .venv/bin/python benchmarks/scale.py [--sizes 1000000,10000000] [--work /tmp/scale-data] [--index auto|flat|ivf]
         [--reindex] [--requests 200] [--concurrency 1,8] [--budgets 25000,100000] [--recall-queries 200]
-        [--skip bm25,serve,recall] [--env DOCQA_X=Y] [--json]
+        [--lexical fts5,tantivy] [--skip bm25,serve,recall] [--env DOCQA_X=Y] [--json]
 """
 
 from __future__ import annotations
@@ -338,6 +342,18 @@ def build_index(data_dir: Path, index: str, extra: list[str]) -> float:
     return time.perf_counter() - started
 
 
+def build_lexical(data_dir: Path) -> dict:
+    """Build (or catch up) the collection's tantivy index as a serving store's warm-up does; seconds and bytes."""
+    started = time.perf_counter()
+    store = EmbeddedStore(data_dir, options=StoreOptions(lexical="tantivy"))
+    collection = store.find_collection("default")
+    store.lexical.sync(collection.id, store.counts(collection)["chunks"])
+    engine = store.lexical_engine(collection)
+    store.close()
+    return {"lexical_build_s": time.perf_counter() - started, "lexical_bytes": du(data_dir / "lexical"),
+            "lexical_engine_built": engine}
+
+
 def index_header(data_dir: Path) -> dict:
     """What the saved vector file says it is (kind, lists, probes, quantiser, measured recall)."""
     store = EmbeddedStore(data_dir)
@@ -424,21 +440,28 @@ def serve(work: Path, data_dir: Path, sets: dict[str, list[str]], requests: int,
 
 def bm25_latency(data_dir: Path, sets: dict[str, list[str]], per_set: int, gold: dict[str, list[int]],
                  own: dict[str, set[int]], base: np.ndarray | None, budgets: list[int], per_long: int,
-                 depth: int = 50) -> dict:
-    """The catalog's lexical_search timed per query class (one thread), whole and within each row budget, with
-    the slowest queries; and gold hit@1/@5/@50: the share of queries whose gold chunk, or a copy of it, is ranked
+                 tantivy: bool = False, whole: bool = True, depth: int = 50) -> dict:
+    """The catalog's lexical_search timed per query class (one thread), whole and within each row budget (and
+    the store's tantivy search, with `tantivy`), with the slowest queries; and gold hit@1/@5/@50: the share of queries whose gold chunk, or a copy of it, is ranked
     that high (the queries asked are those with gold chunks: answerable SQuAD questions, ArguAna queries whose
     counter-argument is in the base set)."""
     out: dict = {}
-    for label, budget in [("whole", None)] + [(f"{b // 1000}k", b) for b in budgets]:
-        store = EmbeddedStore(data_dir)  # a fresh catalog: no term counts kept from the other run
+    runs = [("whole", None)] * whole + [(f"{b // 1000}k", b) for b in budgets] + [("tantivy", "tantivy")] * tantivy
+    for label, budget in runs:
+        # a fresh catalog: no term counts kept from the other run
+        store = EmbeddedStore(data_dir, options=StoreOptions(lexical="tantivy" if budget == "tantivy" else "fts5"))
         collection = store.find_collection("default")
+        if budget == "tantivy" and store.lexical_engine(collection) != "tantivy":
+            raise RuntimeError("the tantivy index is not caught up: build it first (`--lexical` with tantivy)")
         for kind, queries in sets.items():
             timed, hits = [], {1: 0, 5: 0, 50: 0}
             asked = [q for q in queries if q in gold][: per_set if kind == "questions" else per_long]
             for q in asked:
                 started = time.perf_counter()
-                ranked = store.catalog.lexical_search(collection.id, q, depth, budget=budget)
+                if budget == "tantivy":
+                    ranked = store.lexical.search(collection.id, q, depth)
+                else:
+                    ranked = store.catalog.lexical_search(collection.id, q, depth, budget=budget)
                 timed.append(((time.perf_counter() - started) * 1000, q))
                 if base is not None:
                     wanted, mine = set(gold[q]), own.get(q, set())
@@ -553,8 +576,10 @@ def main() -> None:
     parser.add_argument("--budgets", default=str(ROW_BUDGET), help="BM25 row budgets timed beside the whole query")
     parser.add_argument("--recall-queries", type=int, default=200)
     parser.add_argument("--nprobes", default="", help="IVF probes whose recall is measured beside the index's own")
-    parser.add_argument("--skip", default="", help="comma-separated: serve, bm25, recall")
+    parser.add_argument("--skip", default="", help="comma-separated: serve, bm25, bm25-whole (FTS5's unbounded queries), recall")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server (a DOCQA_ setting)")
+    parser.add_argument("--lexical", default="fts5,tantivy",
+                        help="BM25 engines served and timed side by side (DOCQA_STORE__LEXICAL each)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a stopped run stops its server too
@@ -593,18 +618,29 @@ def main() -> None:
               f"{row.get('index_build_s', float('nan')):.0f} s ({row.get('index', 'reused')}); catalog"
               f" {row['catalog_bytes'] / 2**30:.2f} GiB, vectors {row['vector_bytes'] / 2**30:.2f} GiB,"
               f" {row['lexical_rows']:,} FTS rows; index {row['index_params']}", flush=True)
+        engines = [e for e in args.lexical.split(",") if e]
+        if "tantivy" in engines:
+            row.update(build_lexical(data_dir))
+            print(f"  tantivy index: {row['lexical_build_s']:.0f} s, {row['lexical_bytes'] / 2**20:.0f} MiB"
+                  f" ({row['lexical_engine_built']})", flush=True)
         if "bm25" not in skip:
             base = base_of_chunks(data_dir, size, len(texts), args.chunks_per_document)
             row["bm25"] = bm25_latency(data_dir, sets, args.bm25_queries, gold, own, base,
-                                       [int(b) for b in args.budgets.split(",")], args.bm25_long)
+                                       [int(b) for b in args.budgets.split(",")], args.bm25_long, "tantivy" in engines,
+                                       "bm25-whole" not in skip)
         if "serve" not in skip:
-            env = dict(kv.split("=", 1) for kv in args.env)
-            if args.index == "flat":  # keep it flat: at shutdown an `auto` store would rebuild it as IVF
-                env.setdefault("DOCQA_STORE__IVF_THRESHOLD", str(FLAT_ALWAYS))
-            row["serve"] = serve(work, data_dir, sets, args.requests, [int(c) for c in args.concurrency.split(",")], env)
-            s = row["serve"]
-            print(f"  serve: ready in {s['ready_s']:.0f} s; RSS {s['rss_ready'] / 2**30:.2f} GiB ready,"
-                  f" {s['rss_after'] / 2**30:.2f} GiB after the load (peak {s['rss_peak'] / 2**30:.2f})", flush=True)
+            row["serve_by_engine"] = {}
+            for engine in engines or [""]:  # "": as the settings say
+                env = {**dict(kv.split("=", 1) for kv in args.env), **({"DOCQA_STORE__LEXICAL": engine} if engine else {})}
+                if args.index == "flat":  # keep it flat: at shutdown an `auto` store would rebuild it as IVF
+                    env.setdefault("DOCQA_STORE__IVF_THRESHOLD", str(FLAT_ALWAYS))
+                print(f"  serving with BM25 by {engine or 'the settings'} (load average {os.getloadavg()}):", flush=True)
+                s = row["serve_by_engine"][engine] = serve(work, data_dir, sets, args.requests,
+                                                           [int(c) for c in args.concurrency.split(",")], env)
+                print(f"  serve ({engine}): ready in {s['ready_s']:.0f} s; RSS {s['rss_ready'] / 2**30:.2f} GiB ready,"
+                      f" {s['rss_after'] / 2**30:.2f} GiB after the load (peak {s['rss_peak'] / 2**30:.2f})", flush=True)
+            row["serve"] = row["serve_by_engine"][(engines or [""])[-1]]
+            row["loadavg_after"] = os.getloadavg()
         if "recall" not in skip:
             row["recall"] = recall(data_dir, questions, embedder, args.recall_queries, store_options(args.index),
                                    [int(p) for p in args.nprobes.split(",") if p])

@@ -22,7 +22,8 @@ GROUP = plugins.STORES
 @dataclass(frozen=True)
 class StoreOptions:
     """Backend tuning that is not part of the URL: the server backends' pool and timeouts, pgvector's HNSW
-    search width, and the embedded store's vector index (indexes/vectors.py IndexPolicy)."""
+    search width, and the embedded store's vector index (indexes/vectors.py IndexPolicy) and BM25 engine
+    (indexes/lexical_index.py LexicalPolicy)."""
 
     pool_size: int = 8
     connect_timeout: float = 5.0
@@ -32,6 +33,8 @@ class StoreOptions:
     ivf_quantiser: str = "sq8"  # sq8, fp16 or pq
     ivf_recall: float = 0.95  # recall@10 vs exact that the IVF's nprobe is chosen for
     mmap: bool = False  # memory-map saved vector files (read-only serving) until the collection changes
+    lexical: str = "auto"  # BM25 by fts5, by tantivy, or auto: tantivy from lexical_threshold chunks (lexical_index.py)
+    lexical_threshold: int = 100_000
 
 
 StoreFactory = Callable[[str, Path, Embedders, StoreOptions], Store]

@@ -1,5 +1,6 @@
 """The embedded store: one data directory holding a SQLite catalog (with FTS5 for BM25) and one FAISS file per
-collection, derived from the catalog and caught up from its change log. No server to run; one machine.
+collection (and, for a big one, a tantivy index for BM25: indexes/lexical_index.py), derived from the catalog and
+caught up from its change log. No server to run; one machine.
 
 A collection's index is flat (exact) until it holds `ivf_threshold` chunks, then IVF (indexes/vectors.py). The
 switch happens when the vectors are saved (after an ingestion, a removal, at shutdown), never per document:
@@ -23,6 +24,7 @@ from indexes.catalog import Catalog, embedding_of
 from indexes.embedders import EmbedderSpec
 from indexes.errors import InvalidInput, StorageError
 from indexes.filters import RANGE_OPERATORS, SQL_COLUMNS, Condition, Filters, sql_tree
+from indexes.lexical_index import LexicalIndexes, LexicalPolicy
 from indexes.records import ADDED_COLUMNS, Records, Row, records_schema
 from indexes.store import (
     CheckReport, ChunkRecord, Embedders, IndexChoice, Ranking, SearchQuery, StoreBase, StoredDocument,
@@ -51,6 +53,8 @@ class EmbeddedStore(StoreBase):
         self.embedders = embedders or Embedders(embedder_spec)
         options = options or StoreOptions()
         self.policy = IndexPolicy(options.ivf_threshold, options.ivf_quantiser, options.ivf_recall, options.mmap)
+        self.lexical = LexicalIndexes(self.data_dir / "lexical", self.catalog,
+                                      LexicalPolicy(options.lexical, options.lexical_threshold))
         self._vectors: dict[int, VectorIndex] = {}
         self._allowed: dict[tuple[int, int, str], list[int]] = {}  # allowed_ids by (collection, change, filter)
         self._lock = threading.RLock()
@@ -110,8 +114,9 @@ class EmbeddedStore(StoreBase):
 
     def save_vectors(self, collection: Collection) -> None:
         """Persist the collection's vector index (after catching it up, and rebuilding it as another kind if the
-        collection crossed the policy's threshold), then drop the changes it reflects from the log: only this
-        collection's file needs them, so the log holds what no file has yet. A mapped index is its file already."""
+        collection crossed the policy's threshold) and catch its tantivy index up (if it keeps one), then drop
+        the changes both reflect from the log: only they need them, so the log holds what either lacks yet. A
+        mapped index is its file already."""
         index = self.vectors(collection)
         wanted = self.policy.wanted(index.params, index.ntotal)
         if wanted is not None:
@@ -119,7 +124,8 @@ class EmbeddedStore(StoreBase):
                      wanted.kind, extra={"collection": collection.name})
             index = self._rebuild_vectors(collection, wanted)
         seq = index.seq if index.mapped else index.save(self.vector_path(collection))
-        self.catalog.compact_changes(collection.id, seq)
+        lexical = self.lexical.sync(collection.id, index.ntotal)
+        self.catalog.compact_changes(collection.id, seq if lexical is None else min(seq, lexical))
 
     def _rebuild_vectors(self, collection: Collection, params: IndexParams | None) -> VectorIndex:
         """Rebuild the collection's index from the stored embeddings (`params`, or by size) and use it."""
@@ -135,8 +141,9 @@ class EmbeddedStore(StoreBase):
         self.vector_path(collection).unlink(missing_ok=True)
 
     def warm_up(self, collection: Collection) -> None:
-        """Load the collection's vectors (caught up with the catalog), so its first search is fast."""
-        self.vectors(collection)
+        """Load the collection's vectors (caught up with the catalog) and bring its tantivy index up to date (built
+        if it needs one and has none), so its first search is fast."""
+        self.lexical.sync(collection.id, self.vectors(collection).ntotal)
 
     def flush(self, collection: Collection | None = None) -> None:
         """Save the vector files (caught up) of one collection or all: after a batch and at shutdown."""
@@ -180,6 +187,7 @@ class EmbeddedStore(StoreBase):
         collection = self.catalog.get_collection(name)
         self.catalog.delete_collection(name)
         self.forget_vectors(collection)
+        self.lexical.forget(collection.id)
 
     def counts(self, collection: Collection) -> dict[str, int]:
         """Documents (ok, failed) and chunks in a collection."""
@@ -303,9 +311,17 @@ class EmbeddedStore(StoreBase):
         return [(int(ids[i]), float(scores[i])) for i in best]
 
     def lexical_search(self, query: SearchQuery) -> Ranking:
-        """BM25 over the collection's FTS5 table, within the filters."""
+        """BM25 within the filters: by the collection's tantivy index when it holds exactly the catalog's last
+        change, else over its FTS5 table."""
         allowed = self.allowed_ids(query.collection, query.filters)
+        ranked = self.lexical.search(query.collection.id, query.text, query.depth, allowed)
+        if ranked is not None:
+            return ranked
         return self.catalog.lexical_search(query.collection.id, query.text, query.depth, allowed)
+
+    def lexical_engine(self, collection: Collection) -> str:
+        """What ranks the collection's BM25 now: `tantivy` (its index is caught up) or `fts5`."""
+        return self.lexical.engine(collection.id)
 
     def last_seq(self, collection: Collection) -> int:
         """The collection's newest change sequence number."""
@@ -314,15 +330,17 @@ class EmbeddedStore(StoreBase):
     # -- consistency ------------------------------------------------------------------------------
 
     def check(self, collection: Collection) -> CheckReport:
-        """Compare catalog chunks, FTS rows and the vectors on disk (caught up) exactly, like `git fsck`.
+        """Compare catalog chunks, FTS rows, the tantivy index (if kept) and the vectors on disk (caught up)
+        exactly, like `git fsck`.
 
-        The vector file is read first, then every catalog read happens in one snapshot, so an ingestion
-        committing meanwhile can't show up as a mismatch (the file is never ahead of a later snapshot)."""
+        The vector file and the tantivy index are read first, then every catalog read happens in one snapshot, so
+        an ingestion committing meanwhile can't show up as a mismatch (neither is ahead of a later snapshot)."""
         path = self.vector_path(collection)
         try:
             loaded: VectorIndex | str | None = VectorIndex.load(path, mmap=self.policy.mmap) if path.exists() else None
         except Exception as exc:
             loaded = f"{path} cannot be read: {exc}"
+        lexical = self.lexical.read_for_check(collection.id)
         with self.catalog.snapshot():
             chunk_ids = self.catalog.chunk_ids(collection.id)
             fts = self.catalog.fts_ids(collection.id)
@@ -331,6 +349,7 @@ class EmbeddedStore(StoreBase):
             fts_ids = fts[fts > 0]
             report.missing_lexical = sorted(int(i) for i in np.setdiff1d(chunk_ids, fts_ids))
             report.orphan_lexical += sorted(int(i) for i in np.setdiff1d(fts_ids, chunk_ids))
+            self.lexical.compare(collection.id, lexical, fts_ids, report)
             index = self._vectors_for_check(collection, report, loaded)
             vector_ids = index.ids() if index is not None else np.zeros(0, dtype=np.int64)
             report.vectors = len(vector_ids)
@@ -377,9 +396,11 @@ class EmbeddedStore(StoreBase):
         return index
 
     def repair(self, collection: Collection, index: IndexChoice | None = None) -> None:
-        """Rebuild everything derived (FTS rows, vectors) from the catalog's chunks and stored embeddings; the
-        vectors as `index` says, or as the kind recorded in the file (by size if it was `auto` or is lost)."""
+        """Rebuild everything derived (FTS rows, the tantivy index, vectors) from the catalog's chunks and stored
+        embeddings; the vectors as `index` says, or as the kind recorded in the file (by size if it was `auto` or
+        is lost)."""
         self.catalog.rebuild_fts(collection.id)
+        self.lexical.rebuild(collection.id, self.catalog.counts(collection.id)["chunks"])
         self._rebuild_vectors(collection, self._params_for(collection, index))
         self.save_vectors(collection)
 

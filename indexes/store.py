@@ -116,6 +116,8 @@ class CheckReport:
     orphan_lexical: list[int] = field(default_factory=list)
     bad_dimensions: list[int] = field(default_factory=list)
     wrong_vectors: list[int] = field(default_factory=list)  # held vector (or code) differs from the stored one
+    missing_lexical_index: list[int] = field(default_factory=list)  # FTS rows a tantivy index lacks
+    orphan_lexical_index: list[int] = field(default_factory=list)  # and ids it holds without one
     problems: list[str] = field(default_factory=list)
     index: dict[str, Any] = field(default_factory=dict)  # the vector index's kind and parameters
 
@@ -124,7 +126,8 @@ class CheckReport:
         """True when nothing disagrees."""
         return not (
             self.missing_vectors or self.orphan_vectors or self.missing_lexical or self.orphan_lexical
-            or self.bad_dimensions or self.wrong_vectors or self.problems
+            or self.bad_dimensions or self.wrong_vectors or self.missing_lexical_index or self.orphan_lexical_index
+            or self.problems
         )
 
 

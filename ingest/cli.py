@@ -307,7 +307,7 @@ def check(
             state = "[green]ok[/green]" if r.ok else "[red]MISMATCH[/red]"
             out.print(f"{r.collection}: {state} — {r.chunks} chunks, {r.lexical_rows} lexical rows, {r.vectors} vectors")
             for name in ("missing_vectors", "orphan_vectors", "missing_lexical", "orphan_lexical", "bad_dimensions",
-                         "wrong_vectors"):
+                         "wrong_vectors", "missing_lexical_index", "orphan_lexical_index"):
                 if getattr(r, name):
                     out.print(f"  {name}: {getattr(r, name)[:20]}")
             for problem in r.problems:

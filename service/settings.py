@@ -192,6 +192,10 @@ class StoreConfig(BaseModel):
     ivf_quantiser: str = Field(StoreOptions.ivf_quantiser, pattern="^(sq8|fp16|pq)$")
     ivf_recall: float = Field(StoreOptions.ivf_recall, gt=0, le=1)
     mmap: bool = StoreOptions.mmap
+    # the embedded store's BM25: fts5 (SQLite), tantivy (block-max WAND, indexes/lexical_index.py), or auto:
+    # tantivy from lexical_threshold chunks, where FTS5 gets slow (docs/quality.md, "BM25 by tantivy")
+    lexical: str = Field(StoreOptions.lexical, pattern="^(auto|fts5|tantivy)$")
+    lexical_threshold: int = Field(StoreOptions.lexical_threshold, ge=0)
 
     def options(self) -> StoreOptions:
         """The backend options, as `indexes.backends.open_store` takes them."""

@@ -1,6 +1,7 @@
-"""The Store contract, run on every backend: the embedded store (SQLite + FTS5 + FAISS) and PostgreSQL (pgvector).
+"""The Store contract, run on every backend: the embedded store (SQLite + FTS5 + FAISS), the same with BM25 by
+tantivy (caught up after every write, so its searches are tantivy's), and PostgreSQL (pgvector).
 
-One set of tests, parametrised over both (as Haystack's document-store tests and txtai's shared ANN tests are):
+One set of tests, parametrised over all three (as Haystack's document-store tests and txtai's shared ANN tests are):
 every protocol method, replace and delete atomic and complete, every filter operator, collections as a
 permission boundary, `check()` finding a planted inconsistency and `repair()` fixing it, and the two
 backends ranking alike. Vectors are random 8-dimensional ones (no model), so this runs in seconds.
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from fake_catalog import DIM, IDENTITY, unit_vectors
-from indexes.backends import open_store
+from indexes.backends import StoreOptions, open_store
 from indexes.catalog import embedding_of
 from indexes.embedded import EmbeddedStore
 from indexes.errors import Conflict, InvalidInput, NotFound
@@ -25,7 +26,30 @@ from indexes.postgres import PostgresStore
 from indexes.store import IndexChoice, SearchQuery, Store
 from indexes.types import ChunkInput, Collection, DocumentFields
 
-BACKENDS = ["embedded", pytest.param("postgres", marks=pytest.mark.postgres)]
+BACKENDS = ["embedded", "embedded-tantivy", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+class CaughtUpTantivyStore(EmbeddedStore):
+    """The embedded store with BM25 by tantivy from the first chunk, its index caught up after every write (as
+    after every batch when serving), so the contract's searches go through tantivy."""
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(data_dir, options=StoreOptions(lexical="tantivy"))
+
+    def create_collection(self, *args, **kwargs):
+        collection = super().create_collection(*args, **kwargs)
+        self.flush(collection)
+        return collection
+
+    def put_document(self, collection, *args, **kwargs):
+        result = super().put_document(collection, *args, **kwargs)
+        self.flush(collection)
+        return result
+
+    def record_failure(self, collection, *args, **kwargs):
+        result = super().record_failure(collection, *args, **kwargs)
+        self.flush(collection)
+        return result
 
 
 @pytest.fixture(params=BACKENDS)
@@ -36,6 +60,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 def make_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
     if backend == "embedded":
         return open_store(None, tmp_path / "data")
+    if backend == "embedded-tantivy":
+        return CaughtUpTantivyStore(tmp_path / "data")
     return open_store(request.getfixturevalue("postgres_url"))
 
 
@@ -62,7 +88,10 @@ def put(store: Store, collection: Collection, source: str, texts: list[str], see
     return store.put_document(collection, fields, [chunk(t) for t in texts], unit_vectors(len(texts), seed), sentences)
 
 
-def lexical(store: Store, collection: Collection, text: str, filters: Filters | None = None, k: int = 50) -> list[int]:
+def lexical(store: Store, collection: Collection, text: str, filters: Filters | None = None, k: int = 50,
+            engine_checked: bool = True) -> list[int]:
+    if engine_checked and isinstance(store, CaughtUpTantivyStore):  # what the contract asks of it, tantivy answers
+        assert store.lexical_engine(collection) == "tantivy"
     return [i for i, _ in store.lexical_search(SearchQuery(collection, text, k=k, candidates=k, filters=filters or Filters()))]
 
 
@@ -183,7 +212,7 @@ def test_readers_see_a_replaced_document_whole_never_half(store: Store, docs: Co
 
     def read() -> None:
         while not stop.is_set():
-            seen.add(len(lexical(store, docs, "shared")))
+            seen.add(len(lexical(store, docs, "shared", engine_checked=False)))  # either engine, as it happens
 
     reader = threading.Thread(target=read)
     reader.start()
@@ -406,7 +435,7 @@ def test_repair_with_an_index_choice_builds_it_where_there_is_one_and_says_so_wh
     backend: str, store: Store, docs: Collection,
 ) -> None:
     _, ids = put(store, docs, "a.md", [f"passage {i}" for i in range(60)])
-    if backend == "embedded":
+    if backend.startswith("embedded"):
         store.repair(docs, IndexChoice("ivf", nlist=2))
         assert store.check(docs).index["kind"] == "ivf"
     else:

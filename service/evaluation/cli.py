@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from indexes.backends import StoreOptions
 from service.evaluation.datasets import EvalSet, load_beir, load_squad
 from service.evaluation.harness import (
     EvalConfig, abstention_metrics, build_index, collect_answers, evaluate_retrieval, report_dict, reranked, subset,
@@ -55,6 +56,13 @@ def _store_url() -> str | None:
     return _State.store_url
 
 
+def _store_options() -> StoreOptions:
+    """The global store options (DOCQA_STORE__*: the embedded store's BM25 engine, its vector index)."""
+    from ingest.cli import _State
+
+    return getattr(_State, "store_options", None) or StoreOptions()
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -67,7 +75,7 @@ def _run(evalset: EvalSet, config: EvalConfig, modes: list[str], work_dir: Path,
     started = time.perf_counter()
     with _progress() as progress:
         task = progress.add_task("indexing", total=None)
-        index = build_index(evalset, config, work_dir, beir=beir, store_url=_store_url())
+        index = build_index(evalset, config, work_dir, beir=beir, store_url=_store_url(), options=_store_options())
         timings["index"] = time.perf_counter() - started
         progress.update(task, description="retrieval", total=len(modes) * len(evalset.questions), completed=0)
         mark = time.perf_counter()
@@ -82,6 +90,8 @@ def _run(evalset: EvalSet, config: EvalConfig, modes: list[str], work_dir: Path,
     timings["total"] = time.perf_counter() - started
     report = report_dict(evalset, config, retrieval, records, timings)
     report["embedder"] = {k: index.collection.embedder[k] for k in ("backend", "model")}  # what `auto` chose
+    engine = getattr(index.store, "lexical_engine", None)  # the embedded store's BM25: fts5 or tantivy
+    report["lexical_engine"] = engine(index.collection) if engine else "store"
     return report
 
 
@@ -276,7 +286,7 @@ def calibrate_command(
         raise typer.BadParameter("calibration needs unanswerable questions (a SQuAD 2.0 file)")
     evalset = subset(full, limit)
     config = _base().with_overrides(_pairs(overrides))
-    index = build_index(evalset, config, _work_dir(work_dir), store_url=_store_url())
+    index = build_index(evalset, config, _work_dir(work_dir), store_url=_store_url(), options=_store_options())
     records = collect_answers(evalset, index, config)
     tune = [r for r in records if int(r.question.doc.split("-")[0]) % 2 == 0]
     check = [r for r in records if int(r.question.doc.split("-")[0]) % 2 == 1]

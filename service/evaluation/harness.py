@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from indexes.backends import open_store
+from indexes.backends import StoreOptions, open_store
 from indexes.embedders import EmbedderSpec, choose_spec
 from indexes.language import documents_language
 from indexes.lexical import ANALYSIS_VERSION
@@ -94,9 +94,10 @@ def _reranker(config: RerankerConfig) -> Reranker | None:
     return _RERANKERS[key]
 
 
-def _caching_store(url: str | None, data_dir: Path, spec: EmbedderSpec, cache: Path) -> Store:
+def _caching_store(url: str | None, data_dir: Path, spec: EmbedderSpec, cache: Path,
+                   options: StoreOptions | None = None) -> Store:
     """A store whose embedders go through the on-disk embedding cache."""
-    return open_store(url, data_dir, embedders=Embedders(spec, wrap=lambda e: CachedEmbedder(e, cache)))
+    return open_store(url, data_dir, embedders=Embedders(spec, wrap=lambda e: CachedEmbedder(e, cache)), options=options)
 
 
 @dataclass
@@ -123,7 +124,7 @@ def _stem(title: str) -> str:
 
 
 def build_index(evalset: EvalSet, config: EvalConfig, work_dir: Path, beir: bool = False,
-                store_url: str | None = None) -> ScratchIndex:
+                store_url: str | None = None, options: StoreOptions | None = None) -> ScratchIndex:
     """Ingest the set's documents into a scratch index keyed by corpus and settings; reuse it when present.
     Without a store URL the index is an embedded store of its own; with one, a collection named by the same
     key in that store (a server store is shared, so each set and configuration gets its own collection)."""
@@ -136,7 +137,7 @@ def build_index(evalset: EvalSet, config: EvalConfig, work_dir: Path, beir: bool
     started = time.perf_counter()
     if not store_url and not (folder / "complete").exists():
         shutil.rmtree(folder, ignore_errors=True)  # an index whose ingestion never finished starts over
-    store = _caching_store(store_url, folder / "data", spec, work_dir / "embeddings.sqlite3")
+    store = _caching_store(store_url, folder / "data", spec, work_dir / "embeddings.sqlite3", options)
     existing = store.find_collection(name)
     complete = (folder / "complete").exists() if not store_url else (
         existing is not None and store.counts(existing)["documents"] == len(evalset.documents))
@@ -152,7 +153,9 @@ def build_index(evalset: EvalSet, config: EvalConfig, work_dir: Path, beir: bool
             raise RuntimeError(f"{len(report.failures)} documents failed to ingest, e.g. {report.failures[0]}")
         if not store_url:
             (folder / "complete").write_text(json.dumps(config.as_dict()))
-    return ScratchIndex(store, store.get_collection(name), time.perf_counter() - started)
+    collection = store.get_collection(name)
+    store.warm_up(collection)  # as `docqa serve` starts: a reused index's derived files caught up (or built)
+    return ScratchIndex(store, collection, time.perf_counter() - started)
 
 
 def _language(evalset: EvalSet, beir: bool) -> str | None:
