@@ -9,11 +9,14 @@ same bundled all-MiniLM-L6-v2 folder, CPU, batch size 64; chunking as near to do
 framework allows (the table's notes say where they differ).
 
     .venv/bin/python benchmarks/peers/bench.py [--sets squad,faquad] [--limit N] [--questions N]
-        [--rounds 2] [--warm 1] [--precisions fp32,bf16] [--systems docqa,haystack,llamaindex] [--json]
+        [--rounds 2] [--warm 1] [--precisions fp32,bf16] [--systems docqa,haystack,llamaindex]
+        [--query-threads N] [--json]
 
 --limit N: the first N paragraphs of each set and their questions (a quick run). --questions N: at most N of the
 answerable questions, spread evenly. Queries (recall, latency) run in the first round of each precision; ingestion
 is measured in every round (cold: spawn to ingested, in a fresh process; warm: best re-ingest), the best round kept.
+Queries run with each system's own torch threads: docqa's those `docqa serve` sets (1), the peers' torch's default
+(every core); --query-threads N gives every system N.
 """
 
 from __future__ import annotations
@@ -113,7 +116,8 @@ def summarise(system: str, rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "warm_over_raw": max(warm) / max(raw),
         "warm_chunks_per_s_all": [round(w, 2) for w in warm], "raw_chunks_per_s_all": [round(r, 2) for r in raw],
         "cold_chunks_per_s_all": [round(c, 2) for c in cold],
-        "peak_rss_mb": max(r["peak_rss_mb"] for r in rounds), "fusion": first.get("fusion", {}), "modes": {},
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in rounds), "query_threads": first.get("query_threads"),
+        "fusion": first.get("fusion", {}), "modes": {},
     }
     for mode, figures in first.get("queries", {}).items():
         latencies = figures["latencies_ms"]
@@ -143,7 +147,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     order = systems[r % len(systems):] + systems[: r % len(systems)]
                     for system in order:
                         job = {**data, "model": str(bundled_model_path()), "precision": precision,
-                               "batch_size": args.batch_size, "warm": args.warm, "queries": r == 0}
+                               "batch_size": args.batch_size, "warm": args.warm, "queries": r == 0,
+                               "query_threads": args.query_threads}
                         if r:
                             job["questions"] = []
                         print(f"[{time.strftime('%H:%M:%S')}] {set_name} {precision} round {r + 1}/{args.rounds}:"
@@ -196,7 +201,8 @@ def table(report: dict[str, Any]) -> str:
                 others = ", ".join(f"{m} {f['recall@1']:.3f}/{f['recall@5']:.3f} p50 {f['p50_ms']:.1f} ms"
                                    for m, f in row["modes"].items() if m.startswith("hybrid:"))
                 lines.append(f"  {row['system']}: warm runs {row['warm_chunks_per_s_all']} chunks/s, raw encode "
-                             f"{row['raw_chunks_per_s_all']}, cold {row['cold_chunks_per_s_all']}; tokens/chunk mean "
+                             f"{row['raw_chunks_per_s_all']}, cold {row['cold_chunks_per_s_all']}; query threads "
+                             f"{row['query_threads']}; tokens/chunk mean "
                              f"{row['mean_tokens']}, max {row['max_tokens']} (window {row['window']})"
                              + (f"; other hybrids: {others}" if others else ""))
     lines.append("")
@@ -214,6 +220,8 @@ def main() -> None:
     parser.add_argument("--precisions", default="fp32")
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--query-threads", type=int, default=None,
+                        help="torch threads for every system's queries (default: each system's own)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     report = run(args)

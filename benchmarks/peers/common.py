@@ -9,8 +9,9 @@ stdin, runs its system through the same phases as the others, and writes one JSO
    sorts a call's texts by length, so its batches waste the least padding), batch size as configured;
 4. window: those texts' token counts by the model's tokenizer, truncation off; over `max_seq_length` means the
    model silently cut them;
-5. queries: every question, each mode timed on its own, in-process (dense, then every hybrid variant);
-   the ranked paragraph keys give recall@1/@5 of the gold paragraph.
+5. queries: every question, each mode timed on its own, in-process (dense, then every hybrid variant), with the
+   system's own torch threads unless the job sets `query_threads`; the ranked paragraph keys give recall@1/@5 of
+   the gold paragraph.
 """
 
 from __future__ import annotations
@@ -66,6 +67,15 @@ def run_queries(job: dict[str, Any], modes: dict[str, Callable[[str], list[str]]
         n = max(len(questions), 1)
         out[name] = {"latencies_ms": latencies, "recall@1": hit1 / n, "recall@5": hit5 / n}
     return out
+
+
+def set_query_threads(threads: int | None) -> int:
+    """Torch's intra-op threads for the query phase (None: leave the system's own); the count in force."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
 
 
 def over_window(lengths: Sequence[int], window: int) -> int:

@@ -4,7 +4,9 @@ Through docqa's real code: the set's paragraphs written as files named by their 
 writes them (service/evaluation/harness.py), ingested by IngestPipeline into an embedded store (SQLite catalog,
 FTS5, FAISS, sentence vectors; chunks sized by the model's own tokenizer to its window, the title as heading
 context), one document committed per transaction; queried through the service's RetrievalPipeline, dense and
-hybrid (docqa's default fusion), as /v1/search and `docqa eval` are.
+hybrid (docqa's default fusion), as /v1/search and `docqa eval` are, with the torch threads `docqa serve` sets
+(DOCQA_EMBEDDER__TORCH_THREADS, 1 by default: service/app.py) unless the job sets them; ingestion with torch's
+own (every core), as `docqa ingest` runs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from common import K, finish, raw_encode_seconds, read_job, run_queries, timed, unique_keys, window_figures  # noqa: E402
+from common import (  # noqa: E402
+    K, finish, raw_encode_seconds, read_job, run_queries, set_query_threads, timed, unique_keys, window_figures,
+)
 
 
 def main() -> None:
@@ -29,7 +33,7 @@ def main() -> None:
     from service.evaluation.datasets import EvalSet
     from service.evaluation.harness import _write_documents
     from service.retrieval import RetrievalPipeline
-    from service.settings import RetrievalConfig
+    from service.settings import EmbedderConfig, RetrievalConfig
 
     work = Path(job["work"])
     evalset = EvalSet(job["dataset"], {key: (title, text) for key, title, text in job["documents"]}, [])
@@ -64,6 +68,7 @@ def main() -> None:
     pipeline = RetrievalPipeline(store, RetrievalConfig())
     modes = {mode: (lambda m: lambda q: unique_keys(
         h.source for h in pipeline.search(collection, q, mode=m, k=K).hits))(mode) for mode in ("dense", "hybrid")}
+    result["query_threads"] = set_query_threads(job.get("query_threads") or EmbedderConfig().torch_threads)
     result["queries"] = run_queries(job, modes) if job["queries"] else {}
     result["fusion"] = {"hybrid": RetrievalConfig().fusion}
     finish(job, result, cold_done)

@@ -16,7 +16,9 @@ import time
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from common import K, finish, raw_encode_seconds, read_job, run_queries, timed, unique_keys, window_figures  # noqa: E402
+from common import (  # noqa: E402
+    K, finish, raw_encode_seconds, read_job, run_queries, set_query_threads, timed, unique_keys, window_figures,
+)
 
 WORDS = 200
 JOIN_MODES = {"hybrid": "reciprocal_rank_fusion", "hybrid:dbrf": "distribution_based_rank_fusion"}
@@ -84,6 +86,7 @@ def main() -> None:
         hybrid.connect("bm25", "joiner")
         modes[name] = (lambda p: lambda q: unique_keys(
             d.meta["key"] for d in p.run({"embedder": {"text": q}, "bm25": {"query": q}})["joiner"]["documents"]))(hybrid)
+    result["query_threads"] = set_query_threads(job.get("query_threads"))
     result["queries"] = run_queries(job, modes) if job["queries"] else {}
     result["fusion"] = {name: mode for name, mode in JOIN_MODES.items()}
     finish(job, result, cold_done)

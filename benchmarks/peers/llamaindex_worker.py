@@ -16,7 +16,9 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from common import K, finish, raw_encode_seconds, read_job, run_queries, timed, unique_keys, window_figures  # noqa: E402
+from common import (  # noqa: E402
+    K, finish, raw_encode_seconds, read_job, run_queries, set_query_threads, timed, unique_keys, window_figures,
+)
 
 FUSION = {"hybrid": "reciprocal_rerank", "hybrid:relative": "relative_score", "hybrid:dist": "dist_based_score"}
 STEMMERS = {"en": ("english", "en"), "pt": ("portuguese", "pt")}
@@ -69,6 +71,7 @@ def main() -> None:
         fusion = QueryFusionRetriever([dense, bm25], similarity_top_k=K, num_queries=1, mode=mode, use_async=False,
                                       llm=MockLLM())
         modes[name] = (lambda f: lambda q: unique_keys(h.node.metadata["key"] for h in f.retrieve(q)))(fusion)
+    result["query_threads"] = set_query_threads(job.get("query_threads"))
     result["queries"] = run_queries(job, modes) if job["queries"] else {}
     result["fusion"] = dict(FUSION)
     finish(job, result, cold_done)
