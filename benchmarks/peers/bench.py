@@ -10,7 +10,7 @@ framework allows (the table's notes say where they differ).
 
     .venv/bin/python benchmarks/peers/bench.py [--sets squad,faquad] [--limit N] [--questions N]
         [--rounds 2] [--warm 1] [--precisions fp32,bf16] [--systems docqa,haystack,llamaindex]
-        [--query-threads N] [--json]
+        [--query-threads N] [--save PATH] [--json]
 
 --limit N: the first N paragraphs of each set and their questions (a quick run). --questions N: at most N of the
 answerable questions, spread evenly. Queries (recall, latency) run in the first round of each precision; ingestion
@@ -159,6 +159,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "load_1min": {"min": min(loads), "max": max(loads), "mean": statistics.mean(loads)},
                     "rows": [summarise(s, per_system[s]) for s in systems],
                 }
+                if args.save:  # what is done so far, should a long run be stopped
+                    Path(args.save).write_text(json.dumps(report, indent=2))
     report["load_after"] = os.getloadavg()
     return report
 
@@ -222,9 +224,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--query-threads", type=int, default=None,
                         help="torch threads for every system's queries (default: each system's own)")
+    parser.add_argument("--save", help="also write the JSON report here, after each set and precision")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     report = run(args)
+    if args.save:
+        Path(args.save).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2) if args.json else table(report))
 
 
