@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export DOCQA_DATA_DIR ?= data
 
-.PHONY: install browser ocr demo serve test bench clean
+.PHONY: install browser ocr demo serve test bench bench-peers clean
 
 # torch comes in through constraints.txt as the CPU build; an unpinned torch pulls a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -48,6 +48,18 @@ test: install browser ocr
 
 bench: install
 	$(PY) benchmarks/ingest.py
+
+# docqa beside Haystack 2.x and LlamaIndex (benchmarks/peers/bench.py), each peer in a venv of its own; the peers
+# are never dependencies of docqa. torch stays the CPU wheel through constraints.txt. BENCH_ARGS: e.g. --limit 50.
+PEERS := benchmarks/peers
+$(PEERS)/.venv-%/.installed: $(PEERS)/requirements-%.txt constraints.txt
+	test -x $(PEERS)/.venv-$*/bin/python || python3 -m venv $(PEERS)/.venv-$*
+	$(PEERS)/.venv-$*/bin/pip install -q --upgrade pip
+	$(PEERS)/.venv-$*/bin/pip install -c constraints.txt -r $(PEERS)/requirements-$*.txt
+	touch $@
+
+bench-peers: install $(PEERS)/.venv-haystack/.installed $(PEERS)/.venv-llamaindex/.installed
+	$(PY) $(PEERS)/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

@@ -68,3 +68,27 @@ def test_eval_min_gate_fails_below_the_floor(small_squad: Path, work_dir: Path, 
     ])
     assert result.exit_code == 1
     assert "below floor" in result.output
+
+
+@pytest.mark.slow
+def test_eval_precision_builds_its_own_index_at_that_precision(small_squad: Path, tmp_path: Path):
+    """`--set precision=bf16` embeds the scratch index in bf16 (the collection records it) and keys it apart from
+    the fp32 one, so the two are never mixed up in one work dir."""
+    from indexes.backends import open_store
+
+    reports = {}
+    for precision in ("fp32", "bf16"):
+        result = runner.invoke(app, [
+            "--data-dir", str(tmp_path / "data"), "eval", "qa", "--squad", str(small_squad), "--limit", "20",
+            "--modes", "dense", "--no-answers", "--json", "--work-dir", str(tmp_path / "work"),
+            "--set", f"precision={precision}",
+        ])
+        assert result.exit_code == 0, result.output
+        reports[precision] = json.loads(result.stdout)
+        assert reports[precision]["config"]["precision"] == precision
+    indexes = sorted((tmp_path / "work").glob("index-*"))
+    assert len(indexes) == 2
+    recorded = {open_store(None, folder / "data").get_collection("eval").embedder["precision"] for folder in indexes}
+    assert recorded == {"fp32", "bf16"}
+    dense = {p: r["retrieval"]["dense"]["recall@5"] for p, r in reports.items()}
+    assert abs(dense["fp32"] - dense["bf16"]) <= 0.1, dense

@@ -37,23 +37,24 @@ DEPTH = 100  # documents ranked per question: enough for recall@100
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """One configuration under test: the embedder, how documents are indexed, retrieval, re-ranking (as the
-    service's DOCQA_RERANKER__* says, unless overridden) and abstention."""
+    """One configuration under test: the embedder (and its precision), how documents are indexed, retrieval,
+    re-ranking (as the service's DOCQA_RERANKER__* says, unless overridden) and abstention."""
 
     backend: str = "sentence-transformers"
     model: str = EmbedderSpec().model
+    precision: str = EmbedderSpec().precision
     titles: bool = True
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     abstention: AbstentionConfig = field(default_factory=AbstentionConfig)
     reranker: RerankerConfig = field(default_factory=RerankerConfig)
 
     def with_overrides(self, pairs: dict[str, str]) -> "EvalConfig":
-        """A copy with `key=value` overrides: backend, model, titles, any retrieval/abstention field, or
+        """A copy with `key=value` overrides: backend, model, precision, titles, any retrieval/abstention field, or
         `reranker.<field>` (reranker.model=PATH turns re-ranking on, reranker.model= off)."""
         config, retrieval, abstention = self, self.retrieval.model_dump(), self.abstention.model_dump()
         reranker = self.reranker.model_dump()
         for key, value in pairs.items():
-            if key in ("backend", "model"):
+            if key in ("backend", "model", "precision"):
                 config = replace(config, **{key: value})
             elif key == "titles":
                 config = replace(config, titles=value.lower() in ("1", "true", "yes", "on"))
@@ -64,7 +65,7 @@ class EvalConfig:
             elif key.startswith("reranker.") and key.removeprefix("reranker.") in reranker:
                 reranker[key.removeprefix("reranker.")] = value or None
             else:
-                raise ValueError(f"unknown setting {key!r}; use backend, model, titles, {sorted(retrieval)}, "
+                raise ValueError(f"unknown setting {key!r}; use backend, model, precision, titles, {sorted(retrieval)}, "
                                  f"{sorted(abstention)} or reranker.{{{','.join(sorted(reranker))}}}")
         return replace(config, retrieval=RetrievalConfig(**retrieval), abstention=AbstentionConfig(**abstention),
                        reranker=RerankerConfig(**reranker))
@@ -76,7 +77,7 @@ class EvalConfig:
     def as_dict(self) -> dict[str, Any]:
         """Plain values, as reported with the figures."""
         return {
-            "backend": self.backend, "model": self.model, "titles": self.titles,
+            "backend": self.backend, "model": self.model, "precision": self.precision, "titles": self.titles,
             "retrieval": self.retrieval.model_dump(), "abstention": self.abstention.model_dump(),
             "reranker": self.reranker.model_dump(mode="json", exclude={"api_key"}),
             "analysis_version": ANALYSIS_VERSION, "splitter_version": SPLITTER_VERSION,
@@ -111,6 +112,8 @@ class ScratchIndex:
 
 def _fingerprint(evalset: EvalSet, config: EvalConfig, beir: bool) -> str:
     key = [config.backend, config.model, config.titles, beir, ANALYSIS_VERSION, SPLITTER_VERSION, SCHEMA_VERSION]
+    if config.precision != "fp32":  # fp32 indexes keep the key they always had
+        key.append(config.precision)
     digest = hashlib.sha256(json.dumps(key).encode())
     for key, (title, text) in sorted(evalset.documents.items()):
         digest.update(f"{key}\0{title}\0{text}\0".encode())
@@ -129,8 +132,9 @@ def build_index(evalset: EvalSet, config: EvalConfig, work_dir: Path, beir: bool
     Without a store URL the index is an embedded store of its own; with one, a collection named by the same
     key in that store (a server store is shared, so each set and configuration gets its own collection)."""
     work_dir = Path(work_dir)
-    spec = choose_spec(EmbedderSpec(backend=config.backend, model=config.model), _language(evalset, beir))
-    config = replace(config, backend=spec.backend, model=spec.model)  # `auto`: the choice it made
+    spec = choose_spec(EmbedderSpec(backend=config.backend, model=config.model, precision=config.precision),
+                       _language(evalset, beir))
+    config = replace(config, backend=spec.backend, model=spec.model, precision=spec.precision)  # `auto`: its choice
     fingerprint = _fingerprint(evalset, config, beir)
     folder = work_dir / f"index-{fingerprint}"
     name = f"eval-{fingerprint}" if store_url else "eval"
