@@ -13,7 +13,7 @@ from typing import Iterator
 import httpx
 import pytest
 from server import wait_for_job
-from test_chat_page import CHROMIUM, CHROMIUM_ARGS, DOCQA, SAMPLES, TIMEOUT_MS, ConsoleErrors, _env, _serving, sync_api
+from test_chat_page import DOCQA, SAMPLES, ConsoleErrors, _env, _serving, browser, sync_api  # noqa: F401 (browser: the fixture)
 
 pytestmark = pytest.mark.browser
 expect = sync_api.expect
@@ -59,20 +59,6 @@ def admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Admin]:
         yield server
         server.client.close()
 
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[object]:
-    """A fresh headless Chromium profile."""
-    with sync_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            user_data_dir=str(tmp_path / "profile"), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-            headless=True, viewport={"width": 1280, "height": 900},
-        )
-        context.set_default_timeout(TIMEOUT_MS)
-        try:
-            yield context
-        finally:
-            context.close()
 
 
 def _open(browser: object, admin: Admin, key: str | None = None, path: str = "/admin") -> tuple[object, ConsoleErrors]:

@@ -1,6 +1,6 @@
 // The documents (admin) page: collections with counts, their documents and failures, ingestion jobs, API keys.
 
-import { api, onKeyNeeded } from "./api.js";
+import { api, askForKeyInDialog } from "./api.js";
 import { DocumentsView } from "./documents.js";
 import { JobsView } from "./jobs.js";
 import { KeysView } from "./keys.js";
@@ -13,20 +13,7 @@ const state = { collection: null };
 
 // ---- API key, confirmations, messages ------------------------------------------------------------------------
 
-onKeyNeeded(
-  (reason) =>
-    new Promise((resolve) => {
-      const dialog = $("key-dialog");
-      $("key-reason").textContent = reason ? `${reason} The key is kept for this browser tab only.` : "This server needs an API key.";
-      $("key-input").value = "";
-      dialog.addEventListener(
-        "close",
-        () => resolve(dialog.returnValue === "ok" ? $("key-input").value.trim() || null : null),
-        { once: true },
-      );
-      dialog.showModal();
-    }),
-);
+askForKeyInDialog();
 
 /** Ask before doing something that cannot be undone; resolves to whether the user confirmed. Cancel has the focus. */
 function confirmAction(title, text, action) {

@@ -18,6 +18,25 @@ export function onKeyNeeded(fn) {
   askForKey = fn;
 }
 
+/** Ask for a key in the page's `#key-dialog` (with `#key-reason` and `#key-input`), as both pages do. */
+export function askForKeyInDialog() {
+  const $ = (id) => document.getElementById(id);
+  onKeyNeeded(
+    (reason) =>
+      new Promise((resolve) => {
+        const dialog = $("key-dialog");
+        $("key-reason").textContent = reason ? `${reason} The key is kept for this browser tab only.` : "This server needs an API key.";
+        $("key-input").value = "";
+        dialog.addEventListener(
+          "close",
+          () => resolve(dialog.returnValue === "ok" ? $("key-input").value.trim() || null : null),
+          { once: true },
+        );
+        dialog.showModal();
+      }),
+  );
+}
+
 export function apiKey() {
   return sessionStorage.getItem(KEY_STORAGE);
 }

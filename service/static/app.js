@@ -1,6 +1,6 @@
 // The chat page: collections, conversations, asking with a streamed answer, uploads by drag and drop.
 
-import { api, onKeyNeeded, streamEvents } from "./api.js";
+import { api, askForKeyInDialog, streamEvents } from "./api.js";
 import { History } from "./history.js";
 import { AnswerView, el, userMessage } from "./messages.js";
 import { PassagePanel } from "./passage.js";
@@ -22,20 +22,7 @@ const conversations = new History({
 
 // ---- API key -------------------------------------------------------------------------------------------------
 
-onKeyNeeded(
-  (reason) =>
-    new Promise((resolve) => {
-      const dialog = $("key-dialog");
-      $("key-reason").textContent = reason ? `${reason} The key is kept for this browser tab only.` : "This server needs an API key.";
-      $("key-input").value = "";
-      dialog.addEventListener(
-        "close",
-        () => resolve(dialog.returnValue === "ok" ? $("key-input").value.trim() || null : null),
-        { once: true },
-      );
-      dialog.showModal();
-    }),
-);
+askForKeyInDialog();
 
 // ---- collections and conversations ------------------------------------------------------------------------------
 
