@@ -211,17 +211,25 @@ class HttpEndpoint:
     request; JSON responses (docqa's tools report no progress, so nothing needs a stream)."""
 
     def __init__(self, server: DocqaMCP, max_request_bytes: int) -> None:
+        self.server, self.max_request_bytes = server, max_request_bytes
+        self.sessions, self._ran = self._session_manager(), False
+
+    def _session_manager(self) -> Any:
         # The Starlette app it returns is not used: it made the session manager, which this endpoint drives. No
         # DNS-rebinding check (the SDK's default on loopback hosts): the REST API beside it has none either and
         # deployments reach it by their own host names; keys guard it when auth is on.
-        server.streamable_http_app(
-            stateless_http=True, json_response=True, max_request_body_size=max_request_bytes,
+        self.server.streamable_http_app(
+            stateless_http=True, json_response=True, max_request_body_size=self.max_request_bytes,
             transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         )
-        self.sessions = server.session_manager
+        return self.server.session_manager
 
     def run(self) -> AbstractAsyncContextManager[None]:
-        """The session manager's task group, for the app's lifespan."""
+        """The session manager's task group, for one run of the app's lifespan: a manager runs only once, so an
+        app started again (tests, an ASGI server's reload) gets a fresh one."""
+        if self._ran:
+            self.sessions = self._session_manager()
+        self._ran = True
         return self.sessions.run()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
