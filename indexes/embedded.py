@@ -72,7 +72,9 @@ class EmbeddedStore(StoreBase):
         """The collection's vector index, loaded once, caught up with the catalog on every call."""
         with self._lock:
             index = self._vectors.get(collection.id)
-            if index is None:
+            # None, or one of another dimension: the collection, still empty, took another embedder (set_embedder,
+            # perhaps in another process) since it was loaded
+            if index is None or index.dim != int(collection.embedder["dim"]):
                 index = self._load_vectors(collection)
                 self._vectors[collection.id] = index
         if self.catalog.last_seq(collection.id) > index.seq:

@@ -20,6 +20,7 @@ holder catches up for everyone.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -236,6 +237,26 @@ class LexicalIndexes:
         self.policy = policy
         self._open: dict[int, TantivyIndex | float] = {}  # collection id: its index, or when none was found
         self._lock = threading.RLock()
+        self._writers: dict[int, threading.Lock] = {}
+
+    @contextmanager
+    def _writing(self, collection_id: int) -> Iterator[None]:
+        """The right to build, catch up, rebuild or remove a collection's index: threads of this process wait
+        for each other; another process holding it (an flock on a file beside the index, which a build's rmtree
+        never touches) is WriterBusy."""
+        with self._lock:
+            writer = self._writers.setdefault(collection_id, threading.Lock())
+        with writer:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with open(self.root / f"{int(collection_id)}.lock", "a+b") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise WriterBusy(f"{self.path(collection_id)} is being written by another process") from None
+                try:
+                    yield
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
 
     def path(self, collection_id: int) -> Path:
         """Where a collection's index lives."""
@@ -309,23 +330,31 @@ class LexicalIndexes:
         if self.policy.engine == "fts5":  # left as it is: a later `tantivy` catches it up or rebuilds it
             return None
         path = self.path(collection_id)
-        index = self._loaded(collection_id, again=True)
-        if not self.policy.wanted(chunks, index is not None or path.exists()):
-            if path.exists():
-                log.info("collection %d has %d chunks: FTS5 ranks it, its tantivy index goes", collection_id, chunks)
-                self.forget(collection_id)
-            return None
+        index: TantivyIndex | None = None
         try:
-            if index is None:
-                index = self._build(collection_id)
-            if index.catch_up(self.catalog, collection_id) is None:
-                log.warning("lexical index %s is behind the compacted change log (change %d); rebuilding it", path,
-                            index.seq)
-                index.rebuild(self.catalog, collection_id)
-                index.catch_up(self.catalog, collection_id)
+            with self._writing(collection_id):
+                index = self._loaded(collection_id, again=True)
+                if not self.policy.wanted(chunks, index is not None or path.exists()):
+                    if path.exists():
+                        log.info("collection %d has %d chunks: FTS5 ranks it, its tantivy index goes", collection_id,
+                                 chunks)
+                        self._forget(collection_id)
+                    return None
+                if index is None:
+                    index = self._build(collection_id)
+                if index.catch_up(self.catalog, collection_id) is None:
+                    log.warning("lexical index %s is behind the compacted change log (change %d); rebuilding it",
+                                path, index.seq)
+                    index.rebuild(self.catalog, collection_id)
+                    index.catch_up(self.catalog, collection_id)
         except WriterBusy as exc:
             log.debug("%s; it catches up", exc)
             return index.seq if index is not None else None
+        except Exception as exc:  # noqa: BLE001 - a derived index: FTS5 ranks meanwhile, the next sync rebuilds it
+            log.warning("lexical index %s could not be brought up to date (%s: %s); FTS5 ranks the collection",
+                        path, type(exc).__name__, exc)
+            self._drop(collection_id)
+            return None
         return index.seq
 
     def _build(self, collection_id: int) -> TantivyIndex:
@@ -343,14 +372,22 @@ class LexicalIndexes:
         """Rebuild the collection's index from scratch if the policy keeps one (`repair`, `docqa reindex`)."""
         if self.policy.engine == "fts5" or not self.policy.wanted(chunks, self.path(collection_id).exists()):
             return
-        self._drop(collection_id)
         try:
-            self._build(collection_id)
+            with self._writing(collection_id):
+                self._drop(collection_id)
+                self._build(collection_id)
         except WriterBusy as exc:
             raise StorageError(f"cannot rebuild the lexical index: {exc}; try again when it is done") from None
 
     def forget(self, collection_id: int) -> None:
         """Drop the collection's index and its directory (the collection was deleted, or no longer needs one)."""
+        try:
+            with self._writing(collection_id):
+                self._forget(collection_id)
+        except WriterBusy:  # another process is writing it: the directory stays, unread (collection ids are never reused)
+            self._drop(collection_id)
+
+    def _forget(self, collection_id: int) -> None:
         self._drop(collection_id)
         shutil.rmtree(self.path(collection_id), ignore_errors=True)
 

@@ -66,7 +66,6 @@ class AnswerLog:
                 "citations": citations_of(answer), "abstained": answer.abstained, "reason": answer.reason,
                 "origin": origin, "key_id": principal.key_id, "created_at": now,
             })
-            self._prune(now)
         except Exception as exc:  # noqa: BLE001 - the answer is given all the same, with a warning
             detail = exc.detail if isinstance(exc, DocQAError) else f"{type(exc).__name__}: {exc}"
             log.warning("answer not recorded", extra={"error": type(exc).__name__, "detail": detail},
@@ -74,6 +73,10 @@ class AnswerLog:
             answer.warnings.append(f"this answer was not recorded, so it cannot be rated: {detail}")
             return None
         answer.id = answer_id
+        try:
+            self._prune(now)
+        except Exception as exc:  # noqa: BLE001 - recorded all the same; pruning is tried again within the hour
+            log.warning("unrated answers not pruned", extra={"error": f"{type(exc).__name__}: {exc}"})
         return answer_id
 
     def recording(self, events: Iterator[AnswerEvent], collection: str, principal: Principal, origin: str,

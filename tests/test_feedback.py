@@ -151,6 +151,19 @@ def test_unrated_answers_expire_after_keep_days_and_rated_ones_stay(client: Test
         log.clock, log._pruned_at = old_clock, pruned_at
 
 
+def test_an_answer_whose_pruning_fails_is_still_recorded_and_rateable(client: TestClient, monkeypatch) -> None:
+    log = context(client.app).answers
+
+    def locked(before: float) -> int:
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(log.records, "prune", locked)
+    monkeypatch.setattr(log, "_pruned_at", None)  # this answer prunes
+    asked = client.post("/v1/ask", json={"question": QUESTION}).json()
+    assert asked["answer_id"] and not [w for w in asked["warnings"] if "not recorded" in w]
+    assert client.post(f"/v1/answers/{asked['answer_id']}/feedback", json={"rating": "up"}).status_code == 201
+
+
 def test_with_feedback_off_answers_carry_no_id_and_nothing_is_recorded(tmp_path: Path, embedder) -> None:
     app = make_app(tmp_path / "data", embedder, feedback={"enabled": False})
     with TestClient(app) as off:

@@ -363,3 +363,29 @@ def test_the_engine_is_a_setting_read_at_the_edge(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("DOCQA_STORE__LEXICAL", "lucene")
     with pytest.raises(ValidationError, match="lexical"):
         Settings()
+
+
+def test_an_index_that_cannot_be_written_leaves_fts5_ranking_and_warm_up_and_saves_go_on(
+        store: EmbeddedStore, docs: Collection, monkeypatch, caplog) -> None:
+    """A derived index failing (disk full, a tantivy error) is never the user's error: start-up and the save after
+    an ingest go on, FTS5 ranks, and the next sync that can write catches it up."""
+    put(store, docs, "a.md", ["the staging cluster has twelve nodes", "production has forty"])
+    store.flush(docs)  # built and current
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(TantivyIndex, "catch_up", broken)
+    monkeypatch.setattr(TantivyIndex, "rebuild", broken)
+    [later] = put(store, docs, "b.md", ["the greenhouse keeps orchids"], seed=1)  # the index is behind now
+    with caplog.at_level(logging.WARNING, logger="docqa.indexes"):
+        store.warm_up(docs)
+        store.flush(docs)
+    assert "No space left on device" in caplog.text
+    assert store.lexical.search(docs.id, "greenhouse orchids", 10) is None  # behind: it may not answer
+    assert lexical(store, docs, "greenhouse orchids")[:1] == [later]  # FTS5 does
+    monkeypatch.undo()
+    store.flush(docs)
+    assert [i for i, _ in store.lexical.search(docs.id, "greenhouse orchids", 10)][:1] == [later]
+    assert store.check(docs).ok
+

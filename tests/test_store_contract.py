@@ -145,6 +145,24 @@ def test_an_empty_collection_takes_another_embedder_and_one_with_chunks_keeps_it
     assert store.get_collection("empty").embedder == wider and consistent(store, changed)
 
 
+def test_another_process_that_loaded_the_empty_collection_searches_it_at_its_new_dimension(
+        store: Store, backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    wider = {**IDENTITY, "model": "fake-16", "dim": 2 * DIM}
+    other = make_store(backend, tmp_path, request)  # a second process's store on the same data
+    try:
+        empty = store.create_collection("empty", IDENTITY)
+        other.warm_up(other.get_collection("empty"))  # its (empty) vectors loaded at the old dimension
+        changed = store.set_embedder(empty, wider)
+        vectors = unit_vectors(2, 5)
+        wide = np.hstack([vectors, vectors]) / np.sqrt(2)
+        fields = DocumentFields("w.md", "sha-w", 10, 1.0, title="W", pages=1, text="wide one wide two")
+        _, ids = store.put_document(changed, fields, [chunk("wide one"), chunk("wide two")], wide)
+        seen = other.get_collection("empty")
+        assert seen.embedder == wider and dense(other, seen, wide[0])[:1] == [ids[0]]
+    finally:
+        other.close()
+
+
 # --- documents -------------------------------------------------------------------------------------------
 
 
