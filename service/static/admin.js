@@ -4,7 +4,7 @@ import { api, askForKeyInDialog } from "./api.js";
 import { DocumentsView } from "./documents.js";
 import { JobsView } from "./jobs.js";
 import { KeysView } from "./keys.js";
-import { el } from "./messages.js";
+import { el, toast } from "./messages.js";
 
 const $ = (id) => document.getElementById(id);
 const COLLECTION_STORAGE = "docqa.collection"; // the chat page's too: both open on the same collection
@@ -26,19 +26,6 @@ function confirmAction(title, text, action) {
     dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
     dialog.showModal();
   });
-}
-
-let toastTimer = null;
-function toast(message) {
-  let box = $("toast");
-  if (!box) {
-    box = el("div", { cls: "toast", attrs: { id: "toast", role: "alert" } });
-    document.body.append(box);
-  }
-  box.textContent = message;
-  box.hidden = false;
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => (box.hidden = true), 6000);
 }
 
 // ---- collections ---------------------------------------------------------------------------------------------

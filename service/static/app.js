@@ -2,7 +2,7 @@
 
 import { api, askForKeyInDialog, streamEvents } from "./api.js";
 import { History } from "./history.js";
-import { AnswerView, el, userMessage } from "./messages.js";
+import { AnswerView, el, toast, userMessage } from "./messages.js";
 import { PassagePanel } from "./passage.js";
 import { Uploads } from "./uploads.js";
 
@@ -153,19 +153,6 @@ function toggleSidebar(open) {
 
 function closeSidebar() {
   if (document.body.classList.contains("sidebar-open")) toggleSidebar(false);
-}
-
-let toastTimer = null;
-function toast(message) {
-  let box = $("toast");
-  if (!box) {
-    box = el("div", { cls: "toast", attrs: { id: "toast", role: "alert" } });
-    document.body.append(box);
-  }
-  box.textContent = message;
-  box.hidden = false;
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => (box.hidden = true), 6000);
 }
 
 function wireComposer() {

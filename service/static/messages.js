@@ -210,3 +210,17 @@ export async function copyText(text) {
     return ok;
   }
 }
+
+let toastTimer = null;
+/** A short message at the bottom of the page (role=alert), gone after six seconds; the chat and documents pages'. */
+export function toast(message) {
+  let box = document.getElementById("toast");
+  if (!box) {
+    box = el("div", { cls: "toast", attrs: { id: "toast", role: "alert" } });
+    document.body.append(box);
+  }
+  box.textContent = message;
+  box.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (box.hidden = true), 6000);
+}
